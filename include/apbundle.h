@@ -1,0 +1,386 @@
+/*
+ * apbundle.h - public API of libapbundle: model bundles, whole or paged.
+ *
+ * A bundle is one file holding many models (opaque byte strings with a name
+ * and optional metadata).  This header is the whole public interface; the
+ * on-disk format is described in docs/FORMAT.md.
+ *
+ * Conventions, for every function below:
+ *  - Functions returning int return 0 on success (ssize_t ones a byte
+ *    count) and a negative code on failure: a negative errno value where
+ *    one fits (-ENOENT, -EIO, -ENOMEM, -EINVAL, -EFBIG, ...) or one of the
+ *    APB_E_* format codes (all below -1000).
+ *  - After a failure, apb_last_error() gives a one-line description naming
+ *    the file, field or model involved.
+ *  - Destructors (apb_*_free, apb_paged_close) accept NULL.
+ *  - The library never prints, never exits and never writes to a bundle it
+ *    reads.
+ *  - Strings returned by the library are owned by the handle they came from
+ *    and stay valid until that handle is freed, unless stated otherwise.
+ *  - apb_bundle and apb_builder handles are not thread-safe; an apb_paged
+ *    handle may be used from any number of threads at once.
+ */
+#ifndef APBUNDLE_H
+#define APBUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Version                                                              */
+/* ------------------------------------------------------------------ */
+
+#define APB_VERSION_MAJOR 0
+#define APB_VERSION_MINOR 1
+#define APB_VERSION_PATCH 0
+#define APB_VERSION_STRING "0.1.0"
+
+/** Highest on-disk format version this library reads and the one it writes. */
+#define APB_FORMAT_VERSION 1
+
+/** Returns the library's version string ("MAJOR.MINOR.PATCH"); static. */
+const char *apb_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+/* ------------------------------------------------------------------ */
+
+enum apb_error {
+	APB_E_BADMAGIC  = -1001, /* not a bundle: the first 8 bytes are not "APBUNDLE" */
+	APB_E_VERSION   = -1002, /* format version this library cannot read */
+	APB_E_MANIFEST  = -1003, /* manifest is not valid JSON or a field is missing/mistyped */
+	APB_E_CORRUPT   = -1004, /* structure inconsistent: ranges outside the file, overlaps, counts */
+	APB_E_CHECKSUM  = -1005, /* model bytes do not match their checksum */
+	APB_E_TRUNCATED = -1006, /* file ends before the header, manifest or a model */
+	APB_E_NAME      = -1007, /* invalid model name (empty, "..", control char, too long ...) */
+	APB_E_DUPLICATE = -1008, /* two models with the same name */
+};
+
+/**
+ * Returns a static English description of code (negative errno or APB_E_*).
+ * Never returns NULL; unknown codes give "unknown error".
+ */
+const char *apb_strerror(int code);
+
+/**
+ * Maps any code returned by this library to a positive errno value suitable
+ * for a FUSE reply or errno: format errors map to EIO (APB_E_NAME and
+ * APB_E_DUPLICATE to EINVAL), negative errno values to their absolute value,
+ * 0 to 0.
+ */
+int apb_errno(int code);
+
+/**
+ * Returns a description of the most recent failure of a library call made
+ * by the calling thread, naming the file, field or model involved (for
+ * example "models[3] \"enc\": offset+size beyond end of file").  Falls back
+ * to apb_strerror() of the code when no detail was recorded.  The string is
+ * thread-local and valid until the next library call from the same thread.
+ * Returns "" when no call has failed yet.
+ */
+const char *apb_last_error(void);
+
+/* ------------------------------------------------------------------ */
+/* Model metadata (mirrors aprender's ModelMetadata)                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct apb_kv {
+	const char *key;
+	const char *value;
+} apb_kv;
+
+/**
+ * Metadata of one model.  Every field may be NULL / zero-length.  When read
+ * from a bundle the strings are owned by the bundle handle.
+ */
+typedef struct apb_metadata {
+	const char *version;
+	const char *architecture;
+	const apb_kv *hyperparameters; /* sorted by key when read back */
+	size_t n_hyperparameters;
+	const apb_kv *custom;          /* sorted by key when read back */
+	size_t n_custom;
+} apb_metadata;
+
+/**
+ * Description of one model in an open bundle.  Pointers are owned by the
+ * handle the info came from (apb_bundle or apb_paged).
+ */
+typedef struct apb_model_info {
+	const char *name;
+	uint64_t size;            /* bytes */
+	uint64_t file_offset;     /* absolute offset of the first byte in the file */
+	uint64_t checksum;        /* XXH3-64 of the model bytes; valid if has_checksum */
+	bool has_checksum;        /* false only for aprender legacy bundles */
+	uint32_t block_size;      /* checksum block size; 0 when unverifiable (legacy) */
+	const apb_metadata *metadata; /* never NULL; fields empty when absent */
+} apb_model_info;
+
+/* ------------------------------------------------------------------ */
+/* ModelBundle: a whole bundle in memory                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct apb_bundle apb_bundle;
+
+/** Returns a new empty in-memory bundle, or NULL when out of memory. */
+apb_bundle *apb_bundle_new(void);
+
+/**
+ * Copies size bytes from data into the bundle as model name.
+ * Errors: -EINVAL (NULL argument), APB_E_NAME, APB_E_DUPLICATE, -ENOMEM.
+ */
+int apb_bundle_add_model(apb_bundle *b, const char *name, const void *data, size_t size);
+
+/**
+ * Writes the bundle to path in format v1 (default alignment and block
+ * size), atomically: either the complete file is at path or path is
+ * untouched.  Errors: negative errno from the file system, -EINVAL.
+ */
+int apb_bundle_save(const apb_bundle *b, const char *path);
+
+/**
+ * Reads a whole bundle (v1 or aprender legacy layout) into memory, verifying
+ * every checksum.  On success *out is a new handle the caller frees with
+ * apb_bundle_free().  Errors: negative errno (-ENOENT, -EACCES, -ENOMEM,
+ * -EFBIG when it cannot fit in the address space), any APB_E_* code.
+ */
+int apb_bundle_load(const char *path, apb_bundle **out);
+
+/**
+ * Looks up model name.  On success *data points at its bytes (valid until
+ * apb_bundle_free or the next apb_bundle_add_model) and *size is its length.
+ * Errors: -ENOENT.
+ */
+int apb_bundle_get_model(const apb_bundle *b, const char *name, const void **data, size_t *size);
+
+/** Returns the number of models. */
+size_t apb_bundle_model_count(const apb_bundle *b);
+
+/**
+ * Returns the name of model i (insertion order for new bundles, file order
+ * for loaded ones), or NULL when i is out of range.  Owned by b.
+ */
+const char *apb_bundle_model_name(const apb_bundle *b, size_t i);
+
+/**
+ * Fills *out with the description of model i.  Errors: -ENOENT (i out of
+ * range).  For bundles built in memory file_offset is 0 and has_checksum false.
+ */
+int apb_bundle_model_info(const apb_bundle *b, size_t i, apb_model_info *out);
+
+/** Frees the bundle and everything it owns.  NULL is allowed. */
+void apb_bundle_free(apb_bundle *b);
+
+/* ------------------------------------------------------------------ */
+/* BundleBuilder: streaming, atomic writer                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct apb_builder apb_builder;
+
+#define APB_DEFAULT_ALIGNMENT  4096u
+#define APB_DEFAULT_BLOCK_SIZE 65536u
+#define APB_MAX_NAME_LEN       4096u  /* bytes, whole name */
+#define APB_MAX_COMPONENT_LEN  255u   /* bytes, one '/'-separated component */
+
+/**
+ * Returns a builder that will write a bundle to path when apb_builder_build
+ * is called, or NULL when out of memory or path is NULL.  Nothing is written
+ * before apb_builder_build.
+ */
+apb_builder *apb_builder_new(const char *path);
+
+/**
+ * Adds a model from memory.  The bytes are copied.  Errors: -EINVAL,
+ * APB_E_NAME, APB_E_DUPLICATE, -ENOMEM.
+ */
+int apb_builder_add_model(apb_builder *bb, const char *name, const void *data, size_t size);
+
+/**
+ * Adds a model whose bytes are the contents of src_path.  The file is only
+ * stat()ed now and streamed in chunks by apb_builder_build, so models larger
+ * than memory are fine; it must not change in between.  Errors: -EINVAL,
+ * APB_E_NAME, APB_E_DUPLICATE, negative errno from stat (-ENOENT, -EACCES),
+ * -EISDIR or -EINVAL when src_path is not a regular file.
+ */
+int apb_builder_add_file(apb_builder *bb, const char *name, const char *src_path);
+
+/**
+ * Sets the data alignment (a power of two between 1 and 1 GiB; default
+ * 4096).  Errors: -EINVAL.
+ */
+int apb_builder_set_alignment(apb_builder *bb, uint32_t alignment);
+
+/**
+ * Sets the checksum block size (a power of two between 512 and 1 GiB;
+ * default 65536).  Errors: -EINVAL.
+ */
+int apb_builder_set_block_size(apb_builder *bb, uint32_t block_size);
+
+/** Sets the bundle description (copied; NULL clears).  Errors: -ENOMEM, -EINVAL (bad UTF-8). */
+int apb_builder_set_description(apb_builder *bb, const char *text);
+
+/**
+ * Asks for a "created_at" timestamp in the manifest: SOURCE_DATE_EPOCH when
+ * set in the environment, else the current time.  Off by default so that
+ * bundles are byte-for-byte reproducible.
+ */
+void apb_builder_set_timestamp(apb_builder *bb, bool on);
+
+/**
+ * Attaches metadata to an already added model (deep-copied).  Errors:
+ * -ENOENT (no such model), -EINVAL (bad UTF-8 or NULL key), -ENOMEM.
+ */
+int apb_builder_set_metadata(apb_builder *bb, const char *name, const apb_metadata *md);
+
+/**
+ * Writes the bundle: to "path.tmp.XXXXXX" in the same directory, fsync,
+ * rename over path, fsync the directory.  On any failure the temporary file
+ * is removed and path is untouched.  A builder can build once.
+ * Errors: negative errno (I/O, a source file that changed size: -EIO),
+ * -EINVAL (already built), -EFBIG (offsets would overflow).
+ */
+int apb_builder_build(apb_builder *bb);
+
+/** Frees the builder (does not remove a built bundle).  NULL is allowed. */
+void apb_builder_free(apb_builder *bb);
+
+/* ------------------------------------------------------------------ */
+/* PagedBundle: serve models under a hard memory budget                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct apb_paged apb_paged;
+
+typedef enum {
+	APB_EVICT_LRU = 0,
+	APB_EVICT_LFU = 1,
+} apb_eviction;
+
+#define APB_DEFAULT_MAX_MEMORY    (100u * 1024u * 1024u)
+#define APB_DEFAULT_PAGE_SIZE     65536u
+#define APB_DEFAULT_PREFETCH_COUNT 2u
+
+typedef struct apb_paging_config {
+	uint64_t max_memory;      /* bytes of cached model data; default 100 MiB */
+	uint32_t page_size;       /* power of two, >= 512; default 64 KiB */
+	bool prefetch;            /* default true */
+	uint32_t prefetch_count;  /* next-likely models to prefetch; default 2 */
+	apb_eviction eviction;    /* default APB_EVICT_LRU */
+} apb_paging_config;
+
+/** Fills cfg with the defaults above. */
+void apb_paging_config_init(apb_paging_config *cfg);
+
+typedef struct apb_paging_stats {
+	uint64_t hits, misses, evictions;   /* counted per page lookup */
+	uint64_t bytes_loaded;              /* bytes read from the bundle file */
+	uint64_t memory_used;               /* cached payload bytes now; <= max_memory always */
+	uint64_t prefetches, prefetch_hits; /* pages prefetched; of those, later used */
+	uint64_t cached_pages;              /* pages resident now */
+	uint64_t checksum_failures;         /* blocks refused since open */
+} apb_paging_stats;
+
+/** Returns hits / (hits + misses), or 0.0 when there were no lookups. */
+double apb_paging_stats_hit_rate(const apb_paging_stats *s);
+
+/**
+ * Opens path (v1 or legacy layout) for paged access and validates its
+ * structure (not the model bytes: those are verified page by page as they
+ * are read).  cfg may be NULL for the defaults.  Starts no thread: the
+ * prefetch worker starts on first need or with apb_paged_start_worker.
+ * On success *out must be closed with apb_paged_close.
+ * Errors: -EINVAL (bad config: page_size not a power of two >= 512,
+ * max_memory 0), negative errno from open/fstat, any APB_E_* format code.
+ */
+int apb_paged_open(const char *path, const apb_paging_config *cfg, apb_paged **out);
+
+/**
+ * Copies up to len bytes of model name starting at offset into buf, through
+ * the cache.  Returns the number of bytes copied (0 at or past the end).
+ * Errors: -ENOENT (no such model), APB_E_CHECKSUM (a block in the range is
+ * corrupt; nothing from it is cached), -EIO and other negative errno.
+ */
+ssize_t apb_paged_read(apb_paged *pb, const char *name, void *buf, size_t len, uint64_t offset);
+
+/**
+ * Returns the whole model as one contiguous, verified, pinned view: *data
+ * stays valid until apb_paged_release(pb, *data).  The view's bytes count
+ * against max_memory.  Errors: -ENOENT, -EFBIG (the model is larger than
+ * max_memory; the cache is left as it was: use apb_paged_read), -EBUSY
+ * (not enough unpinned memory right now), APB_E_CHECKSUM, -EIO, -ENOMEM.
+ */
+int apb_paged_get_model(apb_paged *pb, const char *name, const void **data, size_t *size);
+
+/** Releases a view returned by apb_paged_get_model.  NULL is ignored. */
+void apb_paged_release(apb_paged *pb, const void *data);
+
+/** Returns true when every page of model name is resident. */
+bool apb_paged_is_cached(apb_paged *pb, const char *name);
+
+/**
+ * Drops the model's unpinned pages from the cache.  Returns false when the
+ * model does not exist, true otherwise.
+ */
+bool apb_paged_evict(apb_paged *pb, const char *name);
+
+/** Drops every unpinned page. */
+void apb_paged_clear_cache(apb_paged *pb);
+
+/**
+ * Asks the background worker to load model name (as much as fits without
+ * evicting pages used more recently).  Returns at once; 0 when queued.
+ * Errors: -ENOENT, -EAGAIN (prefetch disabled or queue full).
+ */
+int apb_paged_prefetch_hint(apb_paged *pb, const char *name);
+
+/** Snapshot of the statistics (consistent per counter). */
+void apb_paged_stats(apb_paged *pb, apb_paging_stats *out);
+
+/**
+ * Stops the worker, frees every page and closes the file.  Views still
+ * held become invalid.  NULL is allowed.
+ */
+void apb_paged_close(apb_paged *pb);
+
+/* Extensions beyond the aprender API, used by the CLI and the mount. */
+
+/** Returns the number of models. */
+size_t apb_paged_model_count(apb_paged *pb);
+
+/** Fills *out for model index i.  Errors: -ENOENT. */
+int apb_paged_model_info(apb_paged *pb, size_t i, apb_model_info *out);
+
+/** Returns the index of model name, or -ENOENT. */
+ssize_t apb_paged_find(apb_paged *pb, const char *name);
+
+/** apb_paged_read by model index (no name lookup).  Errors as apb_paged_read. */
+ssize_t apb_paged_read_index(apb_paged *pb, size_t index, void *buf, size_t len, uint64_t offset);
+
+typedef struct apb_model_stats {
+	uint64_t cached_bytes;
+	uint64_t hits, misses;
+} apb_model_stats;
+
+/** Per-model counters for model index i.  Errors: -ENOENT. */
+int apb_paged_model_stats(apb_paged *pb, size_t i, apb_model_stats *out);
+
+/** The configuration in force (defaults filled in). */
+void apb_paged_config(apb_paged *pb, apb_paging_config *out);
+
+/**
+ * Starts the background worker now (for callers that fork, such as a
+ * daemonizing mount: call after the fork).  Idempotent.  Errors: negative
+ * errno from pthread_create.
+ */
+int apb_paged_start_worker(apb_paged *pb);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* APBUNDLE_H */

@@ -1,0 +1,1 @@
+/* cli_util.c - placeholder until its owner lands it */

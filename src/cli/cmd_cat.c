@@ -1,0 +1,1 @@
+/* cmd_cat.c - placeholder until its owner lands it */

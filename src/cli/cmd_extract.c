@@ -1,0 +1,1 @@
+/* cmd_extract.c - placeholder until its owner lands it */

@@ -1,0 +1,1 @@
+/* mount.h - placeholder until its owner lands it */

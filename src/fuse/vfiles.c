@@ -1,0 +1,1 @@
+/* vfiles.c - placeholder until its owner lands it */

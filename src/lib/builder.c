@@ -1,0 +1,1 @@
+/* builder.c - placeholder until its owner lands it */

@@ -1,0 +1,1 @@
+/* bundle.c - placeholder until its owner lands it */

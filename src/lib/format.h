@@ -1,0 +1,95 @@
+/*
+ * format.h - the decoded form of a bundle's header and manifest (format.c).
+ *
+ * An apbi_manifest is immutable once decoded and has been fully validated:
+ * every model range and block table lies inside the file, no two overlap,
+ * names are valid and unique, counts match.  Readers may trust it.
+ */
+#ifndef APB_FORMAT_H
+#define APB_FORMAT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "apbundle.h"
+
+#define APBI_MAGIC "APBUNDLE"
+#define APBI_HEADER_SIZE 16u            /* v1: magic, u32 version, u32 length */
+#define APBI_LEGACY_HEADER_SIZE 20u     /* aprender: magic, u32 version, u64 length */
+#define APBI_MAX_MANIFEST (64u << 20)   /* 64 MiB */
+
+enum apbi_layout { APBI_LAYOUT_V1 = 1, APBI_LAYOUT_LEGACY = 2 };
+
+typedef struct apbi_model {
+	char *name;               /* NUL-terminated, validated */
+	uint32_t name_len;
+	uint64_t offset;          /* relative to the data section */
+	uint64_t size;
+	uint64_t checksum;        /* XXH3-64 of the model; valid if has_checksum */
+	bool has_checksum;
+	uint32_t block_size;      /* 0 = no verification possible (legacy) */
+	uint64_t n_blocks;        /* ceil(size / block_size); 0 for size 0 */
+	bool has_block_table;     /* false: n_blocks <= 1, checksum is the block checksum */
+	uint64_t blocks_offset;   /* relative to the data section, if has_block_table */
+	apb_metadata md;          /* points into storage owned by the manifest */
+} apbi_model;
+
+typedef struct apbi_manifest {
+	enum apbi_layout layout;
+	uint32_t version;
+	uint32_t alignment;       /* 1 for legacy */
+	uint32_t block_size;      /* most common block size (for display); 0 legacy */
+	uint64_t data_start;      /* absolute file offset of the data section */
+	uint64_t file_size;
+	char *description;        /* may be NULL */
+	bool has_created_at;
+	int64_t created_at;
+	uint64_t n_models;
+	apbi_model *models;       /* in file order */
+	void *priv;               /* name index and string storage */
+} apbi_manifest;
+
+/**
+ * Reads and validates the header and manifest of the open bundle fd.
+ * On success *out is a new manifest freed with apbi_manifest_free.
+ * Errors: APB_E_* with a detail, negative errno from I/O.
+ */
+int apbi_manifest_read(int fd, apbi_manifest **out);
+
+/**
+ * Same from bytes already in memory: buf holds the first len bytes of a
+ * file of file_size bytes (len may be less than file_size; the header and
+ * manifest must be inside buf or APB_E_TRUNCATED is returned).  Used by the
+ * reader above and by the fuzz targets.
+ */
+int apbi_manifest_parse(const uint8_t *buf, size_t len, uint64_t file_size,
+                        apbi_manifest **out);
+
+/** Returns the index of name, or -1.  O(1) average. */
+int64_t apbi_manifest_find(const apbi_manifest *m, const char *name);
+
+/** Frees a manifest; NULL allowed. */
+void apbi_manifest_free(apbi_manifest *m);
+
+/** Fills a public apb_model_info for model i (pointers into m). */
+void apbi_model_info(const apbi_manifest *m, uint64_t i, apb_model_info *out);
+
+/**
+ * Verifies bytes [off, off+len) of model mod, where off is block-aligned
+ * and len covers whole blocks (the last may be the model's short tail).
+ * block_sums holds the model's block checksums (NULL when the model has no
+ * block table: then the model checksum is used).  Returns 0 or
+ * APB_E_CHECKSUM with *bad_block set to the first bad block index.
+ */
+int apbi_verify_blocks(const apbi_model *mod, const uint64_t *block_sums,
+                       const void *data, uint64_t off, uint64_t len,
+                       uint64_t *bad_block);
+
+/**
+ * Loads the block checksum table of model i into a new array of n_blocks
+ * host-endian values (caller frees), or *out = NULL when the model has no
+ * table.  Errors: negative errno, APB_E_TRUNCATED.
+ */
+int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **out);
+
+#endif

@@ -1,0 +1,1 @@
+/* format_write.c - placeholder until its owner lands it */

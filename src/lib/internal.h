@@ -1,0 +1,92 @@
+/*
+ * internal.h - helpers shared by the library's files (apbi_*), not exported.
+ *
+ * Invariants: every library file I/O goes through apbi_io (so tests can
+ * inject faults); every failure path that returns a code records a detail
+ * with apbi_set_error() first; nothing here prints.
+ */
+#ifndef APB_INTERNAL_H
+#define APB_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "apbundle.h"
+
+/* ---- errors (errors.c) ---- */
+
+/**
+ * Records a printf-style detail for apb_last_error() in this thread and
+ * returns code, so callers can write `return apbi_set_error(-EIO, "...")`.
+ */
+int apbi_set_error(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/** Clears the thread's recorded error (called on entry to public functions). */
+void apbi_clear_error(void);
+
+/* ---- file I/O seam (io.c) ---- */
+
+/**
+ * The library's file operations.  Production uses the system calls; tests
+ * replace the table with apbi_io_set() to inject EIO, short reads or EINTR.
+ */
+typedef struct apbi_io_ops {
+	ssize_t (*pread)(int fd, void *buf, size_t len, off_t off);
+	ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
+	ssize_t (*read)(int fd, void *buf, size_t len);
+	int (*fsync)(int fd);
+} apbi_io_ops;
+
+/** Installs ops (NULL restores the system calls).  Not thread-safe: tests only. */
+void apbi_io_set(const apbi_io_ops *ops);
+
+/**
+ * Reads exactly len bytes at off, retrying on EINTR and short reads.
+ * Returns 0, -EIO (or the errno) on error, APB_E_TRUNCATED at end of file.
+ */
+int apbi_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/** Writes exactly len bytes at off, retrying on EINTR and short writes. */
+int apbi_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/** Reads up to len bytes from fd's position, retrying on EINTR; returns count or -errno. */
+ssize_t apbi_read_some(int fd, void *buf, size_t len);
+
+/** fsync through the seam; returns 0 or -errno. */
+int apbi_fsync(int fd);
+
+/* ---- checksums (checksum.c) ---- */
+
+/** XXH3-64 of len bytes. */
+uint64_t apbi_xxh3(const void *data, size_t len);
+
+/** Formats "xxh3:" + 16 lowercase hex digits into out (>= 22 bytes). */
+void apbi_checksum_format(uint64_t h, char out[22]);
+
+/** Parses "xxh3:<16 hex>"; returns 0 or APB_E_MANIFEST. */
+int apbi_checksum_parse(const char *s, uint64_t *out);
+
+/* ---- names (names.c) ---- */
+
+/**
+ * Checks a model name against the rules of docs/FORMAT.md: 1..4096 bytes,
+ * valid UTF-8, no NUL or control characters, no leading '/', no empty, "."
+ * or ".." component, components <= 255 bytes.  Returns 0 or APB_E_NAME with
+ * a detail naming the problem.
+ */
+int apbi_name_check(const char *name, size_t len);
+
+/** Returns 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+int apbi_utf8_valid(const char *s, size_t len);
+
+/* ---- sizes (size.c) ---- */
+
+/**
+ * Parses a size such as "4096", "64K", "8M", "1G" (K/M/G = KiB/MiB/GiB,
+ * optional trailing "iB" or "B").  Returns 0 or -EINVAL / -ERANGE.
+ */
+int apbi_parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,1 @@
+/* io.c - placeholder until its owner lands it */

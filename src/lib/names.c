@@ -1,0 +1,1 @@
+/* names.c - placeholder until its owner lands it */

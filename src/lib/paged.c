@@ -1,0 +1,1 @@
+/* paged.c - placeholder until its owner lands it */

@@ -1,0 +1,1 @@
+/* policy.h - placeholder until its owner lands it */

@@ -1,0 +1,1 @@
+/* policy_lfu.c - placeholder until its owner lands it */

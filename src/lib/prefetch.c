@@ -1,0 +1,1 @@
+/* prefetch.c - placeholder until its owner lands it */

@@ -1,0 +1,1 @@
+/* prefetch.h - placeholder until its owner lands it */

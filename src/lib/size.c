@@ -1,0 +1,1 @@
+/* size.c - placeholder until its owner lands it */
