@@ -1,0 +1,38 @@
+# hardening: fuzz targets (make fuzz), fault injection, stress, crash and
+# mount-security tests (issue 5; docs/RELIABILITY.md).
+
+EXTRA_DIST += tests/fuzz
+
+# ---- libFuzzer targets ----------------------------------------------
+# `make fuzz` builds fuzz/fuzz_* in the build directory with clang,
+# compiling the library sources directly with the fuzz flags (the libtool
+# objects are built with gcc and without coverage).  scripts/fuzz.sh runs them.
+FUZZ_CC = $(CLANG)
+FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/src/lib -I$(top_builddir) \
+	-D_GNU_SOURCE $(JSONC_CFLAGS) $(XXHASH_CFLAGS)
+FUZZ_LIBS = $(JSONC_LIBS) $(XXHASH_LIBS) -pthread
+FUZZ_TARGETS = fuzz/fuzz_manifest fuzz/fuzz_bundle fuzz/fuzz_size
+FUZZ_LIB_OBJS = $(patsubst src/lib/%.c,fuzz/obj/%.o,\
+	$(filter %.c,$(libapbundle_internal_la_SOURCES)))
+
+.PHONY: fuzz fuzz-clean
+.SECONDARY: $(FUZZ_LIB_OBJS)
+fuzz: $(FUZZ_TARGETS)
+
+fuzz/obj/%.o: $(top_srcdir)/src/lib/%.c $(top_srcdir)/src/lib/*.h $(top_srcdir)/include/apbundle.h
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz: clang not found by configure" >&2; exit 1; }
+	@$(MKDIR_P) fuzz/obj
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+# An archive, so each target links only the objects it needs.
+fuzz/libapbfuzz.a: $(FUZZ_LIB_OBJS)
+	$(AM_V_AR)rm -f $@ && $(AR) rcs $@ $(FUZZ_LIB_OBJS)
+
+fuzz/fuzz_%: $(top_srcdir)/tests/fuzz/fuzz_%.c fuzz/libapbfuzz.a
+	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $< fuzz/libapbfuzz.a $(FUZZ_LIBS)
+
+fuzz-clean:
+	rm -rf fuzz
+CLEANFILES += $(FUZZ_TARGETS) $(FUZZ_LIB_OBJS) fuzz/libapbfuzz.a

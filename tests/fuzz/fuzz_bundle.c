@@ -1,0 +1,133 @@
+/*
+ * fuzz_bundle.c - libFuzzer target: an arbitrary byte string as a bundle.
+ *
+ * The input is written to a memfd and opened by path (/proc/self/fd/N)
+ * twice: whole (apb_bundle_load, every model fetched) and paged
+ * (apb_paged_open with a 2 KiB budget of 512-byte pages, every model read
+ * in odd-sized chunks, then as a pinned view).  Invariants checked, each
+ * violation an abort (a finding): memory_used never exceeds max_memory;
+ * clear_cache brings it to 0 once no view is held (no leaked pin); a model
+ * the paged reader returns whole matches its manifest checksum (never
+ * unverified bytes); bytes served by both readers agree.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "apbundle.h"
+#include "internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "CHECK failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
+
+#define BUDGET 2048u
+#define PAGE 512u
+#define CHUNK 700u          /* not a divisor of the page size */
+#define MAX_MODEL (1u << 20)
+
+/* Reads model i of pb in CHUNK pieces into a new buffer; NULL on error. */
+static uint8_t *paged_read_all(apb_paged *pb, size_t i, uint64_t size)
+{
+	uint8_t *buf = malloc(size ? size : 1);
+	uint64_t off = 0;
+	apb_paging_stats st;
+
+	if (!buf)
+		return NULL;
+	while (off < size) {
+		size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
+		ssize_t n = apb_paged_read_index(pb, i, buf + off, want, off);
+		apb_paged_stats(pb, &st);
+		CHECK(st.memory_used <= BUDGET);
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		CHECK((size_t)n == want);   /* the model's size is known: no short read */
+		off += (uint64_t)n;
+	}
+	return buf;
+}
+
+/* Paged pass over every model; bundle b (may be NULL) gives reference bytes. */
+static void paged_pass(const char *path, const apb_bundle *b)
+{
+	apb_paging_config cfg;
+	apb_paging_stats st;
+	apb_paged *pb = NULL;
+
+	apb_paging_config_init(&cfg);
+	cfg.max_memory = BUDGET;
+	cfg.page_size = PAGE;
+	cfg.prefetch = false;
+	if (apb_paged_open(path, &cfg, &pb) != 0)
+		return;
+	for (size_t i = 0; i < apb_paged_model_count(pb); i++) {
+		apb_model_info info;
+		const void *view = NULL, *ref = NULL;
+		size_t vsize = 0, rsize = 0;
+		uint8_t *all, byte;
+
+		CHECK(apb_paged_model_info(pb, i, &info) == 0);
+		CHECK(apb_paged_find(pb, info.name) == (ssize_t)i);
+		if (info.size > MAX_MODEL)
+			continue;
+		all = paged_read_all(pb, i, info.size);
+		if (b && apb_bundle_get_model(b, info.name, &ref, &rsize) == 0 && all) {
+			CHECK(rsize == info.size);
+			CHECK(memcmp(ref, all, rsize) == 0);
+		}
+		if (all && info.has_checksum)
+			CHECK(apbi_xxh3(all, info.size) == info.checksum);
+		if (apb_paged_get_model(pb, info.name, &view, &vsize) == 0) {
+			CHECK(vsize == info.size);
+			if (info.has_checksum)
+				CHECK(apbi_xxh3(view, vsize) == info.checksum);
+			if (all)
+				CHECK(memcmp(view, all, vsize) == 0);
+			apb_paged_stats(pb, &st);
+			CHECK(st.memory_used <= BUDGET);
+			apb_paged_release(pb, view);
+		}
+		free(all);
+		CHECK(apb_paged_read_index(pb, i, &byte, 1, info.size) == 0);
+	}
+	apb_paged_clear_cache(pb);
+	apb_paged_stats(pb, &st);
+	CHECK(st.memory_used == 0);
+	CHECK(st.cached_pages == 0);
+	apb_paged_close(pb);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char path[64];
+	apb_bundle *b = NULL;
+	int fd = memfd_create("fuzz_bundle", MFD_CLOEXEC);
+
+	if (fd < 0)
+		abort();
+	if (size && write(fd, data, size) != (ssize_t)size)
+		abort();
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	if (apb_bundle_load(path, &b) == 0) {
+		size_t n = apb_bundle_model_count(b);
+		for (size_t i = 0; i < n; i++) {
+			const char *name = apb_bundle_model_name(b, i);
+			const void *p;
+			size_t len;
+			CHECK(name != NULL);
+			CHECK(apb_bundle_get_model(b, name, &p, &len) == 0);
+			CHECK(apbi_name_check(name, strlen(name)) == 0);
+		}
+		CHECK(apb_bundle_model_name(b, n) == NULL);
+	}
+	paged_pass(path, b);
+	apb_bundle_free(b);
+	close(fd);
+	return 0;
+}
