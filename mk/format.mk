@@ -1,5 +1,5 @@
 # format layer: errors, I/O seam, checksums, names, sizes, manifest decode.
 libapbundle_internal_la_SOURCES += \
-	src/lib/internal.h src/lib/format.h \
+	src/lib/internal.h src/lib/format.h src/lib/format_priv.h \
 	src/lib/errors.c src/lib/io.c src/lib/checksum.c src/lib/names.c \
-	src/lib/size.c src/lib/format.c
+	src/lib/size.c src/lib/format.c src/lib/format_json.c src/lib/format_legacy.c

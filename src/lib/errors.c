@@ -6,6 +6,9 @@
  * by apbi_set_error() / apbi_clear_error(), so one thread's failure never
  * shows up in another thread's apb_last_error().
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* strerrordesc_np */
+#endif
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,1 +1,572 @@
-/* format.c - placeholder until its owner lands it */
+/*
+ * format.c - decode and validate a bundle's header and manifest; look up
+ * models; verify model bytes against their checksums.
+ *
+ * Invariants: nothing read from the file is trusted.  The header decides
+ * the layout (v1: '{' at byte 16; otherwise aprender's legacy layout), the
+ * manifest length is checked against the 64 MiB limit and the file size
+ * before a single manifest byte is read or allocated, and a manifest
+ * returned to callers has passed every rule of docs/FORMAT.md: models and
+ * block tables lie inside the data section without uint64 overflow and
+ * without overlapping, names are valid and unique.  All strings of a
+ * manifest live in one arena owned by it; names are found through an
+ * open-addressing hash table (XXH3 of the name, load factor <= 1/2), so
+ * lookups are O(1) and decoding n models costs O(n log n) (one sort, for
+ * the overlap check).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "format_priv.h"
+#include "internal.h"
+
+/* ---- arena ---- */
+
+typedef struct arena_chunk {
+	struct arena_chunk *next;
+	size_t used, cap;
+	char data[];
+} arena_chunk;
+
+typedef struct manifest_priv {
+	arena_chunk *chunks;
+	uint32_t *slots;      /* index + 1 of the model, 0 = empty */
+	uint64_t mask;        /* slot count - 1 (power of two) */
+	uint64_t *hashes;     /* XXH3 of each model's name */
+} manifest_priv;
+
+#define ARENA_CHUNK (64u * 1024u)
+
+void *apbi_arena_alloc(apbi_manifest *m, size_t n)
+{
+	manifest_priv *p = m->priv;
+	arena_chunk *c = p->chunks;
+	size_t at;
+
+	n = (n + 7) & ~(size_t)7;
+	if (!c || c->cap - c->used < n) {
+		size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+		c = malloc(sizeof *c + cap);
+		if (!c)
+			return NULL;
+		c->cap = cap;
+		c->used = 0;
+		c->next = p->chunks;
+		p->chunks = c;
+	}
+	at = c->used;
+	c->used += n;
+	return c->data + at;
+}
+
+char *apbi_arena_strdup(apbi_manifest *m, const char *s, size_t len)
+{
+	char *d = apbi_arena_alloc(m, len + 1);
+
+	if (d) {
+		memcpy(d, s, len);
+		d[len] = '\0';
+	}
+	return d;
+}
+
+int apbi_model_error(int code, uint64_t i, const char *name, const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (name)
+		return apbi_set_error(code, "models[%llu] \"%.200s\": %s",
+		                      (unsigned long long)i, name, msg);
+	return apbi_set_error(code, "models[%llu]: %s", (unsigned long long)i, msg);
+}
+
+int apbi_model_single_block(apbi_model *mod, uint64_t i)
+{
+	uint32_t bs = APBI_MIN_BLOCK_SIZE;
+
+	if (mod->size > APBI_MAX_BLOCK_SIZE)
+		return apbi_model_error(APB_E_CORRUPT, i, mod->name,
+		                        "%llu bytes but no \"blocks\" table (required for more than one block)",
+		                        (unsigned long long)mod->size);
+	while (bs < mod->size)
+		bs <<= 1;
+	mod->block_size = bs;
+	mod->n_blocks = mod->size ? 1 : 0;
+	mod->has_block_table = false;
+	return 0;
+}
+
+/* ---- header ---- */
+
+typedef struct header {
+	enum apbi_layout layout;
+	uint32_t version;
+	uint32_t size;        /* 16 or 20 */
+	uint64_t manifest_len;
+} header;
+
+static uint32_t le32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+/*
+ * Decodes the header from the first len bytes of a file_size-byte file and
+ * checks the manifest length against the limit and the file size (but not
+ * against len).
+ */
+static int header_decode(const uint8_t *buf, size_t len, uint64_t file_size, header *h)
+{
+	size_t n = len < 8 ? len : 8;
+
+	if (memcmp(buf, APBI_MAGIC, n) != 0)
+		return apbi_set_error(APB_E_BADMAGIC, "not a bundle: the file does not start with \"APBUNDLE\"");
+	if (len < 17)
+		return apbi_set_error(APB_E_TRUNCATED, "file ends inside the header (%zu bytes)", len);
+	h->version = le32(buf + 8);
+	if (h->version != APB_FORMAT_VERSION)
+		return apbi_set_error(APB_E_VERSION, "header: format version %u (this library reads %u)",
+		                      h->version, APB_FORMAT_VERSION);
+	if (buf[16] == '{') {
+		h->layout = APBI_LAYOUT_V1;
+		h->size = APBI_HEADER_SIZE;
+		h->manifest_len = le32(buf + 12);
+	} else {
+		if (len < APBI_LEGACY_HEADER_SIZE)
+			return apbi_set_error(APB_E_TRUNCATED, "file ends inside the legacy header (%zu bytes)", len);
+		h->layout = APBI_LAYOUT_LEGACY;
+		h->size = APBI_LEGACY_HEADER_SIZE;
+		h->manifest_len = le64(buf + 12);
+	}
+	if (h->manifest_len > APBI_MAX_MANIFEST)
+		return apbi_set_error(APB_E_CORRUPT, "header: manifest length %llu exceeds the %u-byte limit",
+		                      (unsigned long long)h->manifest_len, APBI_MAX_MANIFEST);
+	if (h->size + h->manifest_len > file_size)
+		return apbi_set_error(APB_E_TRUNCATED,
+		                      "header: manifest of %llu bytes ends past the end of the %llu-byte file",
+		                      (unsigned long long)h->manifest_len, (unsigned long long)file_size);
+	return 0;
+}
+
+/* ---- decode ---- */
+
+/**
+ * Decodes and validates the header and manifest in buf[0..len), the start
+ * of a file_size-byte file.  On success *out is a new manifest (free with
+ * apbi_manifest_free).  Errors: APB_E_* with a detail, -ENOMEM, -EINVAL
+ * (NULL arguments, len > file_size).
+ */
+int apbi_manifest_parse(const uint8_t *buf, size_t len, uint64_t file_size,
+                        apbi_manifest **out)
+{
+	apbi_manifest *m = NULL;
+	header h;
+	int rc;
+
+	if (!out || (!buf && len) || len > file_size)
+		return apbi_set_error(-EINVAL, "manifest parse: bad arguments");
+	*out = NULL;
+	if ((rc = header_decode(buf, len, file_size, &h)) < 0)
+		return rc;
+	if (h.size + h.manifest_len > len)
+		return apbi_set_error(APB_E_TRUNCATED, "manifest of %llu bytes is not all in the %zu bytes given",
+		                      (unsigned long long)h.manifest_len, len);
+	m = calloc(1, sizeof *m);
+	if (!m || !(m->priv = calloc(1, sizeof(manifest_priv)))) {
+		rc = apbi_set_error(-ENOMEM, "out of memory decoding the manifest");
+		goto fail;
+	}
+	m->layout = h.layout;
+	m->version = h.version;
+	m->file_size = file_size;
+	m->data_start = h.size + h.manifest_len;
+	m->alignment = 1;
+	if (h.layout == APBI_LAYOUT_V1)
+		rc = apbi_decode_json((const char *)buf + h.size, (size_t)h.manifest_len, m);
+	else
+		rc = apbi_decode_legacy(buf + h.size, (size_t)h.manifest_len, m);
+	if (rc < 0 || (rc = apbi_manifest_finish(m)) < 0)
+		goto fail;
+	*out = m;
+	return 0;
+fail:
+	apbi_manifest_free(m);
+	return rc;
+}
+
+/**
+ * Reads the header and exactly the manifest bytes of the open bundle fd
+ * (never more than the file, never more than 64 MiB) and decodes them.
+ * On success *out is a new manifest.  Errors: -errno from fstat/pread,
+ * -EINVAL (not a regular file), APB_E_* with a detail.
+ */
+int apbi_manifest_read(int fd, apbi_manifest **out)
+{
+	uint8_t head[APBI_LEGACY_HEADER_SIZE];
+	uint8_t *buf = NULL;
+	struct stat st;
+	uint64_t size, total;
+	header h;
+	int rc;
+
+	if (!out)
+		return apbi_set_error(-EINVAL, "manifest read: NULL output");
+	*out = NULL;
+	if (fstat(fd, &st) != 0)
+		return apbi_set_error(-errno, "fstat: %s", apb_strerror(-errno));
+	if (!S_ISREG(st.st_mode))
+		return apbi_set_error(S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, "not a regular file");
+	size = (uint64_t)st.st_size;
+	if ((rc = apbi_pread_full(fd, head, size < sizeof head ? (size_t)size : sizeof head, 0)) < 0)
+		return rc;
+	if ((rc = header_decode(head, size < sizeof head ? (size_t)size : sizeof head, size, &h)) < 0)
+		return rc;
+	total = h.size + h.manifest_len;
+	buf = malloc((size_t)total);
+	if (!buf)
+		return apbi_set_error(-ENOMEM, "out of memory for a %llu-byte manifest",
+		                      (unsigned long long)total);
+	rc = apbi_pread_full(fd, buf, (size_t)total, 0);
+	if (rc == 0)
+		rc = apbi_manifest_parse(buf, (size_t)total, size, out);
+	free(buf);
+	return rc;
+}
+
+/* ---- structural checks shared by both layouts ---- */
+
+typedef struct span {
+	uint64_t start, end;  /* [start, end) relative to the data section */
+	uint64_t model;       /* index of the model */
+	bool table;           /* the model's block table, not its bytes */
+} span;
+
+static int span_cmp(const void *a, const void *b)
+{
+	const span *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	if (x->end != y->end)
+		return x->end < y->end ? -1 : 1;
+	return 0;
+}
+
+/* Checks one model's offset, range and block table against the data section. */
+static int check_model_range(const apbi_manifest *m, uint64_t i)
+{
+	const apbi_model *mod = &m->models[i];
+	uint64_t data_len = m->file_size - m->data_start;
+	uint64_t tlen;
+
+	if (mod->offset % m->alignment)
+		return apbi_model_error(APB_E_CORRUPT, i, mod->name,
+		                        "offset %llu is not a multiple of the alignment %u",
+		                        (unsigned long long)mod->offset, m->alignment);
+	if (mod->size > UINT64_MAX - mod->offset)
+		return apbi_model_error(APB_E_CORRUPT, i, mod->name, "offset + size overflows");
+	if (mod->offset + mod->size > data_len)
+		return apbi_model_error(APB_E_TRUNCATED, i, mod->name,
+		                        "bytes %llu..%llu of the data section lie beyond the end of the file (%llu data bytes)",
+		                        (unsigned long long)mod->offset,
+		                        (unsigned long long)(mod->offset + mod->size),
+		                        (unsigned long long)data_len);
+	if (!mod->has_block_table)
+		return 0;
+	tlen = mod->n_blocks * 8;
+	if (mod->blocks_offset % 8)
+		return apbi_model_error(APB_E_CORRUPT, i, mod->name,
+		                        "blocks.checksums_offset %llu is not a multiple of 8",
+		                        (unsigned long long)mod->blocks_offset);
+	if (tlen > UINT64_MAX - mod->blocks_offset)
+		return apbi_model_error(APB_E_CORRUPT, i, mod->name, "block table range overflows");
+	if (mod->blocks_offset + tlen > data_len)
+		return apbi_model_error(APB_E_TRUNCATED, i, mod->name,
+		                        "block table (%llu bytes at %llu) lies beyond the end of the file",
+		                        (unsigned long long)tlen, (unsigned long long)mod->blocks_offset);
+	return 0;
+}
+
+/* Reports an overlap between spans a and b. */
+static int overlap_error(const apbi_manifest *m, const span *a, const span *b)
+{
+	const apbi_model *x = &m->models[a->model], *y = &m->models[b->model];
+
+	return apbi_model_error(APB_E_CORRUPT, b->model, y->name,
+	                        "%s [%llu, %llu) overlaps the %s of models[%llu] \"%.100s\" [%llu, %llu)",
+	                        b->table ? "block table" : "data",
+	                        (unsigned long long)b->start, (unsigned long long)b->end,
+	                        a->table ? "block table" : "data",
+	                        (unsigned long long)a->model, x->name,
+	                        (unsigned long long)a->start, (unsigned long long)a->end);
+}
+
+/* Sorts every non-empty model and table range and refuses any overlap. */
+static int check_overlaps(const apbi_manifest *m)
+{
+	span *s = malloc(2 * (m->n_models ? m->n_models : 1) * sizeof *s);
+	size_t n = 0, widest = 0;
+	int rc = 0;
+
+	if (!s)
+		return apbi_set_error(-ENOMEM, "out of memory checking model ranges");
+	for (uint64_t i = 0; i < m->n_models; i++) {
+		const apbi_model *mod = &m->models[i];
+		if (mod->size)
+			s[n++] = (span){ mod->offset, mod->offset + mod->size, i, false };
+		if (mod->has_block_table && mod->n_blocks)
+			s[n++] = (span){ mod->blocks_offset, mod->blocks_offset + mod->n_blocks * 8, i, true };
+	}
+	qsort(s, n, sizeof *s, span_cmp);
+	for (size_t k = 1; k < n; k++) {
+		if (s[k].start < s[widest].end) {
+			rc = overlap_error(m, &s[widest], &s[k]);
+			break;
+		}
+		if (s[k].end > s[widest].end)
+			widest = k;
+	}
+	free(s);
+	return rc;
+}
+
+/* Builds the name index; refuses duplicate names. */
+static int build_index(apbi_manifest *m)
+{
+	manifest_priv *p = m->priv;
+	uint64_t cap = 8;
+
+	while (cap < 2 * m->n_models)
+		cap <<= 1;
+	p->slots = calloc(cap, sizeof *p->slots);
+	p->hashes = malloc((m->n_models ? m->n_models : 1) * sizeof *p->hashes);
+	if (!p->slots || !p->hashes)
+		return apbi_set_error(-ENOMEM, "out of memory indexing %llu models",
+		                      (unsigned long long)m->n_models);
+	p->mask = cap - 1;
+	for (uint64_t i = 0; i < m->n_models; i++) {
+		const apbi_model *mod = &m->models[i];
+		uint64_t h = apbi_xxh3(mod->name, mod->name_len), k = h & p->mask;
+		p->hashes[i] = h;
+		for (; p->slots[k]; k = (k + 1) & p->mask) {
+			const apbi_model *o = &m->models[p->slots[k] - 1];
+			if (p->hashes[p->slots[k] - 1] == h && o->name_len == mod->name_len &&
+			    memcmp(o->name, mod->name, mod->name_len) == 0)
+				return apbi_model_error(APB_E_DUPLICATE, i, mod->name,
+				                        "duplicate name (also models[%u])", p->slots[k] - 1);
+		}
+		p->slots[k] = (uint32_t)(i + 1);
+	}
+	return 0;
+}
+
+/* Picks the most common block size among models with a block table. */
+static void common_block_size(apbi_manifest *m)
+{
+	uint64_t count[31] = { 0 }, best = 0;
+
+	m->block_size = 0;
+	for (uint64_t i = 0; i < m->n_models; i++) {
+		if (m->models[i].has_block_table)
+			count[__builtin_ctz(m->models[i].block_size)]++;
+	}
+	for (int b = 0; b <= 30; b++) {
+		if (count[b] > best) {
+			best = count[b];
+			m->block_size = 1u << b;
+		}
+	}
+}
+
+int apbi_manifest_finish(apbi_manifest *m)
+{
+	int rc;
+
+	if (m->data_start > m->file_size)
+		return apbi_set_error(APB_E_TRUNCATED, "data section starts past the end of the file");
+	if (m->n_models > UINT32_MAX - 1)
+		return apbi_set_error(APB_E_CORRUPT, "%llu models: too many", (unsigned long long)m->n_models);
+	for (uint64_t i = 0; i < m->n_models; i++) {
+		if ((rc = check_model_range(m, i)) < 0)
+			return rc;
+	}
+	if ((rc = check_overlaps(m)) < 0 || (rc = build_index(m)) < 0)
+		return rc;
+	common_block_size(m);
+	return 0;
+}
+
+/* ---- queries ---- */
+
+/**
+ * Returns the index of the model called name, or -1 (also for NULL).
+ * O(1) on average.
+ */
+int64_t apbi_manifest_find(const apbi_manifest *m, const char *name)
+{
+	const manifest_priv *p;
+	size_t len;
+	uint64_t h, k;
+
+	if (!m || !name || !m->n_models)
+		return -1;
+	p = m->priv;
+	len = strlen(name);
+	h = apbi_xxh3(name, len);
+	for (k = h & p->mask; p->slots[k]; k = (k + 1) & p->mask) {
+		uint32_t i = p->slots[k] - 1;
+		if (p->hashes[i] == h && m->models[i].name_len == len &&
+		    memcmp(m->models[i].name, name, len) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/**
+ * Frees m with its models, strings and index.  NULL is allowed.
+ */
+void apbi_manifest_free(apbi_manifest *m)
+{
+	manifest_priv *p;
+
+	if (!m)
+		return;
+	p = m->priv;
+	if (p) {
+		arena_chunk *c = p->chunks;
+		while (c) {
+			arena_chunk *next = c->next;
+			free(c);
+			c = next;
+		}
+		free(p->slots);
+		free(p->hashes);
+		free(p);
+	}
+	free(m->models);
+	free(m);
+}
+
+/**
+ * Fills *out for model i (i < m->n_models); the pointers in it are owned
+ * by m and valid until apbi_manifest_free(m).
+ */
+void apbi_model_info(const apbi_manifest *m, uint64_t i, apb_model_info *out)
+{
+	const apbi_model *mod = &m->models[i];
+
+	out->name = mod->name;
+	out->size = mod->size;
+	out->file_offset = m->data_start + mod->offset;
+	out->checksum = mod->checksum;
+	out->has_checksum = mod->has_checksum;
+	out->block_size = mod->block_size;
+	out->metadata = &mod->md;
+}
+
+/* ---- verification ---- */
+
+/* Whole-model check against the model checksum (no block table given). */
+static int verify_whole(const apbi_model *mod, const void *data, uint64_t off,
+                        uint64_t len, uint64_t *bad_block)
+{
+	if (off != 0 || len != mod->size)
+		return apbi_set_error(-EINVAL, "model \"%.200s\": without its block table only the whole model "
+		                      "can be verified", mod->name);
+	if (!mod->has_checksum || apbi_xxh3(data, (size_t)len) == mod->checksum)
+		return 0;
+	if (bad_block)
+		*bad_block = 0;
+	return apbi_set_error(APB_E_CHECKSUM, "model \"%.200s\": checksum mismatch", mod->name);
+}
+
+/**
+ * Verifies data = bytes [off, off+len) of model mod.  With block_sums (the
+ * model's table from apbi_load_block_sums), off must be block-aligned and
+ * len whole blocks or up to the model's end; without, the range must be
+ * the whole model and the model checksum is used.  Legacy models (no
+ * checksums) always pass.  Returns 0, APB_E_CHECKSUM with *bad_block set
+ * (if bad_block is not NULL) to the first bad block, or -EINVAL.
+ */
+int apbi_verify_blocks(const apbi_model *mod, const uint64_t *block_sums,
+                       const void *data, uint64_t off, uint64_t len,
+                       uint64_t *bad_block)
+{
+	const uint8_t *p = data;
+	uint64_t bs;
+
+	if (!mod || (!data && len) || off > mod->size || len > mod->size - off)
+		return apbi_set_error(-EINVAL, "verify: range outside the model");
+	if (mod->block_size == 0)
+		return 0;
+	if (!block_sums)
+		return verify_whole(mod, data, off, len, bad_block);
+	bs = mod->block_size;
+	if (off % bs || (len % bs && off + len != mod->size))
+		return apbi_set_error(-EINVAL, "model \"%.200s\": verify range [%llu, +%llu) is not whole blocks",
+		                      mod->name, (unsigned long long)off, (unsigned long long)len);
+	for (uint64_t k = off / bs, done = 0; done < len; k++, done += bs) {
+		uint64_t n = len - done < bs ? len - done : bs;
+		if (apbi_xxh3(p + done, (size_t)n) != block_sums[k]) {
+			if (bad_block)
+				*bad_block = k;
+			return apbi_set_error(APB_E_CHECKSUM,
+			                      "model \"%.200s\": block %llu (bytes %llu..%llu) checksum mismatch",
+			                      mod->name, (unsigned long long)k, (unsigned long long)(k * bs),
+			                      (unsigned long long)(k * bs + n));
+		}
+	}
+	return 0;
+}
+
+/**
+ * Reads model i's block table into a new array of n_blocks host-endian
+ * checksums (caller frees), or sets *out = NULL when the model has no
+ * table.  Errors: -EINVAL, -ENOMEM, -errno, APB_E_TRUNCATED (the file
+ * shrank since the manifest was read).
+ */
+int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **out)
+{
+	const apbi_model *mod;
+	uint64_t *sums;
+	int rc;
+
+	if (!out || !m || i >= m->n_models)
+		return apbi_set_error(-EINVAL, "load block sums: bad arguments");
+	*out = NULL;
+	mod = &m->models[i];
+	if (!mod->has_block_table || mod->n_blocks == 0)
+		return 0;
+	if (mod->n_blocks > SIZE_MAX / 8 || !(sums = malloc((size_t)mod->n_blocks * 8)))
+		return apbi_model_error(-ENOMEM, i, mod->name, "out of memory for %llu block checksums",
+		                        (unsigned long long)mod->n_blocks);
+	rc = apbi_pread_full(fd, sums, (size_t)mod->n_blocks * 8, m->data_start + mod->blocks_offset);
+	if (rc < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "%s", apb_last_error());
+		free(sums);
+		return apbi_model_error(rc, i, mod->name, "reading the block table: %s", why);
+	}
+	for (uint64_t k = 0; k < mod->n_blocks; k++)
+		sums[k] = le64toh(sums[k]);
+	*out = sums;
+	return 0;
+}

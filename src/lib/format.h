@@ -27,7 +27,8 @@ typedef struct apbi_model {
 	uint64_t size;
 	uint64_t checksum;        /* XXH3-64 of the model; valid if has_checksum */
 	bool has_checksum;
-	uint32_t block_size;      /* 0 = no verification possible (legacy) */
+	uint32_t block_size;      /* 0 = no verification possible (legacy); without a
+	                             table the smallest power of two >= max(size, 512) */
 	uint64_t n_blocks;        /* ceil(size / block_size); 0 for size 0 */
 	bool has_block_table;     /* false: n_blocks <= 1, checksum is the block checksum */
 	uint64_t blocks_offset;   /* relative to the data section, if has_block_table */
@@ -38,7 +39,8 @@ typedef struct apbi_manifest {
 	enum apbi_layout layout;
 	uint32_t version;
 	uint32_t alignment;       /* 1 for legacy */
-	uint32_t block_size;      /* most common block size (for display); 0 legacy */
+	uint32_t block_size;      /* most common block size (for display); 0 legacy
+	                             or when no model needs a block table */
 	uint64_t data_start;      /* absolute file offset of the data section */
 	uint64_t file_size;
 	char *description;        /* may be NULL */

@@ -1,0 +1,392 @@
+/*
+ * format_json.c - decode the v1 JSON manifest (the library's only json-c
+ * reader).
+ *
+ * Invariants: the text is parsed strictly (JSON_TOKENER_STRICT, UTF-8
+ * validated); after the top-level object only JSON whitespace may follow
+ * (the alignment padding).  Every field is type-checked and every failure
+ * names the field (and the model by index and, once known, by name).  All
+ * strings are copied into the manifest's arena and the json-c tree is
+ * freed before returning, so nothing here outlives the call.  Unknown
+ * fields are ignored; JSON null counts as absent for optional fields.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "format_priv.h"
+#include "internal.h"
+
+/* Where a field sits, for messages: top level (model < 0) or a model. */
+typedef struct where {
+	int64_t model;        /* -1 for the top level */
+	const char *name;     /* model name once decoded, else NULL */
+	const char *prefix;   /* "", "blocks.", "metadata." ... */
+} where;
+
+/* Records a detail naming the field key at w and returns code. */
+__attribute__((format(printf, 4, 5)))
+static int field_error(int code, const where *w, const char *key, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (w->model < 0)
+		return apbi_set_error(code, "manifest field \"%s%s\": %s", w->prefix, key, msg);
+	return apbi_model_error(code, (uint64_t)w->model, w->name, "field \"%s%s\": %s",
+	                        w->prefix, key, msg);
+}
+
+/* Looks up key; *v is NULL when absent or null.  Missing required: error. */
+static int get_field(json_object *obj, const char *key, bool required,
+                     const where *w, json_object **v)
+{
+	*v = NULL;
+	json_object_object_get_ex(obj, key, v);
+	if (!*v && required)
+		return field_error(APB_E_MANIFEST, w, key, "missing");
+	return 0;
+}
+
+/* Reads a non-negative integer field. */
+static int get_u64(json_object *obj, const char *key, bool required, const where *w,
+                   uint64_t *out, bool *present)
+{
+	json_object *v;
+	int rc = get_field(obj, key, required, w, &v);
+
+	if (present)
+		*present = v != NULL;
+	if (rc < 0 || !v)
+		return rc;
+	if (!json_object_is_type(v, json_type_int))
+		return field_error(APB_E_MANIFEST, w, key, "not an integer");
+	if (json_object_get_int64(v) < 0)
+		return field_error(APB_E_MANIFEST, w, key, "negative (%lld)",
+		                   (long long)json_object_get_int64(v));
+	*out = json_object_get_uint64(v);
+	return 0;
+}
+
+/* Reads a string field with no embedded NUL; *s NULL when absent. */
+static int get_str(json_object *obj, const char *key, bool required, const where *w,
+                   const char **s, size_t *len)
+{
+	json_object *v;
+	int rc = get_field(obj, key, required, w, &v);
+
+	*s = NULL;
+	if (rc < 0 || !v)
+		return rc;
+	if (!json_object_is_type(v, json_type_string))
+		return field_error(APB_E_MANIFEST, w, key, "not a string");
+	*s = json_object_get_string(v);
+	*len = (size_t)json_object_get_string_len(v);
+	if (strlen(*s) != *len)
+		return field_error(APB_E_MANIFEST, w, key, "contains a NUL character");
+	return 0;
+}
+
+/* Copies an optional string field into the arena (*out NULL when absent). */
+static int copy_str(apbi_manifest *m, json_object *obj, const char *key, const where *w,
+                    const char **out)
+{
+	const char *s;
+	size_t len;
+	int rc = get_str(obj, key, false, w, &s, &len);
+
+	*out = NULL;
+	if (rc < 0 || !s)
+		return rc;
+	if (!(*out = apbi_arena_strdup(m, s, len)))
+		return apbi_set_error(-ENOMEM, "out of memory copying the manifest");
+	return 0;
+}
+
+static int kv_cmp(const void *a, const void *b)
+{
+	return strcmp(((const apb_kv *)a)->key, ((const apb_kv *)b)->key);
+}
+
+/* Copies an optional object of strings (metadata.hyperparameters ...) sorted by key. */
+static int copy_kv(apbi_manifest *m, json_object *md, const char *key, const where *w,
+                   const apb_kv **out, size_t *n_out)
+{
+	json_object *o;
+	apb_kv *kv;
+	size_t n = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	get_field(md, key, false, w, &o);
+	if (!o)
+		return 0;
+	if (!json_object_is_type(o, json_type_object))
+		return field_error(APB_E_MANIFEST, w, key, "not an object");
+	if (json_object_object_length(o) == 0)
+		return 0;
+	kv = apbi_arena_alloc(m, (size_t)json_object_object_length(o) * sizeof *kv);
+	if (!kv)
+		return apbi_set_error(-ENOMEM, "out of memory copying the manifest");
+	json_object_object_foreach(o, k, v) {
+		size_t len = (size_t)json_object_get_string_len(v);
+		if (!json_object_is_type(v, json_type_string) || strlen(json_object_get_string(v)) != len)
+			return field_error(APB_E_MANIFEST, w, key, "value of \"%.100s\" is not a string "
+			                   "(or contains NUL)", k);
+		kv[n].key = apbi_arena_strdup(m, k, strlen(k));
+		kv[n].value = apbi_arena_strdup(m, json_object_get_string(v), len);
+		if (!kv[n].key || !kv[n].value)
+			return apbi_set_error(-ENOMEM, "out of memory copying the manifest");
+		n++;
+	}
+	qsort(kv, n, sizeof *kv, kv_cmp);
+	*out = kv;
+	*n_out = n;
+	return 0;
+}
+
+/* Decodes the optional "metadata" object of a model. */
+static int decode_metadata(apbi_manifest *m, json_object *obj, apbi_model *mod, where *w)
+{
+	json_object *md;
+	int rc;
+
+	get_field(obj, "metadata", false, w, &md);
+	if (!md)
+		return 0;
+	if (!json_object_is_type(md, json_type_object))
+		return field_error(APB_E_MANIFEST, w, "metadata", "not an object");
+	w->prefix = "metadata.";
+	if ((rc = copy_str(m, md, "version", w, &mod->md.version)) < 0 ||
+	    (rc = copy_str(m, md, "architecture", w, &mod->md.architecture)) < 0 ||
+	    (rc = copy_kv(m, md, "hyperparameters", w, &mod->md.hyperparameters,
+	                  &mod->md.n_hyperparameters)) < 0 ||
+	    (rc = copy_kv(m, md, "custom", w, &mod->md.custom, &mod->md.n_custom)) < 0)
+		return rc;
+	w->prefix = "";
+	return 0;
+}
+
+/* Decodes the optional "blocks" object, or makes the model one block. */
+static int decode_blocks(json_object *obj, apbi_model *mod, uint64_t i, where *w)
+{
+	json_object *b;
+	uint64_t bs;
+	int rc;
+
+	get_field(obj, "blocks", false, w, &b);
+	if (!b)
+		return apbi_model_single_block(mod, i);
+	if (!json_object_is_type(b, json_type_object))
+		return field_error(APB_E_MANIFEST, w, "blocks", "not an object");
+	w->prefix = "blocks.";
+	if ((rc = get_u64(b, "size", true, w, &bs, NULL)) < 0 ||
+	    (rc = get_u64(b, "checksums_offset", true, w, &mod->blocks_offset, NULL)) < 0)
+		return rc;
+	if (bs < APBI_MIN_BLOCK_SIZE || bs > APBI_MAX_BLOCK_SIZE || (bs & (bs - 1)))
+		return field_error(APB_E_CORRUPT, w, "size", "%llu is not a power of two between %u and %u",
+		                   (unsigned long long)bs, APBI_MIN_BLOCK_SIZE, APBI_MAX_BLOCK_SIZE);
+	w->prefix = "";
+	mod->block_size = (uint32_t)bs;
+	mod->n_blocks = mod->size / bs + (mod->size % bs != 0);
+	mod->has_block_table = true;
+	return 0;
+}
+
+/* Decodes and checks the name of models[i] (a NUL in it is a name error). */
+static int decode_name(apbi_manifest *m, json_object *obj, apbi_model *mod, where *w)
+{
+	json_object *v;
+	const char *s;
+	size_t len;
+	int rc;
+
+	if ((rc = get_field(obj, "name", true, w, &v)) < 0)
+		return rc;
+	if (!json_object_is_type(v, json_type_string))
+		return field_error(APB_E_MANIFEST, w, "name", "not a string");
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	if (apbi_name_check(s, len) < 0) {
+		char why[400];
+		snprintf(why, sizeof why, "%s", apb_last_error());
+		return apbi_model_error(APB_E_NAME, (uint64_t)w->model, NULL, "%s", why);
+	}
+	if (!(mod->name = apbi_arena_strdup(m, s, len)))
+		return apbi_set_error(-ENOMEM, "out of memory copying the manifest");
+	mod->name_len = (uint32_t)len;
+	w->name = mod->name;
+	return 0;
+}
+
+/* Decodes models[i]. */
+static int decode_model(apbi_manifest *m, json_object *obj, uint64_t i)
+{
+	apbi_model *mod = &m->models[i];
+	where w = { (int64_t)i, NULL, "" };
+	const char *sum;
+	size_t len;
+	int rc;
+
+	if (!json_object_is_type(obj, json_type_object))
+		return apbi_model_error(APB_E_MANIFEST, i, NULL, "not an object");
+	if ((rc = decode_name(m, obj, mod, &w)) < 0 ||
+	    (rc = get_u64(obj, "offset", true, &w, &mod->offset, NULL)) < 0 ||
+	    (rc = get_u64(obj, "size", true, &w, &mod->size, NULL)) < 0 ||
+	    (rc = get_str(obj, "checksum", true, &w, &sum, &len)) < 0)
+		return rc;
+	if (apbi_checksum_parse(sum, &mod->checksum) < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "%s", apb_last_error());
+		return field_error(APB_E_MANIFEST, &w, "checksum", "%s", why);
+	}
+	mod->has_checksum = true;
+	if ((rc = decode_blocks(obj, mod, i, &w)) < 0 ||
+	    (rc = decode_metadata(m, obj, mod, &w)) < 0)
+		return rc;
+	return 0;
+}
+
+/* Decodes the optional top-level "created_at" (seconds since the epoch). */
+static int decode_created_at(apbi_manifest *m, json_object *root, const where *w)
+{
+	json_object *v;
+
+	get_field(root, "created_at", false, w, &v);
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return field_error(APB_E_MANIFEST, w, "created_at", "not an integer");
+	if (json_object_get_int64(v) >= 0 && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
+		return field_error(APB_E_MANIFEST, w, "created_at", "out of range");
+	m->created_at = json_object_get_int64(v);
+	m->has_created_at = true;
+	return 0;
+}
+
+/* Decodes the top-level fields other than "models". */
+static int decode_top(apbi_manifest *m, json_object *root, uint64_t *count)
+{
+	static const where top = { -1, NULL, "" };
+	const char *fmt;
+	uint64_t v;
+	size_t len;
+	int rc;
+
+	if ((rc = get_str(root, "format", true, &top, &fmt, &len)) < 0)
+		return rc;
+	if (strcmp(fmt, "apbundle") != 0)
+		return field_error(APB_E_MANIFEST, &top, "format", "\"%.40s\", want \"apbundle\"", fmt);
+	if ((rc = get_u64(root, "version", true, &top, &v, NULL)) < 0)
+		return rc;
+	if (v != APB_FORMAT_VERSION)
+		return field_error(APB_E_VERSION, &top, "version", "%llu (this library reads %u)",
+		                   (unsigned long long)v, APB_FORMAT_VERSION);
+	if ((rc = get_u64(root, "alignment", true, &top, &v, NULL)) < 0)
+		return rc;
+	if (v == 0 || v > APBI_MAX_ALIGNMENT || (v & (v - 1)))
+		return field_error(APB_E_CORRUPT, &top, "alignment",
+		                   "%llu is not a power of two between 1 and %u",
+		                   (unsigned long long)v, APBI_MAX_ALIGNMENT);
+	m->alignment = (uint32_t)v;
+	if (m->data_start % m->alignment)
+		return field_error(APB_E_CORRUPT, &top, "alignment",
+		                   "the data section starts at byte %llu, not a multiple of %u",
+		                   (unsigned long long)m->data_start, m->alignment);
+	if ((rc = get_u64(root, "model_count", true, &top, count, NULL)) < 0 ||
+	    (rc = copy_str(m, root, "description", &top, (const char **)&m->description)) < 0)
+		return rc;
+	return decode_created_at(m, root, &top);
+}
+
+/* Decodes the "models" array; its length must equal model_count. */
+static int decode_models(apbi_manifest *m, json_object *root, uint64_t count)
+{
+	static const where top = { -1, NULL, "" };
+	json_object *arr;
+	size_t n;
+	int rc;
+
+	if ((rc = get_field(root, "models", true, &top, &arr)) < 0)
+		return rc;
+	if (!json_object_is_type(arr, json_type_array))
+		return field_error(APB_E_MANIFEST, &top, "models", "not an array");
+	n = json_object_array_length(arr);
+	if (count != n)
+		return field_error(APB_E_CORRUPT, &top, "model_count", "%llu, but \"models\" has %zu entries",
+		                   (unsigned long long)count, n);
+	m->n_models = n;
+	m->models = calloc(n ? n : 1, sizeof *m->models);
+	if (!m->models)
+		return apbi_set_error(-ENOMEM, "out of memory for %zu models", n);
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = decode_model(m, json_object_array_get_idx(arr, i), i)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Parses text strictly; on success *root is the tree and *end the parse end. */
+static int parse_text(const char *text, size_t len, json_object **root)
+{
+	json_tokener *tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
+	enum json_tokener_error jerr;
+	size_t end;
+	int rc = 0;
+
+	*root = NULL;
+	if (!tok)
+		return apbi_set_error(-ENOMEM, "out of memory parsing the manifest");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+	                       JSON_TOKENER_VALIDATE_UTF8);
+	*root = json_tokener_parse_ex(tok, text, (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	if (!*root) {
+		if (jerr == json_tokener_continue || jerr == json_tokener_success)
+			rc = apbi_set_error(APB_E_MANIFEST, "manifest JSON ends early (at byte %zu of %zu)",
+			                    end, len);
+		else
+			rc = apbi_set_error(APB_E_MANIFEST, "manifest JSON invalid at byte %zu: %s",
+			                    end, json_tokener_error_desc(jerr));
+		goto out;
+	}
+	for (size_t i = end; i < len; i++) {
+		char c = text[i];
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			rc = apbi_set_error(APB_E_MANIFEST, "manifest: byte 0x%02x at %zu after the JSON object "
+			                    "(only whitespace padding may follow it)", (unsigned char)c, i);
+			goto out;
+		}
+	}
+	if (!json_object_is_type(*root, json_type_object))
+		rc = apbi_set_error(APB_E_MANIFEST, "manifest: the JSON value is not an object");
+out:
+	if (rc < 0) {
+		json_object_put(*root);
+		*root = NULL;
+	}
+	json_tokener_free(tok);
+	return rc;
+}
+
+int apbi_decode_json(const char *text, size_t len, apbi_manifest *m)
+{
+	json_object *root;
+	uint64_t count;
+	int rc;
+
+	if ((rc = parse_text(text, len, &root)) < 0)
+		return rc;
+	if ((rc = decode_top(m, root, &count)) == 0)
+		rc = decode_models(m, root, count);
+	json_object_put(root);
+	return rc;
+}
