@@ -1,1 +1,784 @@
-/* builder.c - placeholder until its owner lands it */
+/*
+ * builder.c - apb_builder_*: the streaming, atomic bundle writer.
+ *
+ * Invariants kept here:
+ *  - Nothing is written before apb_builder_build.  add_* validate the name
+ *    (apbi_name_check) and refuse duplicates through a hash index, so
+ *    adding n models costs O(n).
+ *  - build plans the layout and encodes the manifest once with placeholder
+ *    checksums (fixed width, so the final manifest has the same length),
+ *    streams every model in CHUNK-sized pieces to its final offset while
+ *    hashing it (streaming XXH3 for the model, per block for the table),
+ *    then writes the header and the real manifest at offset 0.
+ *  - All output goes to "<path>.tmp.XXXXXX" (O_EXCL, mode 0644 & ~umask) in
+ *    the same directory, which is fsynced, renamed over path, and the
+ *    directory fsynced.  On any failure before the rename the temporary
+ *    file is unlinked and path is untouched.
+ *  - The temporary file is ftruncated to its final size first, so padding
+ *    and all-zero chunks need no write; holes of a source (SEEK_DATA) are
+ *    hashed as zeros without being read, so sparse sources stay cheap.
+ *  - A source must keep the size it had at add_file: checked at open, at
+ *    every short read and at its end (-EIO otherwise).
+ *  - File I/O goes through the apbi_io seam; every failure records a detail.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "format.h"
+#include "format_write.h"
+#include "internal.h"
+
+#define CHUNK (1u << 20)              /* streaming buffer */
+#define MAX_POW2 (1u << 30)           /* 1 GiB: largest alignment / block size */
+
+/* Where a model's bytes come from (parallel to apb_builder.w). */
+struct bsrc {
+	char *path;                   /* add_file source, or NULL */
+	const uint8_t *data;          /* in-memory bytes (owned or borrowed) */
+	uint8_t *owned;               /* copy made by add_model, freed with us */
+	apb_metadata *md;             /* deep copy in one allocation, or NULL */
+};
+
+struct apb_builder {
+	char *path;
+	uint32_t alignment, block_size;
+	char *description;
+	bool timestamp, built;
+	size_t n, cap;
+	apbi_wmodel *w;
+	struct bsrc *src;
+	apbi_nameidx idx;
+};
+
+/* ------------------------------------------------------------------ */
+/* Builder setup                                                        */
+/* ------------------------------------------------------------------ */
+
+static const char *builder_name_at(const void *ctx, size_t i)
+{
+	const apb_builder *bb = ctx;
+	return bb->w[i].name;
+}
+
+apb_builder *apb_builder_new(const char *path)
+{
+	apb_builder *bb;
+
+	apbi_clear_error();
+	if (!path || !*path) {
+		apbi_set_error(-EINVAL, "apb_builder_new: no output path");
+		return NULL;
+	}
+	bb = calloc(1, sizeof *bb);
+	if (!bb || !(bb->path = strdup(path))) {
+		free(bb);
+		apbi_set_error(-ENOMEM, "out of memory creating a builder");
+		return NULL;
+	}
+	bb->alignment = APB_DEFAULT_ALIGNMENT;
+	bb->block_size = APB_DEFAULT_BLOCK_SIZE;
+	bb->idx.name_at = builder_name_at;
+	bb->idx.ctx = bb;
+	return bb;
+}
+
+void apb_builder_free(apb_builder *bb)
+{
+	if (!bb)
+		return;
+	for (size_t i = 0; i < bb->n; i++) {
+		free((char *)bb->w[i].name);
+		free(bb->src[i].path);
+		free(bb->src[i].owned);
+		free(bb->src[i].md);
+	}
+	free(bb->w);
+	free(bb->src);
+	apbi_nameidx_free(&bb->idx);
+	free(bb->description);
+	free(bb->path);
+	free(bb);
+}
+
+static bool is_pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+int apb_builder_set_alignment(apb_builder *bb, uint32_t alignment)
+{
+	apbi_clear_error();
+	if (!bb)
+		return apbi_set_error(-EINVAL, "apb_builder_set_alignment: NULL builder");
+	if (!is_pow2(alignment) || alignment > MAX_POW2)
+		return apbi_set_error(-EINVAL, "alignment %u is not a power of two between 1 and 1 GiB",
+		                      alignment);
+	bb->alignment = alignment;
+	return 0;
+}
+
+int apb_builder_set_block_size(apb_builder *bb, uint32_t block_size)
+{
+	apbi_clear_error();
+	if (!bb)
+		return apbi_set_error(-EINVAL, "apb_builder_set_block_size: NULL builder");
+	if (!is_pow2(block_size) || block_size < 512 || block_size > MAX_POW2)
+		return apbi_set_error(-EINVAL, "block size %u is not a power of two between 512 and 1 GiB",
+		                      block_size);
+	bb->block_size = block_size;
+	return 0;
+}
+
+int apb_builder_set_description(apb_builder *bb, const char *text)
+{
+	char *copy = NULL;
+
+	apbi_clear_error();
+	if (!bb)
+		return apbi_set_error(-EINVAL, "apb_builder_set_description: NULL builder");
+	if (text) {
+		if (!apbi_utf8_valid(text, strlen(text)))
+			return apbi_set_error(-EINVAL, "description is not valid UTF-8");
+		if (!(copy = strdup(text)))
+			return apbi_set_error(-ENOMEM, "out of memory copying the description");
+	}
+	free(bb->description);
+	bb->description = copy;
+	return 0;
+}
+
+void apb_builder_set_timestamp(apb_builder *bb, bool on)
+{
+	if (bb)
+		bb->timestamp = on;
+}
+
+/* ------------------------------------------------------------------ */
+/* Adding models                                                        */
+/* ------------------------------------------------------------------ */
+
+/* Checks name and reserves slot bb->n; the caller fills it and calls commit. */
+static int add_begin(apb_builder *bb, const char *name)
+{
+	int rc;
+
+	if (!bb || !name)
+		return apbi_set_error(-EINVAL, "add: NULL builder or name");
+	if (bb->built)
+		return apbi_set_error(-EINVAL, "add \"%s\": the builder has already built", name);
+	if ((rc = apbi_name_check(name, strlen(name))) != 0)
+		return rc;
+	if (apbi_nameidx_find(&bb->idx, name) >= 0)
+		return apbi_set_error(APB_E_DUPLICATE, "model \"%s\" added twice", name);
+	if (bb->n == bb->cap) {
+		size_t cap = bb->cap ? bb->cap * 2 : 16;
+		apbi_wmodel *w = realloc(bb->w, cap * sizeof *w);
+		if (w)
+			bb->w = w;
+		struct bsrc *s = w ? realloc(bb->src, cap * sizeof *s) : NULL;
+		if (!s)
+			return apbi_set_error(-ENOMEM, "out of memory adding model \"%s\"", name);
+		bb->src = s;
+		bb->cap = cap;
+	}
+	memset(&bb->w[bb->n], 0, sizeof bb->w[bb->n]);
+	memset(&bb->src[bb->n], 0, sizeof bb->src[bb->n]);
+	if (!(bb->w[bb->n].name = strdup(name)))
+		return apbi_set_error(-ENOMEM, "out of memory adding model \"%s\"", name);
+	return 0;
+}
+
+/* Indexes slot bb->n, or releases it on failure. */
+static int add_commit(apb_builder *bb, int rc)
+{
+	if (rc == 0)
+		rc = apbi_nameidx_add(&bb->idx, bb->n);
+	if (rc != 0) {
+		free((char *)bb->w[bb->n].name);
+		free(bb->src[bb->n].path);
+		free(bb->src[bb->n].owned);
+		return rc;
+	}
+	bb->n++;
+	return 0;
+}
+
+static int add_memory(apb_builder *bb, const char *name, const void *data, size_t size, bool copy)
+{
+	int rc;
+
+	if (!data && size)
+		return apbi_set_error(-EINVAL, "add \"%s\": NULL data", name ? name : "(null)");
+	if ((rc = add_begin(bb, name)) != 0)
+		return rc;
+	bb->w[bb->n].size = size;
+	bb->src[bb->n].data = data;
+	if (copy && size) {
+		bb->src[bb->n].owned = malloc(size);
+		if (!bb->src[bb->n].owned)
+			rc = apbi_set_error(-ENOMEM, "out of memory copying model \"%s\" (%zu bytes)", name, size);
+		else
+			bb->src[bb->n].data = memcpy(bb->src[bb->n].owned, data, size);
+	}
+	return add_commit(bb, rc);
+}
+
+int apb_builder_add_model(apb_builder *bb, const char *name, const void *data, size_t size)
+{
+	apbi_clear_error();
+	return add_memory(bb, name, data, size, true);
+}
+
+int apbi_builder_add_ref(apb_builder *bb, const char *name, const void *data, size_t size)
+{
+	return add_memory(bb, name, data, size, false);
+}
+
+int apb_builder_add_file(apb_builder *bb, const char *name, const char *src_path)
+{
+	struct stat st;
+	int rc;
+
+	apbi_clear_error();
+	if (!src_path)
+		return apbi_set_error(-EINVAL, "add_file \"%s\": NULL source path", name ? name : "(null)");
+	if (stat(src_path, &st) != 0)
+		return apbi_set_error(-errno, "add_file \"%s\": %s: %s", name ? name : "(null)",
+		                      src_path, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return apbi_set_error(-EISDIR, "add_file: %s is a directory", src_path);
+	if (!S_ISREG(st.st_mode))
+		return apbi_set_error(-EINVAL, "add_file: %s is not a regular file", src_path);
+	if ((rc = add_begin(bb, name)) != 0)
+		return rc;
+	bb->w[bb->n].size = (uint64_t)st.st_size;
+	if (!(bb->src[bb->n].path = strdup(src_path)))
+		rc = apbi_set_error(-ENOMEM, "out of memory adding model \"%s\"", name);
+	return add_commit(bb, rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Metadata                                                             */
+/* ------------------------------------------------------------------ */
+
+static int kv_cmp(const void *a, const void *b)
+{
+	return strcmp(((const apb_kv *)a)->key, ((const apb_kv *)b)->key);
+}
+
+/* Checks a key/value list; adds its string bytes to *bytes. */
+static int kv_check(const apb_kv *kv, size_t n, const char *what, size_t *bytes)
+{
+	if (n && !kv)
+		return apbi_set_error(-EINVAL, "metadata %s: NULL list", what);
+	for (size_t i = 0; i < n; i++) {
+		if (!kv[i].key || !kv[i].value)
+			return apbi_set_error(-EINVAL, "metadata %s[%zu]: NULL key or value", what, i);
+		size_t kl = strlen(kv[i].key), vl = strlen(kv[i].value);
+		if (!apbi_utf8_valid(kv[i].key, kl) || !apbi_utf8_valid(kv[i].value, vl))
+			return apbi_set_error(-EINVAL, "metadata %s \"%s\": not valid UTF-8", what, kv[i].key);
+		*bytes += kl + vl + 2;
+	}
+	return 0;
+}
+
+static int str_check(const char *s, const char *what, size_t *bytes)
+{
+	if (!s)
+		return 0;
+	if (!apbi_utf8_valid(s, strlen(s)))
+		return apbi_set_error(-EINVAL, "metadata %s: not valid UTF-8", what);
+	*bytes += strlen(s) + 1;
+	return 0;
+}
+
+/* Appends s to the string area at *pos; returns the copy. */
+static const char *stash(char **pos, const char *s)
+{
+	char *d = *pos;
+	size_t l = strlen(s) + 1;
+	memcpy(d, s, l);
+	*pos += l;
+	return d;
+}
+
+/* Copies n pairs into dst (strings into *pos), sorted; -EINVAL on a duplicate key. */
+static int kv_copy(apb_kv *dst, const apb_kv *src, size_t n, char **pos, const char *what)
+{
+	for (size_t i = 0; i < n; i++) {
+		dst[i].key = stash(pos, src[i].key);
+		dst[i].value = stash(pos, src[i].value);
+	}
+	qsort(dst, n, sizeof *dst, kv_cmp);
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(dst[i - 1].key, dst[i].key) == 0)
+			return apbi_set_error(-EINVAL, "metadata %s: key \"%s\" given twice", what, dst[i].key);
+	}
+	return 0;
+}
+
+/* Deep copy of md in one allocation (header, pair arrays, strings). */
+static int md_copy(const apb_metadata *md, apb_metadata **out)
+{
+	size_t nh = md->n_hyperparameters, nc = md->n_custom, bytes = 0;
+	apb_metadata *c;
+	apb_kv *kv;
+	char *pos;
+	int rc;
+
+	if ((rc = str_check(md->version, "version", &bytes)) ||
+	    (rc = str_check(md->architecture, "architecture", &bytes)) ||
+	    (rc = kv_check(md->hyperparameters, nh, "hyperparameters", &bytes)) ||
+	    (rc = kv_check(md->custom, nc, "custom", &bytes)))
+		return rc;
+	c = malloc(sizeof *c + (nh + nc) * sizeof *kv + bytes);
+	if (!c)
+		return apbi_set_error(-ENOMEM, "out of memory copying metadata");
+	kv = (apb_kv *)(c + 1);
+	pos = (char *)(kv + nh + nc);
+	c->version = md->version ? stash(&pos, md->version) : NULL;
+	c->architecture = md->architecture ? stash(&pos, md->architecture) : NULL;
+	c->hyperparameters = kv;
+	c->n_hyperparameters = nh;
+	c->custom = kv + nh;
+	c->n_custom = nc;
+	if ((rc = kv_copy(kv, md->hyperparameters, nh, &pos, "hyperparameters")) ||
+	    (rc = kv_copy(kv + nh, md->custom, nc, &pos, "custom"))) {
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int apb_builder_set_metadata(apb_builder *bb, const char *name, const apb_metadata *md)
+{
+	apb_metadata *copy = NULL;
+	int64_t i;
+	int rc;
+
+	apbi_clear_error();
+	if (!bb || !name)
+		return apbi_set_error(-EINVAL, "set_metadata: NULL builder or name");
+	if ((i = apbi_nameidx_find(&bb->idx, name)) < 0)
+		return apbi_set_error(-ENOENT, "set_metadata: no model \"%s\"", name);
+	if (md && (rc = md_copy(md, &copy)) != 0)
+		return rc;
+	free(bb->src[i].md);
+	bb->src[i].md = copy;
+	bb->w[i].md = copy;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Streaming one model                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Hash state of the model being streamed. */
+struct hasher {
+	XXH3_state_t *model, *block;
+	uint64_t *sums;               /* n_blocks entries, or NULL (one block) */
+	uint64_t done;                /* blocks finished */
+	uint32_t bs, in_block;        /* block size; bytes of the open block */
+};
+
+/* Everything apb_builder_build works with. */
+struct wctx {
+	apb_builder *bb;
+	apbi_wbundle wb;
+	int fd;
+	char *tmp;
+	uint64_t data_start;
+	uint8_t *buf;
+	struct hasher h;
+};
+
+static void hash_feed(struct hasher *h, const uint8_t *p, size_t n)
+{
+	XXH3_64bits_update(h->model, p, n);
+	while (h->sums && n) {
+		size_t take = h->bs - h->in_block < n ? h->bs - h->in_block : n;
+		if (h->in_block == 0 && take == h->bs) {
+			h->sums[h->done++] = XXH3_64bits(p, take);
+		} else {
+			if (h->in_block == 0)
+				XXH3_64bits_reset(h->block);
+			XXH3_64bits_update(h->block, p, take);
+			h->in_block += (uint32_t)take;
+			if (h->in_block == h->bs) {
+				h->sums[h->done++] = XXH3_64bits_digest(h->block);
+				h->in_block = 0;
+			}
+		}
+		p += take;
+		n -= take;
+	}
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Hashes and writes n bytes of model i found at model offset pos. */
+static int put_chunk(struct wctx *c, size_t i, const uint8_t *p, size_t n, uint64_t pos)
+{
+	uint64_t off = c->data_start + c->bb->w[i].offset + pos;
+	int rc;
+
+	hash_feed(&c->h, p, n);
+	if (all_zero(p, n)) /* the file was ftruncated: already zeros */
+		return 0;
+	if ((rc = apbi_pwrite_full(c->fd, p, n, off)) != 0)
+		return apbi_set_error(rc, "writing model \"%s\" to %s at offset %llu: %s",
+		                      c->bb->w[i].name, c->tmp, (unsigned long long)off, strerror(-rc));
+	return 0;
+}
+
+/* Reads up to want bytes (fewer only at end of file). */
+static ssize_t read_full(int fd, uint8_t *buf, size_t want)
+{
+	size_t got = 0;
+
+	while (got < want) {
+		ssize_t r = apbi_read_some(fd, buf + got, want - got);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* Bytes of hole at pos (0 when pos is in data); reads as zeros. */
+static uint64_t hole_run(int fd, uint64_t pos, uint64_t size)
+{
+	off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
+
+	if (d < 0)
+		return errno == ENXIO ? size - pos : 0; /* ENXIO: only hole to EOF */
+	return (uint64_t)d < size ? (uint64_t)d - pos : size - pos;
+}
+
+/* Bytes of data at pos before the next hole (or size). */
+static uint64_t data_run(int fd, uint64_t pos, uint64_t size)
+{
+	off_t h = lseek(fd, (off_t)pos, SEEK_HOLE);
+
+	return h < 0 || (uint64_t)h <= pos || (uint64_t)h > size ? size - pos : (uint64_t)h - pos;
+}
+
+/* Copies run bytes of data from fd's position, model offset *pos onwards. */
+static int copy_run(struct wctx *c, size_t i, int fd, uint64_t run, uint64_t *pos)
+{
+	const apbi_wmodel *m = &c->bb->w[i];
+	const char *src = c->bb->src[i].path;
+
+	while (run) {
+		size_t want = run < CHUNK ? (size_t)run : CHUNK;
+		ssize_t r = read_full(fd, c->buf, want);
+		if (r < 0)
+			return apbi_set_error((int)r, "model \"%s\": reading %s: %s", m->name, src, strerror((int)-r));
+		if ((size_t)r < want)
+			return apbi_set_error(-EIO, "model \"%s\": source %s shrank while being read", m->name, src);
+		int rc = put_chunk(c, i, c->buf, want, *pos);
+		if (rc != 0)
+			return rc;
+		*pos += want;
+		run -= want;
+	}
+	return 0;
+}
+
+/* Hashes run zero bytes (a hole: the output already holds zeros there). */
+static void feed_zeros(struct wctx *c, uint64_t run)
+{
+	memset(c->buf, 0, run < CHUNK ? (size_t)run : CHUNK);
+	while (run) {
+		size_t n = run < CHUNK ? (size_t)run : CHUNK;
+		hash_feed(&c->h, c->buf, n);
+		run -= n;
+	}
+}
+
+/* Streams a file source; holes are hashed as zeros without reading them. */
+static int stream_file(struct wctx *c, size_t i)
+{
+	const apbi_wmodel *m = &c->bb->w[i];
+	const char *src = c->bb->src[i].path;
+	struct stat st;
+	uint64_t pos = 0, run;
+	int rc = 0, fd = open(src, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return apbi_set_error(-errno, "model \"%s\": opening %s: %s", m->name, src, strerror(errno));
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != m->size)
+		goto changed;
+	while (pos < m->size && rc == 0) {
+		if ((run = hole_run(fd, pos, m->size)) != 0) {
+			feed_zeros(c, run);
+			pos += run;
+			continue;
+		}
+		run = data_run(fd, pos, m->size);
+		if (lseek(fd, (off_t)pos, SEEK_SET) < 0)
+			rc = apbi_set_error(-errno, "model \"%s\": seeking in %s: %s", m->name, src, strerror(errno));
+		else
+			rc = copy_run(c, i, fd, run, &pos);
+	}
+	if (rc != 0)
+		goto out;
+	if (lseek(fd, (off_t)m->size, SEEK_SET) < 0 || apbi_read_some(fd, c->buf, 1) != 0 ||
+	    fstat(fd, &st) != 0 || (uint64_t)st.st_size != m->size)
+		goto changed; /* grew, shrank (a hole to EOF hides that) or failed at its end */
+out:
+	close(fd);
+	return rc;
+changed:
+	rc = apbi_set_error(-EIO, "model \"%s\": source %s changed size since it was added", m->name, src);
+	goto out;
+}
+
+static int stream_memory(struct wctx *c, size_t i)
+{
+	const uint8_t *p = c->bb->src[i].data;
+	uint64_t size = c->bb->w[i].size;
+	int rc;
+
+	for (uint64_t pos = 0; pos < size; pos += CHUNK) {
+		size_t n = size - pos < CHUNK ? (size_t)(size - pos) : CHUNK;
+		if ((rc = put_chunk(c, i, p + pos, n, pos)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Streams model i, sets its checksum and writes its block table. */
+static int stream_model(struct wctx *c, size_t i)
+{
+	apbi_wmodel *m = &c->bb->w[i];
+	struct hasher *h = &c->h;
+	int rc;
+
+	h->done = 0;
+	h->in_block = 0;
+	h->bs = c->bb->block_size;
+	h->sums = NULL;
+	if (m->n_blocks > 1 && !(h->sums = malloc(m->n_blocks * sizeof *h->sums)))
+		return apbi_set_error(-ENOMEM, "model \"%s\": out of memory for %llu block checksums",
+		                      m->name, (unsigned long long)m->n_blocks);
+	XXH3_64bits_reset(h->model);
+	rc = c->bb->src[i].path ? stream_file(c, i) : stream_memory(c, i);
+	if (rc != 0)
+		goto out;
+	m->checksum = XXH3_64bits_digest(h->model);
+	if (!h->sums)
+		goto out;
+	if (h->in_block)
+		h->sums[h->done++] = XXH3_64bits_digest(h->block);
+	if (h->done != m->n_blocks) {
+		rc = apbi_set_error(-EIO, "model \"%s\": hashed %llu blocks, expected %llu", m->name,
+		                    (unsigned long long)h->done, (unsigned long long)m->n_blocks);
+		goto out;
+	}
+	for (uint64_t k = 0; k < m->n_blocks; k++)
+		h->sums[k] = htole64(h->sums[k]);
+	rc = apbi_pwrite_full(c->fd, h->sums, m->n_blocks * 8, c->data_start + m->blocks_offset);
+	if (rc != 0)
+		rc = apbi_set_error(rc, "model \"%s\": writing its block table to %s: %s", m->name,
+		                    c->tmp, strerror(-rc));
+out:
+	free(h->sums);
+	h->sums = NULL;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Build                                                                */
+/* ------------------------------------------------------------------ */
+
+static int open_temp(struct wctx *c)
+{
+	static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	size_t n = strlen(c->bb->path);
+	int err = 0;
+
+	if (!(c->tmp = malloc(n + sizeof ".tmp.XXXXXX")))
+		return apbi_set_error(-ENOMEM, "out of memory");
+	for (int t = 0; t < 100; t++) {
+		uint8_t r[6];
+		struct timespec ts;
+		if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t x = (uint64_t)ts.tv_nsec * 2654435761u ^ (uint64_t)getpid() ^ (uint64_t)t << 40;
+			memcpy(r, &x, sizeof r);
+		}
+		snprintf(c->tmp, n + sizeof ".tmp.XXXXXX", "%s.tmp.", c->bb->path);
+		for (int k = 0; k < 6; k++)
+			c->tmp[n + 5 + k] = al[r[k] % (sizeof al - 1)];
+		c->tmp[n + 11] = '\0';
+		c->fd = open(c->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (c->fd >= 0)
+			return 0;
+		if ((err = errno) != EEXIST)
+			break;
+	}
+	apbi_set_error(-err, "creating a temporary file next to %s: %s", c->bb->path, strerror(err));
+	free(c->tmp);
+	c->tmp = NULL;
+	return -err;
+}
+
+static int sync_dir(const char *path)
+{
+	char *d = strdup(path), *slash;
+	const char *dir = ".";
+	int fd, rc = 0;
+
+	if (!d)
+		return apbi_set_error(-ENOMEM, "out of memory");
+	if ((slash = strrchr(d, '/')) != NULL) {
+		slash[slash == d] = '\0';
+		dir = d;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		rc = apbi_set_error(-errno, "%s was written but opening its directory %s to sync it failed: %s",
+		                    path, dir, strerror(errno));
+	else if ((rc = apbi_fsync(fd)) != 0)
+		rc = apbi_set_error(rc, "%s was written but syncing its directory %s failed: %s",
+		                    path, dir, strerror(-rc));
+	if (fd >= 0)
+		close(fd);
+	free(d);
+	return rc;
+}
+
+static int resolve_time(apbi_wbundle *wb)
+{
+	const char *e = getenv("SOURCE_DATE_EPOCH");
+	char *end;
+	long long v;
+
+	wb->has_created_at = true;
+	if (!e || !*e) {
+		wb->created_at = (int64_t)time(NULL);
+		return 0;
+	}
+	errno = 0;
+	v = strtoll(e, &end, 10);
+	if (errno || *end || v < 0)
+		return apbi_set_error(-EINVAL, "SOURCE_DATE_EPOCH=\"%s\" is not a number of seconds", e);
+	wb->created_at = v;
+	return 0;
+}
+
+/* Writes the header and the final manifest of length len at offset 0. */
+static int write_head(struct wctx *c, size_t len)
+{
+	char *text = NULL;
+	uint8_t *head = NULL;
+	size_t len2 = 0;
+	int rc;
+
+	if ((rc = apbi_manifest_encode(&c->wb, &text, &len2)) != 0)
+		return rc;
+	if (len2 != len) { /* cannot happen: checksums are fixed width */
+		rc = apbi_set_error(-EIO, "internal error: manifest length changed from %zu to %zu", len, len2);
+		goto out;
+	}
+	if (!(head = malloc(APBI_HEADER_SIZE + len))) {
+		rc = apbi_set_error(-ENOMEM, "out of memory for the manifest");
+		goto out;
+	}
+	apbi_header_encode(head, (uint32_t)len);
+	memcpy(head + APBI_HEADER_SIZE, text, len);
+	if ((rc = apbi_pwrite_full(c->fd, head, APBI_HEADER_SIZE + len, 0)) != 0)
+		rc = apbi_set_error(rc, "writing the manifest to %s: %s", c->tmp, strerror(-rc));
+out:
+	free(head);
+	free(text);
+	return rc;
+}
+
+/* Fills the open temporary file completely and syncs it. */
+static int write_all(struct wctx *c, size_t len)
+{
+	int rc;
+
+	if (ftruncate(c->fd, (off_t)(c->data_start + c->wb.data_size)) != 0)
+		return apbi_set_error(-errno, "sizing %s to %llu bytes: %s", c->tmp,
+		                      (unsigned long long)(c->data_start + c->wb.data_size), strerror(errno));
+	c->buf = malloc(CHUNK);
+	c->h.model = XXH3_createState();
+	c->h.block = XXH3_createState();
+	if (!c->buf || !c->h.model || !c->h.block)
+		return apbi_set_error(-ENOMEM, "out of memory for the copy buffer");
+	for (size_t i = 0; i < c->wb.n_models; i++) {
+		if ((rc = stream_model(c, i)) != 0)
+			return rc;
+	}
+	if ((rc = write_head(c, len)) != 0)
+		return rc;
+	if ((rc = apbi_fsync(c->fd)) != 0)
+		return apbi_set_error(rc, "syncing %s: %s", c->tmp, strerror(-rc));
+	rc = close(c->fd);
+	c->fd = -1;
+	if (rc != 0)
+		return apbi_set_error(-errno, "closing %s: %s", c->tmp, strerror(errno));
+	return 0;
+}
+
+int apb_builder_build(apb_builder *bb)
+{
+	struct wctx c = { .bb = bb, .fd = -1 };
+	char *text = NULL;
+	size_t len = 0;
+	bool renamed = false;
+	int rc;
+
+	apbi_clear_error();
+	if (!bb)
+		return apbi_set_error(-EINVAL, "apb_builder_build: NULL builder");
+	if (bb->built)
+		return apbi_set_error(-EINVAL, "%s: this builder has already built", bb->path);
+	bb->built = true;
+	c.wb = (apbi_wbundle){ .alignment = bb->alignment, .block_size = bb->block_size,
+	                       .description = bb->description, .n_models = bb->n, .models = bb->w };
+	if ((bb->timestamp && (rc = resolve_time(&c.wb)) != 0) ||
+	    (rc = apbi_layout_plan(&c.wb)) != 0 ||
+	    (rc = apbi_manifest_encode(&c.wb, &text, &len)) != 0 ||
+	    (rc = open_temp(&c)) != 0)
+		goto out;
+	c.data_start = APBI_HEADER_SIZE + len;
+	if ((rc = write_all(&c, len)) != 0)
+		goto out;
+	if (rename(c.tmp, bb->path) != 0) {
+		rc = apbi_set_error(-errno, "renaming %s to %s: %s", c.tmp, bb->path, strerror(errno));
+		goto out;
+	}
+	renamed = true;
+	rc = sync_dir(bb->path);
+out:
+	if (c.fd >= 0)
+		close(c.fd);
+	if (c.tmp && !renamed)
+		unlink(c.tmp);
+	free(c.tmp);
+	free(text);
+	free(c.buf);
+	XXH3_freeState(c.h.model);
+	XXH3_freeState(c.h.block);
+	return rc;
+}

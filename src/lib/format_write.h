@@ -1,0 +1,100 @@
+/*
+ * format_write.h - the write side of format v1 (format_write.c) and the
+ * builder internals shared with bundle.c (builder.c).
+ *
+ * The writer works in two steps that never touch a file: apbi_layout_plan
+ * places every model and block table in the data section (offsets relative
+ * to its start), and apbi_manifest_encode turns the plan into the manifest
+ * text, padded so that the data section starts aligned.  Checksums are
+ * fixed-width strings, so encoding before and after hashing gives texts of
+ * the same length: the layout never moves once planned.
+ */
+#ifndef APB_FORMAT_WRITE_H
+#define APB_FORMAT_WRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "apbundle.h"
+
+/** One model as the writer sees it. */
+typedef struct apbi_wmodel {
+	const char *name;          /* validated, NUL-terminated */
+	uint64_t size;             /* bytes */
+	uint64_t offset;           /* set by apbi_layout_plan */
+	uint64_t n_blocks;         /* set by apbi_layout_plan: ceil(size / block_size) */
+	uint64_t blocks_offset;    /* set by apbi_layout_plan when n_blocks > 1 */
+	uint64_t checksum;         /* XXH3-64 of the model (0 until hashed) */
+	const apb_metadata *md;    /* NULL: no "metadata" key */
+} apbi_wmodel;
+
+/** Bundle-wide settings of the manifest. */
+typedef struct apbi_wbundle {
+	uint32_t alignment;        /* power of two */
+	uint32_t block_size;       /* power of two >= 512 */
+	const char *description;   /* NULL: no "description" key */
+	bool has_created_at;
+	int64_t created_at;
+	size_t n_models;
+	apbi_wmodel *models;       /* in the order they were added */
+	uint64_t data_size;        /* set by apbi_layout_plan: bytes of the data section */
+} apbi_wbundle;
+
+/**
+ * Places every model of wb (at multiples of the alignment, in order) and
+ * then the block tables of multi-block models (8-byte aligned), filling
+ * offset, n_blocks, blocks_offset and wb->data_size.  Errors: -EFBIG when
+ * an offset would pass INT64_MAX (with a detail naming the model).
+ */
+int apbi_layout_plan(apbi_wbundle *wb);
+
+/**
+ * Encodes the manifest of a planned wb.  On success *out is a malloc'ed
+ * buffer the caller frees, holding *len bytes: the JSON text followed by
+ * spaces so that 16 + *len is a multiple of the alignment (no NUL is
+ * counted in *len, though one follows).  Errors: -ENOMEM, -EFBIG (the
+ * manifest would exceed the 64 MiB limit, or the data section would start
+ * beyond INT64_MAX).
+ */
+int apbi_manifest_encode(const apbi_wbundle *wb, char **out, size_t *len);
+
+/**
+ * Fills the 16-byte v1 header for a manifest of len bytes into out.
+ */
+void apbi_header_encode(uint8_t out[16], uint32_t len);
+
+/* ---- name index (format_write.c), used by builder.c and bundle.c ---- */
+
+/** Returns the NUL-terminated name of entry i of the caller's collection. */
+typedef const char *(*apbi_name_at_fn)(const void *ctx, size_t i);
+
+/**
+ * Open-addressing hash index from names to the caller's indices.  The
+ * names live in the caller's collection and are fetched through name_at;
+ * zero-initialise before use.
+ */
+typedef struct apbi_nameidx {
+	size_t *slots;             /* index + 1; 0 = empty */
+	size_t cap;                /* power of two, or 0 */
+	size_t count;
+	apbi_name_at_fn name_at;
+	const void *ctx;
+} apbi_nameidx;
+
+/** Returns the index stored for name, or -1.  O(1) average. */
+int64_t apbi_nameidx_find(const apbi_nameidx *x, const char *name);
+
+/** Adds index i (whose name must not be present yet).  Errors: -ENOMEM. */
+int apbi_nameidx_add(apbi_nameidx *x, size_t i);
+
+/** Frees the slots (not the names). */
+void apbi_nameidx_free(apbi_nameidx *x);
+
+/**
+ * Like apb_builder_add_model but without copying: data must stay valid
+ * and unchanged until the builder is freed.  Used by apb_bundle_save.
+ */
+int apbi_builder_add_ref(apb_builder *bb, const char *name, const void *data, size_t size);
+
+#endif
