@@ -1,1 +1,157 @@
-/* cli.h - placeholder until its owner lands it */
+/*
+ * cli.h - what the apbundle command's files share: exit codes, the
+ * subcommand entry points and the helpers of cli_util.c.
+ *
+ * Invariants: every message goes to stderr as "apbundle: <cmd>: ..." (the
+ * command name is set once by the dispatcher); only requested output
+ * (listings, model bytes, summaries) goes to stdout.  Exit status is
+ * CLI_OK (0), CLI_BAD (1: bad data, checksum or I/O failure) or CLI_USAGE
+ * (2: bad command line).
+ */
+#ifndef APB_CLI_H
+#define APB_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "apbundle.h"
+#include "format.h"
+
+enum { CLI_OK = 0, CLI_BAD = 1, CLI_USAGE = 2 };
+
+/* ---- subcommands (cmd_*.c): argv[0] is the command name ---- */
+
+/** `apbundle create OUT NAME=PATH|DIR...`; returns an exit status. */
+int cli_cmd_create(int argc, char **argv);
+/** `apbundle list BUNDLE [--json]`; returns an exit status. */
+int cli_cmd_list(int argc, char **argv);
+/** `apbundle info BUNDLE`; returns an exit status. */
+int cli_cmd_info(int argc, char **argv);
+/** `apbundle verify BUNDLE`; returns an exit status. */
+int cli_cmd_verify(int argc, char **argv);
+/** `apbundle extract BUNDLE [-C DIR] [NAME...]`; returns an exit status. */
+int cli_cmd_extract(int argc, char **argv);
+/** `apbundle cat BUNDLE NAME`; returns an exit status. */
+int cli_cmd_cat(int argc, char **argv);
+/** `apbundle load BUNDLE [options] NAME...`; returns an exit status. */
+int cli_cmd_load(int argc, char **argv);
+
+/* ---- messages (cli_util.c) ---- */
+
+/** Sets the subcommand name used as the prefix of every message. */
+void cli_set_command(const char *cmd);
+
+/** Returns the current subcommand name ("apbundle" before dispatch). */
+const char *cli_command(void);
+
+/** Prints "apbundle: <cmd>: <fmt...>\n" to stderr. */
+void cli_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/**
+ * Prints "apbundle: <cmd>: <what>: <detail>" where detail is
+ * apb_last_error() (or apb_strerror(code) when the library recorded none)
+ * and returns CLI_BAD.
+ */
+int cli_lib_error(const char *what, int code);
+
+/**
+ * Prints "apbundle: <cmd>: <fmt...>" plus a "Try 'apbundle <cmd> --help'"
+ * hint to stderr and returns CLI_USAGE.
+ */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/**
+ * Reports the getopt_long() failure c ('?' or ':') for argv and returns
+ * CLI_USAGE.  Use with an optstring starting with ':' and opterr = 0.
+ */
+int cli_getopt_error(int c, char **argv);
+
+/**
+ * Writes name to f with every byte that is not printable ASCII or part of
+ * valid UTF-8 text escaped as \xNN (and '"' and '\\' escaped), so hostile
+ * names cannot forge output.  The quoted form is "name".
+ */
+void cli_put_name(FILE *f, const char *name);
+
+/**
+ * Returns name escaped as by cli_put_name (without quotes) in a static
+ * buffer, truncated with "..." when very long; for use inside cli_msg.
+ */
+const char *cli_esc(const char *name);
+
+/* ---- sizes ---- */
+
+/**
+ * Parses a size for option opt (K/M/G suffixes, see apbi_parse_size).
+ * On error prints a usage message and returns CLI_USAGE; 0 on success.
+ */
+int cli_parse_size(const char *opt, const char *s, uint64_t *out);
+
+/** Formats bytes as "1.5 MiB" (or "512 B") into buf; returns buf. */
+const char *cli_human(uint64_t bytes, char buf[32]);
+
+/* ---- progress line on stderr (only on a terminal, only for big work) ---- */
+
+#define CLI_PROGRESS_MIN (64u << 20) /* below this many bytes: no progress line */
+
+typedef struct cli_progress {
+	bool on;
+	uint64_t total;
+	uint64_t done;
+	double last;           /* monotonic seconds of the last update */
+	int width;             /* characters of the last line, to clear it */
+} cli_progress;
+
+/** Starts a progress line for total bytes (inactive unless isatty(2) and big). */
+void cli_progress_start(cli_progress *p, uint64_t total);
+
+/** Adds n bytes of done work; redraws at most 5 times a second. */
+void cli_progress_add(cli_progress *p, uint64_t n);
+
+/** Clears the line (call before printing anything else to stderr). */
+void cli_progress_end(cli_progress *p);
+
+/* ---- reading bundles ---- */
+
+/**
+ * Opens path and reads its manifest.  On failure prints
+ * "apbundle: <cmd>: <path>: <detail>" and returns CLI_BAD; on success
+ * *fd and *m are the caller's to close / apbi_manifest_free.
+ */
+int cli_open_bundle(const char *path, int *fd, apbi_manifest **m);
+
+/** Receives verified model bytes in order; returns 0 or a negative errno. */
+typedef int (*cli_sink_fn)(void *ctx, const void *buf, size_t len);
+
+/** How cli_stream_model went. */
+typedef struct cli_stream_result {
+	uint64_t bytes;        /* bytes read */
+	uint64_t blocks;       /* blocks verified good */
+	uint64_t bad_blocks;   /* blocks with a checksum mismatch */
+	bool verified;         /* false: the model has no checksums (legacy) */
+	bool sink_failed;      /* the sink returned an error (already reported) */
+} cli_stream_result;
+
+/**
+ * Streams model i of the open bundle fd in chunks, verifying every block
+ * before passing it to sink (which may be NULL), and the whole-model
+ * checksum at the end.  Problems are printed naming the bundle, the model
+ * and the block ("model "enc": block 3 (bytes 196608-262143): checksum
+ * mismatch").  With stop_on_bad the first problem ends the stream (nothing
+ * unverified ever reaches sink); without it every bad block is reported.
+ * The sink's error is reported by the sink itself.  prog may be NULL.
+ * Returns CLI_OK when everything read was good, else CLI_BAD.
+ */
+int cli_stream_model(int fd, const char *bundle, const apbi_manifest *m,
+                     uint64_t i, bool stop_on_bad, cli_sink_fn sink, void *ctx,
+                     cli_progress *prog, cli_stream_result *res);
+
+/** Total model bytes of a manifest. */
+uint64_t cli_total_bytes(const apbi_manifest *m);
+
+/** Writes all of buf to fd, retrying on EINTR; returns 0 or -errno. */
+int cli_write_all(int fd, const void *buf, size_t len);
+
+#endif

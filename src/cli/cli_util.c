@@ -1,1 +1,452 @@
-/* cli_util.c - placeholder until its owner lands it */
+/*
+ * cli_util.c - helpers shared by the apbundle subcommands: messages,
+ * name escaping, sizes, the progress line and verified model streaming.
+ *
+ * Invariants: messages go to stderr only, always prefixed with
+ * "apbundle: <cmd>: "; names read from a bundle are escaped before they
+ * are printed, so a hostile name cannot inject terminal controls or fake
+ * lines; the progress line appears only when stderr is a terminal and the
+ * work is at least CLI_PROGRESS_MIN bytes, and is cleared before any other
+ * message; cli_stream_model never hands a byte to its sink before the
+ * block holding it has been verified.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "cli.h"
+#include "internal.h"
+
+#define CHUNK_MIN (1u << 20)     /* read at least this much per pread */
+#define MAX_BAD_REPORTS 10       /* bad blocks printed per model */
+
+static const char *cur_cmd = "apbundle";
+static cli_progress *cur_progress;   /* active line, cleared before messages */
+
+/** Sets the subcommand name used as the prefix of every message. */
+void cli_set_command(const char *cmd)
+{
+	cur_cmd = cmd;
+}
+
+/** Returns the current subcommand name. */
+const char *cli_command(void)
+{
+	return cur_cmd;
+}
+
+static void vmsg(const char *fmt, va_list ap)
+{
+	if (cur_progress)
+		cli_progress_end(cur_progress);
+	fflush(stdout);
+	if (strcmp(cur_cmd, "apbundle") == 0)
+		fputs("apbundle: ", stderr);
+	else
+		fprintf(stderr, "apbundle: %s: ", cur_cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+/** Prints "apbundle: <cmd>: <fmt...>\n" to stderr. */
+void cli_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+/** Prints what and the library's detail for code; returns CLI_BAD. */
+int cli_lib_error(const char *what, int code)
+{
+	const char *detail = apb_last_error();
+
+	if (!detail || !detail[0])
+		detail = code > -1000 ? strerror(-code) : apb_strerror(code);
+	cli_msg("%s: %s", what, detail);
+	return CLI_BAD;
+}
+
+/** Prints a usage problem and the --help hint; returns CLI_USAGE. */
+int cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+	if (strcmp(cur_cmd, "apbundle") == 0)
+		fputs("Try 'apbundle --help' for more information.\n", stderr);
+	else
+		fprintf(stderr, "Try 'apbundle %s --help' for more information.\n", cur_cmd);
+	return CLI_USAGE;
+}
+
+/** Reports a getopt_long failure ('?' unknown, ':' missing argument). */
+int cli_getopt_error(int c, char **argv)
+{
+	extern int optind, optopt;
+	const char *arg = argv[optind - 1];
+
+	if (c == ':') {
+		if (optopt && arg[0] == '-' && arg[1] != '-')
+			return cli_usage_error("option '-%c' needs an argument", optopt);
+		return cli_usage_error("option '%s' needs an argument", cli_esc(arg));
+	}
+	if (optopt && !(arg[0] == '-' && arg[1] == '-'))
+		return cli_usage_error("unknown option '-%c'", optopt);
+	return cli_usage_error("unknown option '%s'", cli_esc(arg));
+}
+
+/* Length of the valid UTF-8 sequence at s (2..4), or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	size_t i;
+
+	if (n == 0 || s[0] > 0xf4)
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return apbi_utf8_valid((const char *)s, n) ? n : 0;
+}
+
+/* Escapes name into out (size cap, >= 8); truncates with "...". */
+static void escape_into(const char *name, char *out, size_t cap)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t o = 0, n;
+
+	while (*s) {
+		char tmp[8];
+		size_t tl;
+
+		if (*s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\') {
+			tmp[0] = (char)*s;
+			tl = 1, n = 1;
+		} else if (*s == '"' || *s == '\\') {
+			tmp[0] = '\\', tmp[1] = (char)*s;
+			tl = 2, n = 1;
+		} else if ((n = utf8_seq(s)) > 0) {
+			memcpy(tmp, s, n);
+			tl = n;
+		} else {
+			snprintf(tmp, sizeof(tmp), "\\x%02x", *s);
+			tl = 4, n = 1;
+		}
+		if (o + tl + 4 > cap) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		memcpy(out + o, tmp, tl);
+		o += tl;
+		s += n;
+	}
+	out[o] = '\0';
+}
+
+/** Writes name, escaped, between double quotes. */
+void cli_put_name(FILE *f, const char *name)
+{
+	size_t cap = strlen(name) * 4 + 8;
+	char *buf = malloc(cap);
+
+	if (!buf) {
+		fputs("\"?\"", f);
+		return;
+	}
+	escape_into(name, buf, cap);
+	fprintf(f, "\"%s\"", buf);
+	free(buf);
+}
+
+/** Returns name escaped in one of two rotating static buffers. */
+const char *cli_esc(const char *name)
+{
+	static char bufs[2][1024];
+	static int which;
+
+	which ^= 1;
+	escape_into(name, bufs[which], sizeof(bufs[which]));
+	return bufs[which];
+}
+
+/** Parses a size option; prints a usage error on failure. */
+int cli_parse_size(const char *opt, const char *s, uint64_t *out)
+{
+	int rc = apbi_parse_size(s, out);
+
+	if (rc < 0)
+		return cli_usage_error("%s: %s", opt, apb_last_error());
+	return 0;
+}
+
+/** Formats bytes in binary units. */
+const char *cli_human(uint64_t bytes, char buf[32])
+{
+	static const char *units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = (double)bytes;
+	int u = -1;
+
+	if (bytes < 1024) {
+		snprintf(buf, 32, "%llu B", (unsigned long long)bytes);
+		return buf;
+	}
+	while (v >= 1024.0 && u < 5) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(buf, 32, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+static double now_sec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/** Starts a progress line (only on a terminal and for big work). */
+void cli_progress_start(cli_progress *p, uint64_t total)
+{
+	memset(p, 0, sizeof(*p));
+	p->total = total;
+	p->on = total >= CLI_PROGRESS_MIN && isatty(STDERR_FILENO);
+	if (p->on)
+		cur_progress = p;
+}
+
+/** Adds done work and redraws at most five times a second. */
+void cli_progress_add(cli_progress *p, uint64_t n)
+{
+	char a[32], b[32];
+	double t;
+	int w;
+
+	if (!p || !p->on)
+		return;
+	p->done += n;
+	t = now_sec();
+	if (t - p->last < 0.2 && p->done < p->total)
+		return;
+	p->last = t;
+	w = fprintf(stderr, "\rapbundle: %s: %3d%% (%s of %s)", cur_cmd,
+	            (int)(p->total ? p->done * 100 / p->total : 100),
+	            cli_human(p->done, a), cli_human(p->total, b));
+	if (w < p->width)
+		fprintf(stderr, "%*s", p->width - w, "");
+	p->width = w;
+	fflush(stderr);
+}
+
+/** Clears the progress line. */
+void cli_progress_end(cli_progress *p)
+{
+	if (!p || !p->on)
+		return;
+	if (p->width)
+		fprintf(stderr, "\r%*s\r", p->width, "");
+	fflush(stderr);
+	p->width = 0;
+	p->on = false;
+	if (cur_progress == p)
+		cur_progress = NULL;
+}
+
+/** Opens a bundle and reads its manifest, reporting failures. */
+int cli_open_bundle(const char *path, int *fd, apbi_manifest **m)
+{
+	int rc;
+
+	*m = NULL;
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		cli_msg("%s: %s", cli_esc(path), strerror(errno));
+		return CLI_BAD;
+	}
+	apbi_clear_error();
+	rc = apbi_manifest_read(*fd, m);
+	if (rc < 0) {
+		close(*fd);
+		*fd = -1;
+		*m = NULL;
+		return cli_lib_error(cli_esc(path), rc);
+	}
+	return CLI_OK;
+}
+
+/** Sum of the sizes of all models. */
+uint64_t cli_total_bytes(const apbi_manifest *m)
+{
+	uint64_t t = 0;
+
+	for (uint64_t i = 0; i < m->n_models; i++)
+		t += m->models[i].size;
+	return t;
+}
+
+/** Writes all of buf, retrying on EINTR and short writes. */
+int cli_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Reports bad block b of mod. */
+static void report_block(const char *bundle, const apbi_model *mod, uint64_t b,
+                         uint64_t *reported)
+{
+	uint64_t start = b * mod->block_size;
+	uint64_t end = start + mod->block_size;
+
+	if (end > mod->size)
+		end = mod->size;
+	if (++*reported > MAX_BAD_REPORTS)
+		return;
+	cli_msg("%s: model \"%s\": block %llu (bytes %llu-%llu): checksum mismatch",
+	        cli_esc(bundle), cli_esc(mod->name), (unsigned long long)b,
+	        (unsigned long long)start, (unsigned long long)(end - 1));
+}
+
+/*
+ * Verifies a chunk [off, off+len) of mod.  On a mismatch, reports the bad
+ * blocks (only the first with stop_on_bad) and returns how many were bad.
+ */
+static uint64_t check_chunk(const char *bundle, const apbi_model *mod,
+                            const uint64_t *sums, const uint8_t *buf,
+                            uint64_t off, uint64_t len, bool stop_on_bad,
+                            uint64_t *reported)
+{
+	uint64_t bad = 0, b, bs = mod->block_size, first;
+
+	if (apbi_verify_blocks(mod, sums, buf, off, len, &first) == 0)
+		return 0;
+	for (b = first; b * bs < off + len; b++) {
+		uint64_t s = b * bs, l = off + len - s < bs ? off + len - s : bs, x;
+
+		if (b != first && apbi_verify_blocks(mod, sums, buf + (s - off), s, l, &x) == 0)
+			continue;
+		report_block(bundle, mod, b, reported);
+		bad++;
+		if (stop_on_bad)
+			break;
+	}
+	return bad;
+}
+
+/* Chunk size: a multiple of the block size, at least CHUNK_MIN. */
+static size_t chunk_size(const apbi_model *mod)
+{
+	uint64_t bs = mod->block_size ? mod->block_size : 4096;
+	uint64_t c = (CHUNK_MIN + bs - 1) / bs * bs;
+
+	if (c > mod->size && mod->size > 0)
+		c = (mod->size + bs - 1) / bs * bs;
+	return (size_t)(c ? c : bs);
+}
+
+/* Compares the streamed model hash with the manifest's checksum. */
+static int check_whole(const char *bundle, const apbi_model *mod, uint64_t h)
+{
+	char want[22], got[22];
+
+	if (h == mod->checksum)
+		return CLI_OK;
+	apbi_checksum_format(mod->checksum, want);
+	apbi_checksum_format(h, got);
+	cli_msg("%s: model \"%s\": checksum mismatch (manifest %s, data %s)",
+	        cli_esc(bundle), cli_esc(mod->name), want, got);
+	return CLI_BAD;
+}
+
+/** Streams model i in verified chunks to sink; see cli.h. */
+int cli_stream_model(int fd, const char *bundle, const apbi_manifest *m,
+                     uint64_t i, bool stop_on_bad, cli_sink_fn sink, void *ctx,
+                     cli_progress *prog, cli_stream_result *res)
+{
+	const apbi_model *mod = &m->models[i];
+	size_t chunk = chunk_size(mod);
+	uint64_t *sums = NULL, off, reported = 0;
+	XXH3_state_t *st = XXH3_createState();
+	uint8_t *buf = malloc(chunk);
+	int rc, status = CLI_BAD;
+
+	memset(res, 0, sizeof(*res));
+	res->verified = mod->has_checksum && mod->block_size > 0;
+	if (!buf || !st) {
+		cli_msg("%s: model \"%s\": out of memory", cli_esc(bundle), cli_esc(mod->name));
+		goto out;
+	}
+	XXH3_64bits_reset(st);
+	apbi_clear_error();
+	if (res->verified && (rc = apbi_load_block_sums(fd, m, i, &sums)) < 0) {
+		char what[1200];
+		snprintf(what, sizeof(what), "%s: model \"%s\": block table",
+		         cli_esc(bundle), cli_esc(mod->name));
+		cli_lib_error(what, rc);
+		goto out;
+	}
+	for (off = 0; off < mod->size; off += chunk) {
+		size_t n = mod->size - off < chunk ? (size_t)(mod->size - off) : chunk;
+		uint64_t bad = 0;
+
+		apbi_clear_error();
+		rc = apbi_pread_full(fd, buf, n, m->data_start + mod->offset + off);
+		if (rc < 0) {
+			char what[1200];
+			snprintf(what, sizeof(what), "%s: model \"%s\": bytes %llu-%llu",
+			         cli_esc(bundle), cli_esc(mod->name), (unsigned long long)off,
+			         (unsigned long long)(off + n - 1));
+			cli_lib_error(what, rc);
+			goto out;
+		}
+		res->bytes += n;
+		cli_progress_add(prog, n);
+		if (res->verified)
+			bad = check_chunk(bundle, mod, sums, buf, off, n, stop_on_bad, &reported);
+		res->bad_blocks += bad;
+		res->blocks += res->verified ? (n + mod->block_size - 1) / mod->block_size - bad : 0;
+		if (bad && stop_on_bad)
+			goto out;
+		XXH3_64bits_update(st, buf, n);
+		if (!bad && sink && (rc = sink(ctx, buf, n)) < 0) {
+			res->sink_failed = true;
+			goto out;
+		}
+	}
+	if (reported > MAX_BAD_REPORTS)
+		cli_msg("%s: model \"%s\": %llu more bad blocks not shown", cli_esc(bundle),
+		        cli_esc(mod->name), (unsigned long long)(reported - MAX_BAD_REPORTS));
+	if (res->bad_blocks)
+		goto out;
+	status = res->verified ? check_whole(bundle, mod, XXH3_64bits_digest(st)) : CLI_OK;
+out:
+	XXH3_freeState(st);
+	free(buf);
+	free(sums);
+	return status;
+}
