@@ -7,3 +7,9 @@ tests_check_builder_SOURCES = tests/check_builder.c
 tests_check_builder_CFLAGS = $(TESTFLAGS)
 tests_check_builder_LDADD = $(TESTLIBS)
 TESTS += tests/check_builder
+
+check_PROGRAMS += tests/check_bundle
+tests_check_bundle_SOURCES = tests/check_bundle.c
+tests_check_bundle_CFLAGS = $(TESTFLAGS)
+tests_check_bundle_LDADD = $(TESTLIBS)
+TESTS += tests/check_bundle
