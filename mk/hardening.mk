@@ -36,3 +36,8 @@ fuzz/fuzz_%: $(top_srcdir)/tests/fuzz/fuzz_%.c fuzz/libapbfuzz.a
 fuzz-clean:
 	rm -rf fuzz
 CLEANFILES += $(FUZZ_TARGETS) $(FUZZ_LIB_OBJS) fuzz/libapbfuzz.a
+
+# ---- tests in make check --------------------------------------------
+# SIGKILL of `apbundle create` at random moments (about 10 s).
+dist_check_SCRIPTS += tests/crash_test.sh
+TESTS += tests/crash_test.sh
