@@ -3,3 +3,9 @@ libapbundle_internal_la_SOURCES += \
 	src/lib/cache.h src/lib/cache.c src/lib/policy.h \
 	src/lib/policy_lru.c src/lib/policy_lfu.c \
 	src/lib/prefetch.h src/lib/prefetch.c src/lib/paged.c
+
+check_PROGRAMS += tests/check_cache
+tests_check_cache_SOURCES = tests/check_cache.c
+tests_check_cache_CFLAGS = $(TESTFLAGS)
+tests_check_cache_LDADD = $(TESTLIBS)
+TESTS += tests/check_cache

@@ -1,1 +1,899 @@
-/* cache.c - placeholder until its owner lands it */
+/*
+ * cache.c - byte-budgeted page cache: hash of page descriptors, pins,
+ * single-flight loads, pluggable eviction policy (see cache.h).
+ *
+ * One mutex guards all metadata; it is held only for hash lookups, policy
+ * calls and counters, never across the loader or a memcpy of page data,
+ * so hits never wait on I/O.  Invariants kept under the lock:
+ *  - used (memory_used) = bytes of every page buffer that exists: resident
+ *    pages, pages being loaded, pinned orphans, views.  Budget is reserved
+ *    (evicting first) before a buffer is allocated, so used <= max_memory
+ *    at every instant.
+ *  - A descriptor is in the hash iff F_INHASH; at most one per key.  A
+ *    READY descriptor in the hash is "resident" (counted in cached_pages).
+ *  - The policy holds exactly the READY, unpinned-or-not-yet-noticed roots
+ *    (F_INPOL).  A pinned root met as victim is unlinked and flagged
+ *    F_PARKED; its last unpin puts it back as a fresh demand entry.  So
+ *    victim selection is amortized O(1) and never frees a pinned page.
+ *  - Pins and policy membership are on the root: a page itself, or for a
+ *    get_model view (one contiguous buffer for a whole model) its head.
+ *  - A page whose load failed leaves the hash at once; a descriptor that
+ *    left the hash while pinned (failed, or replaced by a view) is freed
+ *    by its last unpin.
+ *  - Descriptors come from a pool of max_memory/page_size + 1024 entries,
+ *    so metadata is bounded; full-size pages live in a slab of
+ *    max_memory/page_size slots (no malloc, bounded RSS), short tail
+ *    pages and views are allocated individually.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cache.h"
+
+#define MAX_RUN 64u
+#define EXTRA_DESCS 1024u
+#define MMAP_MIN (64u * 1024u)
+
+enum { ST_FREE = 0, ST_LOADING, ST_READY, ST_FAILED };
+enum {
+	F_INHASH = 1, F_INPOL = 2, F_PARKED = 4, F_UNUSED_PF = 8,
+	F_SLAB = 16, F_VIEW = 32,
+};
+
+struct apbi_page {
+	apbi_pol_node pol;
+	apbi_page *hnext;    /* hash chain, or free list */
+	apbi_page *owner;    /* view pages: the view head; else NULL */
+	apbi_page *vnext;    /* view: next page of the view */
+	uint8_t *data;
+	uint64_t page;
+	uint64_t stamp;      /* clock of the last use (prefetch: of the request) */
+	uint32_t model, len, pins;
+	uint8_t state, flags;
+	int err;
+};
+
+typedef struct vref {
+	const void *data;
+	apbi_page *root;
+	struct vref *next;
+} vref;
+
+struct apbi_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t loaded;
+	apbi_cache_config cfg;
+	void *pol;
+	unsigned shift;
+	apbi_page **buckets;
+	uint64_t hmask;
+	apbi_page *pool, *free_descs;
+	uint64_t pool_cap, pool_hw, ndesc;
+	uint8_t *slab;
+	uint32_t *slots;      /* stack of free slot indices */
+	uint64_t nslots, nfree_slots, slab_hw;
+	uint64_t used, clock;
+	apbi_cache_counters st;
+	apb_model_stats *mst;
+	vref *views;
+};
+
+#define ROOT(e) ((e)->owner ? (e)->owner : (e))
+
+static inline uint64_t hash_key(const apbi_cache *c, uint32_t m, uint64_t p)
+{
+	uint64_t h = (p + ((uint64_t)m << 40)) * 0x9E3779B97F4A7C15ull;
+	return (h ^ (h >> 29)) & c->hmask;
+}
+
+static inline apbi_page *lookup(const apbi_cache *c, uint32_t m, uint64_t p)
+{
+	apbi_page *e = c->buckets[hash_key(c, m, p)];
+	while (e && (e->page != p || e->model != m))
+		e = e->hnext;
+	return e;
+}
+
+static void hash_insert(apbi_cache *c, apbi_page *e)
+{
+	apbi_page **b = &c->buckets[hash_key(c, e->model, e->page)];
+	e->hnext = *b;
+	*b = e;
+	e->flags |= F_INHASH;
+}
+
+static void hash_remove(apbi_cache *c, apbi_page *e)
+{
+	apbi_page **pp = &c->buckets[hash_key(c, e->model, e->page)];
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	e->hnext = NULL;
+	e->flags &= (uint8_t)~F_INHASH;
+}
+
+/** Number of pages of model m. */
+uint64_t apbi_cache_npages(const apbi_cache *c, uint32_t m)
+{
+	uint64_t sz = c->cfg.model_sizes[m];
+	return (sz >> c->shift) + ((sz & (c->cfg.page_size - 1)) != 0);
+}
+
+/** Length of page p of model m (the last page may be short). */
+uint32_t apbi_cache_page_len(const apbi_cache *c, uint32_t m, uint64_t p)
+{
+	uint64_t left = c->cfg.model_sizes[m] - (p << c->shift);
+	return left < c->cfg.page_size ? (uint32_t)left : c->cfg.page_size;
+}
+
+static apbi_page *desc_alloc(apbi_cache *c)
+{
+	apbi_page *e = c->free_descs;
+	if (e)
+		c->free_descs = e->hnext;
+	else
+		e = &c->pool[c->pool_hw++];
+	memset(e, 0, sizeof *e);
+	c->ndesc++;
+	return e;
+}
+
+static void desc_free(apbi_cache *c, apbi_page *e)
+{
+	e->state = ST_FREE;
+	e->hnext = c->free_descs;
+	c->free_descs = e;
+	c->ndesc--;
+}
+
+/* Buffer for a page of len bytes whose budget is already reserved. */
+static uint8_t *buf_alloc(apbi_cache *c, apbi_page *e)
+{
+	if (e->len == c->cfg.page_size && (c->nfree_slots || c->slab_hw < c->nslots)) {
+		uint64_t s = c->nfree_slots ? c->slots[--c->nfree_slots] : c->slab_hw++;
+		e->flags |= F_SLAB;
+		return c->slab + (s << c->shift);
+	}
+	return malloc(e->len ? e->len : 1);
+}
+
+static uint8_t *view_alloc(uint64_t size)
+{
+	void *p;
+	if (size < MMAP_MIN)
+		return malloc(size);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void view_unmap(uint8_t *p, uint64_t size)
+{
+	if (size < MMAP_MIN)
+		free(p);
+	else if (p)
+		munmap(p, size);
+}
+
+/* Frees e's buffer and gives its bytes back to the budget. */
+static void buf_free(apbi_cache *c, apbi_page *e)
+{
+	if (e->flags & F_VIEW) {
+		view_unmap(e->data, c->cfg.model_sizes[e->model]);
+		c->used -= c->cfg.model_sizes[e->model];
+	} else {
+		if (e->flags & F_SLAB)
+			c->slots[c->nfree_slots++] = (uint32_t)((uint64_t)(e->data - c->slab) >> c->shift);
+		else
+			free(e->data);
+		c->used -= e->len;
+	}
+	e->data = NULL;
+	e->flags &= (uint8_t)~F_SLAB;
+}
+
+/* Takes root e (and a view's pages) out of the hash and the policy. */
+static void detach(apbi_cache *c, apbi_page *e)
+{
+	apbi_page *v;
+	if (e->flags & F_INPOL)
+		c->cfg.policy->remove(c->pol, &e->pol, false);
+	e->flags &= (uint8_t)~(F_INPOL | F_PARKED);
+	for (v = e; v; v = v->vnext) {
+		if (!(v->flags & F_INHASH))
+			continue;
+		hash_remove(c, v);
+		if (v->state == ST_READY) {
+			c->st.cached_pages--;
+			c->mst[v->model].cached_bytes -= v->len;
+		}
+	}
+}
+
+/* Frees a detached root: its buffer (unless already freed) and descriptors. */
+static void destroy(apbi_cache *c, apbi_page *e)
+{
+	apbi_page *v, *nv;
+	if (e->state != ST_FAILED)
+		buf_free(c, e);
+	for (v = e->vnext; v; v = nv) {
+		nv = v->vnext;
+		desc_free(c, v);
+	}
+	desc_free(c, e);
+}
+
+static void evict(apbi_cache *c, apbi_page *e)
+{
+	apbi_page *v;
+	c->cfg.policy->remove(c->pol, &e->pol, true);
+	e->flags &= (uint8_t)~F_INPOL;
+	for (v = e; v; v = v->vnext) {
+		c->st.evictions++;
+		if (c->cfg.on_evict)
+			c->cfg.on_evict(c->cfg.evict_ctx, v->model, v->page);
+	}
+	detach(c, e);
+	destroy(c, e);
+}
+
+/*
+ * Makes room for bytes and ndesc descriptors, evicting policy victims.  A
+ * prefetch (pf) only evicts pages used before stamp that are not unused
+ * prefetches.  On success the bytes are counted in used.
+ */
+static bool reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, uint64_t stamp)
+{
+	while (c->used + bytes > c->cfg.max_memory || c->ndesc + ndesc > c->pool_cap) {
+		apbi_pol_node *v = c->cfg.policy->victim(c->pol);
+		apbi_page *e;
+		if (!v)
+			return false;
+		e = (apbi_page *)((char *)v - offsetof(apbi_page, pol));
+		if (e->pins) {
+			c->cfg.policy->remove(c->pol, v, false);
+			e->flags = (uint8_t)((e->flags & ~F_INPOL) | F_PARKED);
+			continue;
+		}
+		if (pf && ((e->flags & F_UNUSED_PF) || e->stamp >= stamp))
+			return false;
+		evict(c, e);
+	}
+	c->used += bytes;
+	return true;
+}
+
+static void unpin_one(apbi_cache *c, apbi_page *p)
+{
+	apbi_page *e = ROOT(p);
+	if (--e->pins)
+		return;
+	if (!(e->flags & F_INHASH)) {
+		destroy(c, e);
+	} else if (e->flags & F_PARKED) {
+		e->flags = (uint8_t)((e->flags & ~F_PARKED) | F_INPOL);
+		c->cfg.policy->insert(c->pol, &e->pol, APBI_POL_DEMAND);
+	}
+}
+
+/* A lookup that found page p usable: counters, policy, pin. */
+static void use_page(apbi_cache *c, apbi_page *p, bool hit)
+{
+	apbi_page *e = ROOT(p);
+	uint64_t now = c->clock + 1;
+	__atomic_store_n(&c->clock, now, __ATOMIC_RELAXED);
+	if (hit) {
+		c->st.hits++;
+		c->mst[p->model].hits++;
+	} else {
+		c->st.misses++;
+		c->mst[p->model].misses++;
+	}
+	if (e->flags & F_UNUSED_PF) {
+		c->st.prefetch_hits++;
+		e->flags &= (uint8_t)~F_UNUSED_PF;
+	}
+	if (e->flags & F_INPOL)
+		c->cfg.policy->touch(c->pol, &e->pol);
+	e->stamp = now;
+	e->pins++;
+}
+
+/*
+ * Claims up to max_n absent pages from page on as LOADING, pinned once
+ * each, with budget reserved.  pages[0] must be known absent.  Returns the
+ * number claimed (0 when even the first does not fit).
+ */
+static uint32_t claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                          bool pf, uint64_t stamp, apbi_page **pages)
+{
+	uint32_t k = 0;
+	while (k < max_n) {
+		uint64_t p = page + k;
+		uint32_t len = apbi_cache_page_len(c, m, p);
+		apbi_page *e;
+		if (k > 0 && lookup(c, m, p))
+			break;
+		if (!reserve(c, len, 1, pf, stamp))
+			break;
+		e = desc_alloc(c);
+		e->model = m;
+		e->page = p;
+		e->len = len;
+		e->data = buf_alloc(c, e);
+		if (!e->data) {
+			c->used -= len;
+			desc_free(c, e);
+			break;
+		}
+		e->state = ST_LOADING;
+		e->pins = 1;
+		hash_insert(c, e);
+		pages[k++] = e;
+	}
+	return k;
+}
+
+/* Ends the load of e with result err (under the lock). */
+static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stamp)
+{
+	if (err) {
+		if (e->flags & F_INHASH)
+			hash_remove(c, e);
+		buf_free(c, e);
+		e->state = ST_FAILED;
+		e->err = err;
+		return;
+	}
+	e->state = ST_READY;
+	if (!(e->flags & F_INHASH))
+		return;   /* replaced by a view meanwhile: freed at last unpin */
+	c->st.cached_pages++;
+	c->mst[e->model].cached_bytes += e->len;
+	e->flags |= F_INPOL | (pf ? F_UNUSED_PF : 0);
+	e->stamp = pf ? stamp : c->clock;
+	c->cfg.policy->insert(c->pol, &e->pol, pf ? APBI_POL_PREFETCH : APBI_POL_DEMAND);
+	if (pf)
+		c->st.prefetches++;
+}
+
+/*
+ * Loads claimed pages[0..k) with one loader call (lock not held on entry
+ * or exit).  Demand: counts k misses and returns the number of leading
+ * pages that loaded (left pinned; the rest are unpinned) or, if the first
+ * failed, its error.  Prefetch: unpins all and returns the count loaded.
+ */
+static int load_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t k,
+                    apbi_page **pages, bool pf, uint64_t stamp)
+{
+	uint8_t *dst[MAX_RUN] = { 0 };
+	int res[MAX_RUN] = { 0 };
+	uint32_t i, ok = 0, good = 0;
+	ssize_t got;
+	int err;
+	for (i = 0; i < k; i++) {
+		dst[i] = pages[i]->data;
+		res[i] = 0;
+	}
+	got = c->cfg.load(c->cfg.load_ctx, m, page, k, dst, res);
+	pthread_mutex_lock(&c->lock);
+	if (got > 0)
+		c->st.bytes_loaded += (uint64_t)got;
+	for (i = 0; i < k; i++) {
+		err = got < 0 ? (int)got : res[i];
+		publish(c, pages[i], err, pf, stamp);
+		if (!pf) {
+			c->st.misses++;
+			c->mst[m].misses++;
+		}
+		good += !err;
+		if (!err && ok == i)
+			ok++;
+	}
+	if (!pf && ok)
+		__atomic_store_n(&c->clock, c->clock + 1, __ATOMIC_RELAXED);
+	err = pages[0]->err;
+	for (i = pf ? 0 : ok; i < k; i++)
+		unpin_one(c, pages[i]);
+	pthread_cond_broadcast(&c->loaded);
+	pthread_mutex_unlock(&c->lock);
+	if (pf)
+		return (int)good;
+	return ok ? (int)ok : err;
+}
+
+/* Counts and pins the READY pages that follow first (a hit run). */
+static uint32_t take_hits(apbi_cache *c, apbi_page *first, uint32_t max_n, apbi_page **pages)
+{
+	uint32_t n = 0;
+	apbi_page *e = first;
+	while (e && e->state == ST_READY) {
+		use_page(c, e, true);
+		pages[n++] = e;
+		if (n == max_n)
+			break;
+		e = lookup(c, first->model, first->page + n);
+	}
+	return n;
+}
+
+/* Waits for the in-flight load of e (lock held); 0 with e pinned, or its error. */
+static int wait_loaded(apbi_cache *c, apbi_page *e)
+{
+	int err;
+	ROOT(e)->pins++;
+	while (e->state == ST_LOADING)
+		pthread_cond_wait(&c->loaded, &c->lock);
+	if (e->state == ST_READY) {
+		use_page(c, e, false);
+		unpin_one(c, e);
+		return 0;
+	}
+	err = e->err;
+	unpin_one(c, e);
+	return err;
+}
+
+/** See cache.h. */
+int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                       apbi_page **pages, uint32_t *n)
+{
+	apbi_page *e;
+	uint64_t np;
+	uint32_t k;
+	int r;
+	*n = 0;
+	if (m >= c->cfg.n_models || page >= (np = apbi_cache_npages(c, m)) || !max_n)
+		return -EINVAL;
+	if (max_n > np - page)
+		max_n = (uint32_t)(np - page);
+	pthread_mutex_lock(&c->lock);
+	e = lookup(c, m, page);
+	if (e && e->state == ST_READY) {
+		*n = take_hits(c, e, max_n, pages);
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	if (e) {
+		r = wait_loaded(c, e);
+		pthread_mutex_unlock(&c->lock);
+		if (r == 0) {
+			pages[0] = e;
+			*n = 1;
+		}
+		return r;
+	}
+	k = claim_run(c, m, page, max_n < MAX_RUN ? max_n : MAX_RUN, false, 0, pages);
+	pthread_mutex_unlock(&c->lock);
+	if (!k)
+		return -ENOSPC;
+	r = load_run(c, m, page, k, pages, false, 0);
+	if (r < 0)
+		return r;
+	*n = (uint32_t)r;
+	return 0;
+}
+
+/** See cache.h. */
+void apbi_cache_unpin(apbi_cache *c, apbi_page *const *pages, uint32_t n)
+{
+	pthread_mutex_lock(&c->lock);
+	for (uint32_t i = 0; i < n; i++)
+		unpin_one(c, pages[i]);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/** Payload of a pinned page. */
+const uint8_t *apbi_page_data(const apbi_page *p)
+{
+	return p->data;
+}
+
+/** Length of a page. */
+uint32_t apbi_page_len(const apbi_page *p)
+{
+	return p->len;
+}
+
+/** See cache.h. */
+ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8_t *buf)
+{
+	uint8_t *dst[1] = { buf };
+	int res[1] = { 0 };
+	ssize_t got = c->cfg.load(c->cfg.load_ctx, m, page, 1, dst, res);
+	pthread_mutex_lock(&c->lock);
+	c->st.misses++;
+	c->mst[m].misses++;
+	if (got > 0)
+		c->st.bytes_loaded += (uint64_t)got;
+	pthread_mutex_unlock(&c->lock);
+	if (got < 0)
+		return got;
+	if (res[0])
+		return res[0];
+	return apbi_cache_page_len(c, m, page);
+}
+
+/** See cache.h. */
+uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
+                             uint64_t stamp)
+{
+	apbi_page *pages[MAX_RUN];
+	uint64_t end, done = 0;
+	uint32_t k;
+	int r;
+	if (m >= c->cfg.n_models)
+		return 0;
+	end = apbi_cache_npages(c, m);
+	if (n < end - page)
+		end = page + n;
+	while (page < end) {
+		pthread_mutex_lock(&c->lock);
+		while (page < end && lookup(c, m, page))
+			page++;
+		k = 0;
+		if (page < end)
+			k = claim_run(c, m, page, end - page < MAX_RUN ? (uint32_t)(end - page) : MAX_RUN,
+			              true, stamp, pages);
+		pthread_mutex_unlock(&c->lock);
+		if (!k)
+			break;
+		r = load_run(c, m, page, k, pages, true, stamp);
+		done += (uint64_t)r;
+		if ((uint32_t)r < k)
+			break;
+		page += k;
+	}
+	return done;
+}
+
+/** See cache.h. */
+uint64_t apbi_cache_now(apbi_cache *c)
+{
+	return __atomic_load_n(&c->clock, __ATOMIC_RELAXED);
+}
+
+/* ---- whole-model views ---- */
+
+static int vref_add(apbi_cache *c, const void *data, apbi_page *root)
+{
+	vref *v = malloc(sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	v->data = data;
+	v->root = root;
+	v->next = c->views;
+	c->views = v;
+	return 0;
+}
+
+/** See cache.h. */
+bool apbi_cache_release(apbi_cache *c, const void *data)
+{
+	vref **pp, *v = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (pp = &c->views; *pp; pp = &(*pp)->next) {
+		if ((*pp)->data == data) {
+			v = *pp;
+			*pp = v->next;
+			unpin_one(c, v->root);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(v);
+	return v != NULL;
+}
+
+/*
+ * Fills buf with model m: resident pages are copied (hits), the rest is
+ * loaded straight into buf (misses).  Lock not held.
+ */
+static int view_fill(apbi_cache *c, uint32_t m, uint64_t np, uint8_t *buf)
+{
+	uint8_t *dst[MAX_RUN] = { 0 };
+	int res[MAX_RUN] = { 0 };
+	for (uint64_t i = 0; i < np;) {
+		apbi_page *e;
+		uint32_t k = 0;
+		ssize_t got;
+		pthread_mutex_lock(&c->lock);
+		e = lookup(c, m, i);
+		if (e && e->state == ST_READY) {
+			use_page(c, e, true);
+			pthread_mutex_unlock(&c->lock);
+			memcpy(buf + (i << c->shift), e->data, e->len);
+			apbi_cache_unpin(c, &e, 1);
+			i++;
+			continue;
+		}
+		do {
+			dst[k] = buf + ((i + k) << c->shift);
+			res[k] = 0;
+			k++;
+		} while (k < MAX_RUN && i + k < np &&
+		         (!(e = lookup(c, m, i + k)) || e->state != ST_READY));
+		c->st.misses += k;
+		c->mst[m].misses += k;
+		pthread_mutex_unlock(&c->lock);
+		got = c->cfg.load(c->cfg.load_ctx, m, i, k, dst, res);
+		pthread_mutex_lock(&c->lock);
+		c->st.bytes_loaded += got > 0 ? (uint64_t)got : 0;
+		pthread_mutex_unlock(&c->lock);
+		if (got < 0)
+			return (int)got;
+		for (uint32_t j = 0; j < k; j++)
+			if (res[j])
+				return res[j];
+		i += k;
+	}
+	return 0;
+}
+
+/* Replaces model m's pages by the view head..descs (lock held). */
+static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head, uint8_t *buf)
+{
+	apbi_page *v = head;
+	for (uint64_t i = 0; i < np; i++, v = v->vnext) {
+		apbi_page *old = lookup(c, m, i), *r;
+		if (old) {
+			r = ROOT(old);
+			detach(c, r);
+			if (!r->pins)
+				destroy(c, r);   /* replaced: not an eviction */
+		}
+		v->model = m;
+		v->page = i;
+		v->len = apbi_cache_page_len(c, m, i);
+		v->data = buf + (i << c->shift);
+		v->owner = i ? head : NULL;
+		v->state = ST_READY;
+		hash_insert(c, v);
+	}
+	head->flags |= F_VIEW | F_INPOL;
+	head->pins = 1;
+	head->stamp = c->clock;
+	c->st.cached_pages += np;
+	c->mst[m].cached_bytes += c->cfg.model_sizes[m];
+	c->cfg.policy->insert(c->pol, &head->pol, APBI_POL_DEMAND);
+}
+
+/* Reserves size bytes and np descriptors (linked through vnext) for a view. */
+static apbi_page *view_reserve(apbi_cache *c, uint32_t m, uint64_t np)
+{
+	apbi_page *head = NULL, **tail = &head;
+	if (!reserve(c, c->cfg.model_sizes[m], np, false, 0))
+		return NULL;
+	for (uint64_t i = 0; i < np; i++) {
+		*tail = desc_alloc(c);
+		(*tail)->state = ST_LOADING;
+		tail = &(*tail)->vnext;
+	}
+	return head;
+}
+
+static void view_unreserve(apbi_cache *c, uint32_t m, apbi_page *head)
+{
+	apbi_page *nv;
+	c->used -= c->cfg.model_sizes[m];
+	for (; head; head = nv) {
+		nv = head->vnext;
+		desc_free(c, head);
+	}
+}
+
+/* A model already held as a view: count np hits, pin once (lock held). */
+static const uint8_t *view_hit(apbi_cache *c, apbi_page *head, uint64_t np)
+{
+	apbi_page *v = head;
+	for (uint64_t i = 0; i < np; i++, v = v->vnext)
+		use_page(c, v, true);
+	for (uint64_t i = 1; i < np; i++)
+		head->pins--;
+	return head->data;
+}
+
+/** See cache.h. */
+int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data)
+{
+	uint64_t np = apbi_cache_npages(c, m), size = c->cfg.model_sizes[m];
+	apbi_page *e, *head;
+	uint8_t *buf;
+	uint32_t n;
+	int r;
+	if (size > c->cfg.max_memory)
+		return -EFBIG;
+	if (np <= 1) {
+		*data = (const uint8_t *)"";
+		if (!np)
+			return 0;
+		r = apbi_cache_get_run(c, m, 0, 1, &e, &n);
+		if (r)
+			return r == -ENOSPC ? -EBUSY : r;
+		*data = e->data;
+		pthread_mutex_lock(&c->lock);
+		r = vref_add(c, e->data, e);
+		if (r)
+			unpin_one(c, e);
+		pthread_mutex_unlock(&c->lock);
+		return r;
+	}
+	pthread_mutex_lock(&c->lock);
+	e = lookup(c, m, 0);
+	if (e && (e->flags & F_VIEW) && e->state == ST_READY) {
+		*data = view_hit(c, e, np);
+		r = vref_add(c, e->data, e);
+		if (r)
+			unpin_one(c, e);
+		pthread_mutex_unlock(&c->lock);
+		return r;
+	}
+	head = view_reserve(c, m, np);
+	pthread_mutex_unlock(&c->lock);
+	if (!head)
+		return -EBUSY;
+	buf = view_alloc(size);
+	r = buf ? view_fill(c, m, np, buf) : -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	if (!r && !(r = vref_add(c, buf, head))) {
+		view_publish(c, m, np, head, buf);
+		*data = buf;
+	} else {
+		view_unreserve(c, m, head);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (r)
+		view_unmap(buf, size);
+	return r;
+}
+
+/** See cache.h. */
+bool apbi_cache_model_resident(apbi_cache *c, uint32_t m)
+{
+	uint64_t np = apbi_cache_npages(c, m);
+	bool all = true;
+	pthread_mutex_lock(&c->lock);
+	for (uint64_t i = 0; i < np && all; i++) {
+		apbi_page *e = lookup(c, m, i);
+		all = e && e->state == ST_READY;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return all;
+}
+
+static void drop_root(apbi_cache *c, apbi_page *e)
+{
+	e = ROOT(e);
+	if (e->state != ST_READY || e->pins)
+		return;
+	detach(c, e);
+	destroy(c, e);
+}
+
+/** See cache.h. */
+void apbi_cache_drop(apbi_cache *c, uint32_t m)
+{
+	pthread_mutex_lock(&c->lock);
+	if (m == UINT32_MAX) {
+		for (uint64_t b = 0; b <= c->hmask; b++) {
+			apbi_page *e = c->buckets[b], *next;
+			for (; e; e = next) {
+				next = e->hnext;
+				while (next && ROOT(next) == ROOT(e))
+					next = next->hnext;   /* same view: detached with e */
+				drop_root(c, e);
+			}
+		}
+	} else {
+		uint64_t np = apbi_cache_npages(c, m);
+		for (uint64_t i = 0; i < np; i++) {
+			apbi_page *e = lookup(c, m, i);
+			if (e)
+				drop_root(c, e);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/** See cache.h. */
+void apbi_cache_stats(apbi_cache *c, apbi_cache_counters *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->st;
+	out->memory_used = c->used;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/** See cache.h. */
+void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->mst[m];
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int cache_alloc(apbi_cache *c)
+{
+	uint64_t nb = 64;
+	c->nslots = c->cfg.max_memory >> c->shift;
+	c->pool_cap = c->nslots + EXTRA_DESCS;
+	while (nb < c->pool_cap)
+		nb <<= 1;
+	c->hmask = nb - 1;
+	c->buckets = calloc(nb, sizeof *c->buckets);
+	c->pool = calloc(c->pool_cap, sizeof *c->pool);
+	c->mst = calloc(c->cfg.n_models ? c->cfg.n_models : 1, sizeof *c->mst);
+	c->slots = calloc(c->nslots ? c->nslots : 1, sizeof *c->slots);
+	c->pol = c->cfg.policy->create(c->pool_cap);
+	if (!c->buckets || !c->pool || !c->mst || !c->slots || !c->pol)
+		return -ENOMEM;
+	if (c->nslots) {
+		void *p = mmap(NULL, c->nslots << c->shift, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p == MAP_FAILED)
+			return -ENOMEM;
+		c->slab = p;
+	}
+	return 0;
+}
+
+/** See cache.h. */
+int apbi_cache_new(const apbi_cache_config *cfg, apbi_cache **out)
+{
+	apbi_cache *c;
+	int r;
+	*out = NULL;
+	if (!cfg->max_memory || cfg->page_size < 512 || (cfg->page_size & (cfg->page_size - 1)) ||
+	    !cfg->policy || !cfg->load || (cfg->n_models && !cfg->model_sizes) ||
+	    (cfg->max_memory >> __builtin_ctz(cfg->page_size)) > UINT32_MAX)
+		return -EINVAL;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->cfg = *cfg;
+	c->shift = (unsigned)__builtin_ctz(cfg->page_size);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->loaded, NULL);
+	r = cache_alloc(c);
+	if (r) {
+		apbi_cache_free(c);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+/** See cache.h. */
+void apbi_cache_free(apbi_cache *c)
+{
+	if (!c)
+		return;
+	for (uint64_t i = 0; i < c->pool_hw; i++) {
+		apbi_page *e = &c->pool[i];
+		if (e->state == ST_FREE || e->state == ST_FAILED || e->owner)
+			continue;
+		if (e->flags & F_VIEW)
+			view_unmap(e->data, c->cfg.model_sizes[e->model]);
+		else if (!(e->flags & F_SLAB))
+			free(e->data);
+	}
+	while (c->views) {
+		vref *v = c->views;
+		c->views = v->next;
+		free(v);
+	}
+	if (c->slab)
+		munmap(c->slab, c->nslots << c->shift);
+	if (c->pol)
+		c->cfg.policy->destroy(c->pol);
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->loaded);
+	free(c->slots);
+	free(c->mst);
+	free(c->pool);
+	free(c->buckets);
+	free(c);
+}

@@ -1,1 +1,136 @@
-/* cache.h - placeholder until its owner lands it */
+/*
+ * cache.h - the byte-budgeted page cache under the PagedBundle (cache.c).
+ *
+ * Pages are keyed by (model index, page index); page i of a model holds
+ * bytes [i*page_size, (i+1)*page_size) of it (the last page is shorter).
+ * The cache knows nothing about files: it calls a loader callback to fill
+ * pages, so it can be unit-tested with a fake one.
+ *
+ * Guarantees: memory_used (resident payload, pinned and in-flight pages
+ * included) never exceeds max_memory; a pinned page is never evicted nor
+ * freed; concurrent misses on one page call the loader once; the loader
+ * and every memcpy run without the cache lock held; a page whose load
+ * failed is never cached.  All functions are thread-safe.
+ */
+#ifndef APB_CACHE_H
+#define APB_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "apbundle.h"
+#include "policy.h"
+
+typedef struct apbi_cache apbi_cache;
+typedef struct apbi_page apbi_page;
+
+/**
+ * Loader: fill pages first..first+n-1 of model (n >= 1, all inside the
+ * model) into dst[i] (page lengths as the cache computes them).  Sets
+ * res[i] to 0 or a negative code per page.  Returns the number of bytes it
+ * read from the backing store, or a negative code that applies to every
+ * page (then res[] is ignored).  Called without the cache lock held.
+ */
+typedef ssize_t (*apbi_cache_load_fn)(void *ctx, uint32_t model, uint64_t first,
+                                      uint32_t n, uint8_t *const dst[], int res[]);
+
+/** Test hook: called (under the cache lock) for each page evicted to make room. */
+typedef void (*apbi_cache_evict_fn)(void *ctx, uint32_t model, uint64_t page);
+
+typedef struct apbi_cache_config {
+	uint64_t max_memory;             /* > 0 */
+	uint32_t page_size;              /* power of two >= 512 */
+	const apbi_policy_ops *policy;
+	uint32_t n_models;
+	const uint64_t *model_sizes;     /* borrowed, n_models entries, outlives the cache */
+	apbi_cache_load_fn load;
+	void *load_ctx;
+	uint32_t max_run;                /* pages per coalesced load; 0 = 16 */
+	uint32_t align_pages;            /* miss runs start at multiples of this (0/1 = none) */
+	apbi_cache_evict_fn on_evict;    /* may be NULL */
+	void *evict_ctx;
+} apbi_cache_config;
+
+typedef struct apbi_cache_stats {
+	uint64_t hits, misses, evictions, bytes_loaded, memory_used;
+	uint64_t prefetches, prefetch_hits, cached_pages;
+} apbi_cache_counters;
+
+/** Creates a cache.  Errors: -EINVAL (bad config), -ENOMEM. */
+int apbi_cache_new(const apbi_cache_config *cfg, apbi_cache **out);
+
+/** Frees the cache and every page; outstanding pins become invalid.  NULL ok. */
+void apbi_cache_free(apbi_cache *c);
+
+/** Number of pages of model m. */
+uint64_t apbi_cache_npages(const apbi_cache *c, uint32_t m);
+
+/**
+ * Returns in pages[0..*n) up to max_n consecutive pages of model m starting
+ * at page, each pinned (release with apbi_cache_unpin).  On a hit the run
+ * is the resident pages that follow; on a miss the missing pages that
+ * follow are loaded with one loader call.  Every page returned counts as
+ * one lookup (hit or miss).  Errors: -ENOSPC when the first page can be
+ * neither found nor cached (everything pinned: read it with
+ * apbi_cache_read_uncached), -EINVAL (page out of range), loader codes.
+ */
+int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                       apbi_page **pages, uint32_t *n);
+
+/** Unpins n pages returned by apbi_cache_get_run. */
+void apbi_cache_unpin(apbi_cache *c, apbi_page *const *pages, uint32_t n);
+
+/** Payload of a pinned page (valid while pinned) and its length. */
+const uint8_t *apbi_page_data(const apbi_page *p);
+uint32_t apbi_page_len(const apbi_page *p);
+
+/**
+ * Loads page of model m into buf (apbi_page_len bytes: the page length)
+ * through the loader without caching it; counts a miss.  Returns the page
+ * length or a negative loader code.
+ */
+ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8_t *buf);
+
+/** Length of page of model m. */
+uint32_t apbi_cache_page_len(const apbi_cache *c, uint32_t m, uint64_t page);
+
+/**
+ * Prefetches the missing pages among [page, page+n) of model m.  Space is
+ * taken from free budget or from victims last used before stamp (an
+ * apbi_cache_now() value taken when the prefetch was decided) that are not
+ * unused prefetches themselves; it stops at the first page that does not
+ * fit.  Prefetched pages enter the policy at its cold end.  Returns the
+ * number of pages loaded (>= 0).
+ */
+uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
+                             uint64_t stamp);
+
+/** The cache's logical clock (advances on every lookup). */
+uint64_t apbi_cache_now(apbi_cache *c);
+
+/**
+ * Whole model m as one contiguous pinned view in *data, released with
+ * apbi_cache_release(c, *data).  A single-page model is its page; larger
+ * models get a buffer that replaces their pages (one policy entry, pages
+ * counted per page).  Errors: -EFBIG (larger than max_memory; nothing
+ * changed), -EBUSY (no room: too much is pinned), -ENOMEM, loader codes.
+ */
+int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data);
+
+/** Releases a view from apbi_cache_get_model; false if data is not one. */
+bool apbi_cache_release(apbi_cache *c, const void *data);
+
+/** True when every page of model m is resident. */
+bool apbi_cache_model_resident(apbi_cache *c, uint32_t m);
+
+/** Drops model m's unpinned pages (m == UINT32_MAX: every model's). */
+void apbi_cache_drop(apbi_cache *c, uint32_t m);
+
+/** Snapshot of the counters. */
+void apbi_cache_stats(apbi_cache *c, apbi_cache_counters *out);
+
+/** Per-model counters of model m. */
+void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out);
+
+#endif
