@@ -41,3 +41,10 @@ CLEANFILES += $(FUZZ_TARGETS) $(FUZZ_LIB_OBJS) fuzz/libapbfuzz.a
 # SIGKILL of `apbundle create` at random moments (about 10 s).
 dist_check_SCRIPTS += tests/crash_test.sh
 TESTS += tests/crash_test.sh
+
+# Fault injection through the I/O seam (EIO, short reads, EINTR, flips).
+check_PROGRAMS += tests/check_faults
+tests_check_faults_SOURCES = tests/check_faults.c
+tests_check_faults_CFLAGS = $(TESTFLAGS)
+tests_check_faults_LDADD = $(TESTLIBS)
+TESTS += tests/check_faults
