@@ -20,3 +20,9 @@ TESTS += tests/check_shell
 
 dist_check_SCRIPTS += tests/shell_test.sh
 TESTS += tests/shell_test.sh
+
+# LD_PRELOAD helper: peak RSS (VmHWM) of a process at exit, for shell_test.sh.
+check_LTLIBRARIES += tests/librsswrap.la
+tests_librsswrap_la_SOURCES = tests/rsswrap.c
+tests_librsswrap_la_CFLAGS = $(WARN_CFLAGS)
+tests_librsswrap_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
