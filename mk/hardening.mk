@@ -48,3 +48,7 @@ tests_check_faults_SOURCES = tests/check_faults.c
 tests_check_faults_CFLAGS = $(TESTFLAGS)
 tests_check_faults_LDADD = $(TESTLIBS)
 TESTS += tests/check_faults
+
+# Hostile names at create and open, extraction through symlinks, mount exposure.
+dist_check_SCRIPTS += tests/security_test.sh
+TESTS += tests/security_test.sh
