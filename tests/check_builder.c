@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <valgrind/valgrind.h>
 #include <xxhash.h>
 
 #include "apbundle.h"
@@ -284,7 +285,7 @@ START_TEST(test_100k_names_fast)
 	ck_assert_int_eq(apb_builder_build(bb), 0);
 	apb_builder_free(bb);
 	double dt = now_s() - t0;
-	ck_assert_msg(dt < 10.0, "100,000 models took %.1f s", dt);
+	ck_assert_msg(dt < (RUNNING_ON_VALGRIND ? 60.0 : 10.0), "100,000 models took %.1f s", dt);
 	raw_bundle rb;
 	raw_open(&rb, out);
 	ck_assert_int_eq(jint(rb.man, "model_count"), 100000);
@@ -491,20 +492,16 @@ START_TEST(test_efbig)
 
 	ck_assert_int_eq(apbi_layout_plan(&wb), -EFBIG);
 	ck_assert_ptr_nonnull(strstr(apb_last_error(), "\"b\""));
-	wb.n_models = 1; /* fits alone, but not once the header and manifest precede it */
+	wb.n_models = 1; /* the model fits alone, its block table does not */
 	w[0].size = (uint64_t)INT64_MAX - 16;
 	wb.block_size = 1u << 30;
-	ck_assert_int_eq(apbi_layout_plan(&wb), -EFBIG); /* its block table does not fit */
-	w[0].size = (uint64_t)INT64_MAX - 4096;
+	ck_assert_int_eq(apbi_layout_plan(&wb), -EFBIG);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "block table"));
+	/* a data section that fits alone, but not after the header and manifest */
+	w[0] = (apbi_wmodel){ .name = "a", .size = 10, .n_blocks = 1 };
 	wb.alignment = 1;
-	wb.n_models = 1;
-	w[0].size = (uint64_t)INT64_MAX - 50;
-	wb.block_size = 1u << 30;
-	int rc = apbi_layout_plan(&wb);
-	if (rc == 0)
-		ck_assert_int_eq(apbi_manifest_encode(&wb, &text, &len), -EFBIG);
-	else
-		ck_assert_int_eq(rc, -EFBIG);
+	wb.data_size = (uint64_t)INT64_MAX - 10;
+	ck_assert_int_eq(apbi_manifest_encode(&wb, &text, &len), -EFBIG);
 	ck_assert_ptr_null(text);
 
 	/* Through the builder: sizes are only looked at, never read. */
@@ -751,6 +748,13 @@ START_TEST(test_sparse_over_4g)
 	uint8_t got[8], zeros[65536] = { 0 };
 	raw_bundle rb = { 0 };
 
+	if (RUNNING_ON_VALGRIND) { /* hashing 5 GiB takes minutes there; run in the native and ASan builds */
+		fprintf(stderr, "# sparse 5 GiB test skipped under valgrind\n");
+		close(fd);
+		free(src);
+		free(out);
+		return;
+	}
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(ftruncate(fd, (off_t)big), 0);
 	for (int i = 0; i < 3; i++)
