@@ -6,3 +6,7 @@ apbundle_SOURCES = src/cli/apbundle.c src/cli/cli.h src/cli/cli_util.c \
 apbundle_CFLAGS = $(AM_CFLAGS) $(JSONC_CFLAGS) $(XXHASH_CFLAGS)
 apbundle_LDADD = libapbundle_internal.la $(JSONC_LIBS) $(XXHASH_LIBS) $(PTHREAD_LIBS)
 dist_man1_MANS += docs/man/apbundle.1
+
+# End-to-end tests of the command (default automake driver: 77 = skip).
+dist_check_SCRIPTS += tests/cli_test.sh
+TESTS += tests/cli_test.sh

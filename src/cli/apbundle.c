@@ -67,10 +67,9 @@ int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
-	if (!cmd) {
-		usage(stderr);
-		return CLI_USAGE;
-	}
+	if (!cmd)
+		return cli_usage_error("missing command (create, list, info, verify, "
+		                       "extract, cat or load)");
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		if (strcmp(cmd, "help") == 0 && argc > 2) {
 			char *hargv[] = { argv[2], "--help", NULL };

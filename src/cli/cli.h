@@ -57,8 +57,8 @@ void cli_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_lib_error(const char *what, int code);
 
 /**
- * Prints "apbundle: <cmd>: <fmt...>" plus a "Try 'apbundle <cmd> --help'"
- * hint to stderr and returns CLI_USAGE.
+ * Prints "apbundle: <cmd>: <fmt...> (try 'apbundle <cmd> --help')" as one
+ * line to stderr and returns CLI_USAGE.
  */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -139,8 +139,10 @@ typedef struct cli_stream_result {
  * before passing it to sink (which may be NULL), and the whole-model
  * checksum at the end.  Problems are printed naming the bundle, the model
  * and the block ("model "enc": block 3 (bytes 196608-262143): checksum
- * mismatch").  With stop_on_bad the first problem ends the stream (nothing
- * unverified ever reaches sink); without it every bad block is reported.
+ * mismatch").  With stop_on_bad the first bad block ends the stream once
+ * the good blocks before it were passed on (nothing unverified ever
+ * reaches sink); without it every bad block is reported and bad chunks
+ * are not passed on.
  * The sink's error is reported by the sink itself.  prog may be NULL.
  * Returns CLI_OK when everything read was good, else CLI_BAD.
  */
@@ -153,5 +155,27 @@ uint64_t cli_total_bytes(const apbi_manifest *m);
 
 /** Writes all of buf to fd, retrying on EINTR; returns 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
+
+/* ---- model metadata files (create --metadata) ---- */
+
+/** A parsed metadata file; md points into root and kv. */
+typedef struct cli_metadata {
+	const char *file;
+	void *root;               /* json_object */
+	apb_kv *kv;               /* hyperparameters, then custom */
+	apb_metadata md;
+} cli_metadata;
+
+/**
+ * Reads file as a strict JSON object {"version", "architecture",
+ * "hyperparameters": {}, "custom": {}} (all optional; map values must be
+ * strings, numbers or booleans, the latter two kept as written; unknown
+ * keys are refused) into *out.  Returns 0, or -1 after printing why.
+ * Free with cli_metadata_free in both cases.
+ */
+int cli_metadata_load(const char *file, cli_metadata *out);
+
+/** Frees what cli_metadata_load allocated; the struct may be reused. */
+void cli_metadata_free(cli_metadata *m);
 
 #endif

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 #include <xxhash.h>
 
 #include "cli.h"
@@ -26,6 +27,7 @@
 
 #define CHUNK_MIN (1u << 20)     /* read at least this much per pread */
 #define MAX_BAD_REPORTS 10       /* bad blocks printed per model */
+#define MAX_JSON_FILE (16u << 20) /* metadata files */
 
 static const char *cur_cmd = "apbundle";
 static cli_progress *cur_progress;   /* active line, cleared before messages */
@@ -76,18 +78,19 @@ int cli_lib_error(const char *what, int code)
 	return CLI_BAD;
 }
 
-/** Prints a usage problem and the --help hint; returns CLI_USAGE. */
+/** Prints a usage problem and the --help hint on one line; returns CLI_USAGE. */
 int cli_usage_error(const char *fmt, ...)
 {
+	char text[1024];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmsg(fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	if (strcmp(cur_cmd, "apbundle") == 0)
-		fputs("Try 'apbundle --help' for more information.\n", stderr);
+		cli_msg("%s (try 'apbundle --help')", text);
 	else
-		fprintf(stderr, "Try 'apbundle %s --help' for more information.\n", cur_cmd);
+		cli_msg("%s (try 'apbundle %s --help')", text, cur_cmd);
 	return CLI_USAGE;
 }
 
@@ -339,12 +342,13 @@ static void report_block(const char *bundle, const apbi_model *mod, uint64_t b,
 static uint64_t check_chunk(const char *bundle, const apbi_model *mod,
                             const uint64_t *sums, const uint8_t *buf,
                             uint64_t off, uint64_t len, bool stop_on_bad,
-                            uint64_t *reported)
+                            uint64_t *reported, uint64_t *first_bad)
 {
 	uint64_t bad = 0, b, bs = mod->block_size, first;
 
 	if (apbi_verify_blocks(mod, sums, buf, off, len, &first) == 0)
 		return 0;
+	*first_bad = first;
 	for (b = first; b * bs < off + len; b++) {
 		uint64_t s = b * bs, l = off + len - s < bs ? off + len - s : bs, x;
 
@@ -412,7 +416,7 @@ int cli_stream_model(int fd, const char *bundle, const apbi_manifest *m,
 	}
 	for (off = 0; off < mod->size; off += chunk) {
 		size_t n = mod->size - off < chunk ? (size_t)(mod->size - off) : chunk;
-		uint64_t bad = 0;
+		uint64_t bad = 0, first_bad = 0;
 
 		apbi_clear_error();
 		rc = apbi_pread_full(fd, buf, n, m->data_start + mod->offset + off);
@@ -427,11 +431,17 @@ int cli_stream_model(int fd, const char *bundle, const apbi_manifest *m,
 		res->bytes += n;
 		cli_progress_add(prog, n);
 		if (res->verified)
-			bad = check_chunk(bundle, mod, sums, buf, off, n, stop_on_bad, &reported);
+			bad = check_chunk(bundle, mod, sums, buf, off, n, stop_on_bad, &reported,
+			                  &first_bad);
 		res->bad_blocks += bad;
 		res->blocks += res->verified ? (n + mod->block_size - 1) / mod->block_size - bad : 0;
-		if (bad && stop_on_bad)
+		if (bad && stop_on_bad) {
+			/* the blocks before the bad one are good: pass them on */
+			size_t good = (size_t)(first_bad * mod->block_size - off);
+			if (good && sink && sink(ctx, buf, good) < 0)
+				res->sink_failed = true;
 			goto out;
+		}
 		XXH3_64bits_update(st, buf, n);
 		if (!bad && sink && (rc = sink(ctx, buf, n)) < 0) {
 			res->sink_failed = true;
@@ -449,4 +459,157 @@ out:
 	free(buf);
 	free(sums);
 	return status;
+}
+
+/* ---- metadata files ---- */
+
+/* Reads path and parses it strictly as JSON; NULL after a message. */
+static json_object *read_json(const char *path)
+{
+	json_object *root = NULL;
+	json_tokener *tok = NULL;
+	char *buf = NULL;
+	size_t len = 0, end;
+	FILE *f = fopen(path, "rb");
+
+	if (!f) {
+		cli_msg("--metadata: %s: %s", cli_esc(path), strerror(errno));
+		return NULL;
+	}
+	buf = malloc(MAX_JSON_FILE + 1);
+	tok = json_tokener_new();
+	if (!buf || !tok) {
+		cli_msg("out of memory");
+		goto out;
+	}
+	len = fread(buf, 1, MAX_JSON_FILE + 1, f);
+	if (ferror(f) || len > MAX_JSON_FILE) {
+		cli_msg("--metadata: %s: %s", cli_esc(path),
+		        ferror(f) ? "read error" : "larger than 16 MiB");
+		goto out;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+	                       JSON_TOKENER_VALIDATE_UTF8);
+	root = json_tokener_parse_ex(tok, buf, (int)len);
+	end = json_tokener_get_parse_end(tok);
+	while (root && end < len && strchr(" \t\r\n", buf[end]) && buf[end])
+		end++;
+	if (!root || end != len) {
+		cli_msg("--metadata: %s: not valid JSON (%s at byte %zu)", cli_esc(path),
+		        root ? "trailing data" : json_tokener_error_desc(json_tokener_get_error(tok)),
+		        end);
+		json_object_put(root);
+		root = NULL;
+	}
+out:
+	json_tokener_free(tok);
+	free(buf);
+	fclose(f);
+	return root;
+}
+
+/* Returns a string value's text (numbers and booleans as written), or NULL. */
+static const char *md_string(json_object *v)
+{
+	json_type t = json_object_get_type(v);
+
+	if (t != json_type_string && t != json_type_int && t != json_type_double &&
+	    t != json_type_boolean)
+		return NULL;
+	if (t == json_type_string &&
+	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Fills kv[*n...] from the object under key; returns 0 or -1 after a message. */
+static int md_map(cli_metadata *s, json_object *obj, const char *key, size_t *n)
+{
+	if (!json_object_is_type(obj, json_type_object)) {
+		cli_msg("--metadata: %s: \"%s\" must be an object", cli_esc(s->file), key);
+		return -1;
+	}
+	json_object_object_foreach(obj, k, v) {
+		const char *val = md_string(v);
+		if (!val) {
+			cli_msg("--metadata: %s: %s.%s: value must be a string, number or boolean",
+			        cli_esc(s->file), key, cli_esc(k));
+			return -1;
+		}
+		s->kv[*n].key = k;
+		s->kv[(*n)++].value = val;
+	}
+	return 0;
+}
+
+/* Counts the entries of an object member (0 when absent or no object). */
+static size_t md_count(json_object *root, const char *key)
+{
+	json_object *o;
+
+	if (!json_object_object_get_ex(root, key, &o) || !json_object_is_type(o, json_type_object))
+		return 0;
+	return (size_t)json_object_object_length(o);
+}
+
+/* Turns s->root into s->md; returns 0 or -1 after a message. */
+static int md_convert(cli_metadata *s)
+{
+	json_object *root = s->root;
+	size_t n = 0, nh;
+
+	if (!json_object_is_type(root, json_type_object)) {
+		cli_msg("--metadata: %s: must be a JSON object", cli_esc(s->file));
+		return -1;
+	}
+	nh = md_count(root, "hyperparameters");
+	s->kv = calloc(nh + md_count(root, "custom") + 1, sizeof(*s->kv));
+	if (!s->kv)
+		return cli_msg("out of memory"), -1;
+	json_object_object_foreach(root, key, v) {
+		if (strcmp(key, "version") == 0 || strcmp(key, "architecture") == 0) {
+			const char *str = md_string(v);
+			if (!str) {
+				cli_msg("--metadata: %s: \"%s\" must be a string", cli_esc(s->file), key);
+				return -1;
+			}
+			*(key[0] == 'v' ? &s->md.version : &s->md.architecture) = str;
+		} else if (strcmp(key, "hyperparameters") != 0 && strcmp(key, "custom") != 0) {
+			cli_msg("--metadata: %s: unknown key \"%s\" (expected version, "
+			        "architecture, hyperparameters, custom)", cli_esc(s->file), cli_esc(key));
+			return -1;
+		}
+	}
+	json_object_object_foreach(root, k2, v2) {
+		if (strcmp(k2, "hyperparameters") == 0 && md_map(s, v2, k2, &n) < 0)
+			return -1;
+	}
+	s->md.hyperparameters = s->kv;
+	s->md.n_hyperparameters = n;
+	json_object_object_foreach(root, k3, v3) {
+		if (strcmp(k3, "custom") == 0 && md_map(s, v3, k3, &n) < 0)
+			return -1;
+	}
+	s->md.custom = s->kv + s->md.n_hyperparameters;
+	s->md.n_custom = n - s->md.n_hyperparameters;
+	return 0;
+}
+
+/** Reads a model metadata file; see cli.h. */
+int cli_metadata_load(const char *file, cli_metadata *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->file = file;
+	out->root = read_json(file);
+	if (!out->root || md_convert(out) < 0)
+		return -1;
+	return 0;
+}
+
+/** Frees what cli_metadata_load allocated. */
+void cli_metadata_free(cli_metadata *m)
+{
+	json_object_put(m->root);
+	free(m->kv);
+	memset(m, 0, sizeof(*m));
 }

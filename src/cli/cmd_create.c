@@ -12,11 +12,12 @@
  *    anything else (symlinks to directories, dangling symlinks, FIFOs,
  *    sockets, devices, OUT itself) is skipped with a warning naming it:
  *    nothing is skipped silently.  An unreadable directory is an error.
- *  - The builder writes "<OUT>.tmp.XXXXXX" and renames it over OUT.  On
- *    SIGINT, SIGTERM or SIGHUP during the build the handler finds that
- *    temporary file among this process's open descriptors (/proc/self/fd,
- *    async-signal-safe system calls only), unlinks it, and re-raises the
- *    signal: OUT is untouched and nothing is left behind.
+ *  - The builder writes "<OUT>.tmp.XXXXXX" and renames it over OUT.  During
+ *    the build a watcher thread spots that file among this process's open
+ *    descriptors (/proc/self/fd), records its path and flock()s it.  On
+ *    SIGINT, SIGTERM or SIGHUP the handler (async-signal-safe calls only)
+ *    unlinks the temporary file, found the same way or as recorded, and
+ *    re-raises the signal: OUT is untouched and nothing is left behind.
  *  - After a SIGKILL or power loss a "<OUT>.tmp.XXXXXX" file may remain.
  *    Each create of OUT first removes such files of earlier runs, but only
  *    when they are regular files owned by the caller's user that no
@@ -41,8 +42,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "cli.h"
 #include "internal.h"
 
@@ -66,14 +65,9 @@ static const char create_usage[] =
 	"  -h, --help                 show this help and exit\n"
 	"Sizes accept K, M, G suffixes (KiB, MiB, GiB).\n";
 
-#define MAX_JSON_FILE (16u << 20)
-
 typedef struct md_spec {
-	const char *name;
-	const char *file;
-	json_object *root;
-	apb_kv *kv;               /* hyperparameters then custom */
-	apb_metadata md;
+	const char *name;         /* model */
+	cli_metadata meta;        /* parsed FILE.json */
 } md_spec;
 
 typedef struct source {
@@ -97,141 +91,6 @@ typedef struct create_ctx {
 	uint64_t total;           /* source bytes */
 } create_ctx;
 
-/* ------------------------------------------------------------------ */
-/* metadata files                                                       */
-/* ------------------------------------------------------------------ */
-
-/* Reads path and parses it strictly as JSON; NULL after a message. */
-static json_object *read_json(const char *path)
-{
-	json_object *root = NULL;
-	json_tokener *tok = NULL;
-	char *buf = NULL;
-	size_t len = 0, end;
-	FILE *f = fopen(path, "rb");
-
-	if (!f) {
-		cli_msg("--metadata: %s: %s", cli_esc(path), strerror(errno));
-		return NULL;
-	}
-	buf = malloc(MAX_JSON_FILE + 1);
-	tok = json_tokener_new();
-	if (!buf || !tok) {
-		cli_msg("out of memory");
-		goto out;
-	}
-	len = fread(buf, 1, MAX_JSON_FILE + 1, f);
-	if (ferror(f) || len > MAX_JSON_FILE) {
-		cli_msg("--metadata: %s: %s", cli_esc(path),
-		        ferror(f) ? "read error" : "larger than 16 MiB");
-		goto out;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
-	                       JSON_TOKENER_VALIDATE_UTF8);
-	root = json_tokener_parse_ex(tok, buf, (int)len);
-	end = json_tokener_get_parse_end(tok);
-	while (root && end < len && strchr(" \t\r\n", buf[end]) && buf[end])
-		end++;
-	if (!root || end != len) {
-		cli_msg("--metadata: %s: not valid JSON (%s at byte %zu)", cli_esc(path),
-		        root ? "trailing data" : json_tokener_error_desc(json_tokener_get_error(tok)),
-		        end);
-		json_object_put(root);
-		root = NULL;
-	}
-out:
-	json_tokener_free(tok);
-	free(buf);
-	fclose(f);
-	return root;
-}
-
-/* Returns a string value's text (numbers and booleans as written), or NULL. */
-static const char *md_string(json_object *v)
-{
-	json_type t = json_object_get_type(v);
-
-	if (t != json_type_string && t != json_type_int && t != json_type_double &&
-	    t != json_type_boolean)
-		return NULL;
-	if (t == json_type_string &&
-	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-/* Fills kv[*n...] from the object under key; returns 0 or -1 after a message. */
-static int md_map(md_spec *s, json_object *obj, const char *key, size_t *n)
-{
-	if (!json_object_is_type(obj, json_type_object)) {
-		cli_msg("--metadata: %s: \"%s\" must be an object", cli_esc(s->file), key);
-		return -1;
-	}
-	json_object_object_foreach(obj, k, v) {
-		const char *val = md_string(v);
-		if (!val) {
-			cli_msg("--metadata: %s: %s.%s: value must be a string, number or boolean",
-			        cli_esc(s->file), key, cli_esc(k));
-			return -1;
-		}
-		s->kv[*n].key = k;
-		s->kv[(*n)++].value = val;
-	}
-	return 0;
-}
-
-/* Counts the entries of an object member (0 when absent or no object). */
-static size_t md_count(json_object *root, const char *key)
-{
-	json_object *o;
-
-	if (!json_object_object_get_ex(root, key, &o) || !json_object_is_type(o, json_type_object))
-		return 0;
-	return (size_t)json_object_object_length(o);
-}
-
-/* Turns s->root into s->md; returns 0 or -1 after a message. */
-static int md_convert(md_spec *s)
-{
-	size_t n = 0, nh;
-
-	if (!json_object_is_type(s->root, json_type_object)) {
-		cli_msg("--metadata: %s: must be a JSON object", cli_esc(s->file));
-		return -1;
-	}
-	nh = md_count(s->root, "hyperparameters");
-	s->kv = calloc(nh + md_count(s->root, "custom") + 1, sizeof(*s->kv));
-	if (!s->kv)
-		return cli_msg("out of memory"), -1;
-	json_object_object_foreach(s->root, key, v) {
-		if (strcmp(key, "version") == 0 || strcmp(key, "architecture") == 0) {
-			const char *str = md_string(v);
-			if (!str) {
-				cli_msg("--metadata: %s: \"%s\" must be a string", cli_esc(s->file), key);
-				return -1;
-			}
-			*(key[0] == 'v' ? &s->md.version : &s->md.architecture) = str;
-		} else if (strcmp(key, "hyperparameters") != 0 && strcmp(key, "custom") != 0) {
-			cli_msg("--metadata: %s: unknown key \"%s\" (expected version, "
-			        "architecture, hyperparameters, custom)", cli_esc(s->file), cli_esc(key));
-			return -1;
-		}
-	}
-	json_object_object_foreach(s->root, k2, v2) {
-		if (strcmp(k2, "hyperparameters") == 0 && md_map(s, v2, k2, &n) < 0)
-			return -1;
-	}
-	s->md.hyperparameters = s->kv;
-	s->md.n_hyperparameters = n;
-	json_object_object_foreach(s->root, k3, v3) {
-		if (strcmp(k3, "custom") == 0 && md_map(s, v3, k3, &n) < 0)
-			return -1;
-	}
-	s->md.custom = s->kv + s->md.n_hyperparameters;
-	s->md.n_custom = n - s->md.n_hyperparameters;
-	return 0;
-}
-
 /* Records one --metadata NAME=FILE; returns CLI_OK, CLI_BAD or CLI_USAGE. */
 static int add_md_spec(create_ctx *c, char *arg)
 {
@@ -248,11 +107,7 @@ static int add_md_spec(create_ctx *c, char *arg)
 	memset(s, 0, sizeof(*s));
 	*eq = '\0';
 	s->name = arg;
-	s->file = eq + 1;
-	s->root = read_json(s->file);
-	if (!s->root || md_convert(s) < 0)
-		return CLI_BAD;
-	return CLI_OK;
+	return cli_metadata_load(eq + 1, &s->meta) < 0 ? CLI_BAD : CLI_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -432,7 +287,7 @@ static int feed_builder(create_ctx *c)
 		}
 	}
 	for (size_t i = 0; status == CLI_OK && i < c->n_md; i++) {
-		int rc = apb_builder_set_metadata(c->bb, c->md[i].name, &c->md[i].md);
+		int rc = apb_builder_set_metadata(c->bb, c->md[i].name, &c->md[i].meta.md);
 		if (rc == -ENOENT)
 			return cli_usage_error("--metadata: no model named \"%s\"",
 			                       cli_esc(c->md[i].name));
@@ -451,15 +306,14 @@ static size_t tmp_prefix_len;
 static char out_dir[PATH_MAX];
 static const char *out_base;
 
-/* True when s (len bytes) is one of our temp names' random suffixes. */
+/* True when s (len bytes) is a temp name's suffix: 6 of [A-Za-z0-9], as the builder makes. */
 static bool suffix_ok(const char *s, size_t len)
 {
-	if (len < 6 || len > 16)
+	if (len != 6)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
 			return false;
 	}
 	return true;
@@ -496,47 +350,67 @@ static int plan_temp_names(const char *out)
 	return CLI_OK;
 }
 
+static char own_tmp[PATH_MAX + 32];       /* our temp file, once the watcher saw it */
+static volatile sig_atomic_t own_tmp_known;
+
 /*
- * Unlinks the temporary file this process holds open, if any.  Called from
- * the signal handler: only async-signal-safe calls, no stdio, no malloc.
+ * Finds the descriptor of this process open on "<OUT>.tmp.XXXXXX" and
+ * copies its path into out (PATH_MAX + 32 bytes).  Returns the descriptor
+ * or -1.  Async-signal-safe: raw getdents64/readlink, no stdio, no malloc.
  */
-static void unlink_own_temp(void)
+static int find_own_temp(char *out)
 {
-	char dents[4096], link[PATH_MAX + 32], fdpath[64];
+	char dents[4096], fdpath[64];
 	ssize_t n;
-	int d = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int found = -1, d = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (d < 0)
-		return;
-	while ((n = getdents64(d, dents, sizeof(dents))) > 0) {
-		for (ssize_t pos = 0; pos < n;) {
+		return -1;
+	while (found < 0 && (n = getdents64(d, dents, sizeof(dents))) > 0) {
+		for (ssize_t pos = 0; found < 0 && pos < n;) {
 			struct dirent64 *e = (struct dirent64 *)(dents + pos);
 			size_t k = sizeof("/proc/self/fd/") - 1, j = 0;
 			ssize_t ll;
+			int fd = 0;
 
 			pos += e->d_reclen;
 			memcpy(fdpath, "/proc/self/fd/", k);
-			while (e->d_name[j] && k < sizeof(fdpath) - 1)
-				fdpath[k++] = e->d_name[j++];
+			for (; e->d_name[j] >= '0' && e->d_name[j] <= '9' && k < 40; j++) {
+				fdpath[k++] = e->d_name[j];
+				fd = fd * 10 + (e->d_name[j] - '0');
+			}
 			fdpath[k] = '\0';
-			ll = readlink(fdpath, link, sizeof(link) - 1);
-			if (ll <= (ssize_t)tmp_prefix_len ||
-			    memcmp(link, tmp_prefix, tmp_prefix_len) != 0 ||
-			    !suffix_ok(link + tmp_prefix_len, (size_t)ll - tmp_prefix_len))
+			if (j == 0 || e->d_name[j] || fd == d)
 				continue;
-			link[ll] = '\0';
-			unlink(link);
+			ll = readlink(fdpath, out, PATH_MAX + 31);
+			if (ll > (ssize_t)tmp_prefix_len &&
+			    memcmp(out, tmp_prefix, tmp_prefix_len) == 0 &&
+			    suffix_ok(out + tmp_prefix_len, (size_t)ll - tmp_prefix_len)) {
+				out[ll] = '\0';
+				found = fd;
+			}
 		}
 	}
 	close(d);
+	return found;
 }
 
+/*
+ * Signal handler: removes our temporary file (the one still open, and the
+ * one the watcher recorded, which the builder may have closed just before
+ * renaming it: unlinking that name after the rename fails harmlessly),
+ * then dies of the same signal.
+ */
 static void on_signal(int sig)
 {
-	int saved = errno;
+	static char path[PATH_MAX + 32];
 
-	unlink_own_temp();
-	errno = saved;
+	if (find_own_temp(path) >= 0)
+		unlink(path);
+	if (own_tmp_known) {
+		atomic_thread_fence(memory_order_acquire);
+		unlink(own_tmp);
+	}
 	signal(sig, SIG_DFL);
 	raise(sig);     /* blocked until we return, then fatal */
 }
@@ -667,11 +541,12 @@ static void clean_stale(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* progress: the builder reports nothing, so watch our read counter     */
+/* the watcher thread: temp file discovery, flock, progress             */
 /* ------------------------------------------------------------------ */
 
 static atomic_bool watch_stop;
 
+/* Bytes this process has read so far (the builder reports no progress). */
 static uint64_t read_chars(void)
 {
 	char buf[512];
@@ -688,23 +563,43 @@ static uint64_t read_chars(void)
 	return v;
 }
 
-static void *watch_progress(void *arg)
+/*
+ * Runs during the build: records the builder's temporary file as soon as
+ * it appears and flock()s it (so other creates see it is in use), then
+ * drives the progress line when there is one.  Signals are blocked here so
+ * that the handler runs in the building thread.
+ */
+static void *watcher(void *arg)
 {
 	cli_progress *p = arg;
 	uint64_t base = read_chars(), last = 0;
+	char path[PATH_MAX + 32];
+	sigset_t all;
 
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	while (!atomic_load(&watch_stop)) {
-		uint64_t now = read_chars() - base;
-		if (now > p->total)
-			now = p->total;
-		if (now > last)
-			cli_progress_add(p, now - last), last = now;
-		usleep(200000);
+		int fd;
+
+		if (!own_tmp_known && (fd = find_own_temp(path)) >= 0) {
+			flock(fd, LOCK_EX | LOCK_NB);
+			memcpy(own_tmp, path, sizeof(own_tmp));
+			atomic_thread_fence(memory_order_release);
+			own_tmp_known = 1;
+		}
+		if (p->on) {
+			uint64_t now = read_chars() - base;
+			if (now > p->total)
+				now = p->total;
+			if (now > last)
+				cli_progress_add(p, now - last), last = now;
+		}
+		usleep(own_tmp_known ? 200000 : 2000);
 	}
 	return NULL;
 }
 
-/* Runs the build with signal handling and, on a terminal, a progress line. */
+/* Runs the build with signal handling, the watcher and maybe progress. */
 static int run_build(create_ctx *c)
 {
 	cli_progress prog;
@@ -714,15 +609,15 @@ static int run_build(create_ctx *c)
 
 	cli_progress_start(&prog, c->total);
 	atomic_store(&watch_stop, false);
-	watching = prog.on && pthread_create(&th, NULL, watch_progress, &prog) == 0;
+	watching = pthread_create(&th, NULL, watcher, &prog) == 0;
 	catch_signals(true);
 	apbi_clear_error();
 	rc = apb_builder_build(c->bb);
-	catch_signals(false);
 	if (watching) {
 		atomic_store(&watch_stop, true);
 		pthread_join(th, NULL);
 	}
+	catch_signals(false);
 	cli_progress_end(&prog);
 	if (rc < 0)
 		return cli_lib_error(cli_esc(c->out), rc);
@@ -733,19 +628,29 @@ static int run_build(create_ctx *c)
 /* options and main flow                                                */
 /* ------------------------------------------------------------------ */
 
-/* Applies the bundle-wide settings gathered from the options. */
-static int apply_settings(create_ctx *c)
+/* Parses a size option value and hands it to setter. */
+static int size_setting(apb_builder *bb, const char *opt, const char *arg,
+                        int (*setter)(apb_builder *, uint32_t), const char *range)
 {
 	uint64_t v;
 
-	if (c->align && (cli_parse_size("--align", c->align, &v) ||
-	                 v > UINT32_MAX || apb_builder_set_alignment(c->bb, (uint32_t)v) < 0))
-		return cli_usage_error("--align: '%s' is not a power of two from 1 to 1G",
-		                       cli_esc(c->align));
-	if (c->block && (cli_parse_size("--block-size", c->block, &v) ||
-	                 v > UINT32_MAX || apb_builder_set_block_size(c->bb, (uint32_t)v) < 0))
-		return cli_usage_error("--block-size: '%s' is not a power of two from 512 "
-		                       "to 1G", cli_esc(c->block));
+	if (cli_parse_size(opt, arg, &v))
+		return CLI_USAGE;
+	if (v > UINT32_MAX || setter(bb, (uint32_t)v) < 0)
+		return cli_usage_error("%s: '%s' is not a power of two from %s", opt,
+		                       cli_esc(arg), range);
+	return CLI_OK;
+}
+
+/* Applies the bundle-wide settings gathered from the options. */
+static int apply_settings(create_ctx *c)
+{
+	if (c->align && size_setting(c->bb, "--align", c->align, apb_builder_set_alignment,
+	                             "1 to 1G"))
+		return CLI_USAGE;
+	if (c->block && size_setting(c->bb, "--block-size", c->block,
+	                             apb_builder_set_block_size, "512 to 1G"))
+		return CLI_USAGE;
 	if (c->description && apb_builder_set_description(c->bb, c->description) < 0)
 		return cli_usage_error("--description: %s", apb_last_error());
 	apb_builder_set_timestamp(c->bb, c->timestamp);
@@ -793,10 +698,8 @@ static void free_ctx(create_ctx *c)
 		free(c->src[i].path);
 	}
 	free(c->src);
-	for (size_t i = 0; i < c->n_md; i++) {
-		json_object_put(c->md[i].root);
-		free(c->md[i].kv);
-	}
+	for (size_t i = 0; i < c->n_md; i++)
+		cli_metadata_free(&c->md[i].meta);
 	free(c->md);
 	apb_builder_free(c->bb);
 }
