@@ -4,7 +4,7 @@
  * Bundles are built with apb_builder_* and checked byte by byte with json-c
  * and xxhash directly, independently of the library's own reader: header,
  * manifest key order and padding, alignment, model bytes, checksums, block
- * tables; then reproducibility, hostile names, -EFBIG and atomicity under
+ * tables; then reproducibility, -EFBIG and atomicity under
  * failures (changing sources, unwritable targets, injected I/O faults).
  */
 #include <dirent.h>
@@ -55,9 +55,20 @@ static int64_t jint(json_object *o, const char *key)
 	return json_object_get_int64(jget(o, key));
 }
 
-static void raw_open(raw_bundle *rb, const char *path)
+/* Reads path (only its header and manifest when head_only) and parses it. */
+static void raw_open_ex(raw_bundle *rb, const char *path, bool head_only)
 {
-	rb->file = tu_read_file(path, &rb->len);
+	if (head_only) {
+		uint8_t h[16];
+		int fd = open(path, O_RDONLY);
+		ck_assert_int_eq(pread(fd, h, 16, 0), 16);
+		rb->len = 16 + (size_t)rd_le(h + 12, 4);
+		rb->file = malloc(rb->len);
+		ck_assert_int_eq(pread(fd, rb->file, rb->len, 0), (ssize_t)rb->len);
+		close(fd);
+	} else {
+		rb->file = tu_read_file(path, &rb->len);
+	}
 	ck_assert_uint_ge(rb->len, 16);
 	ck_assert_int_eq(memcmp(rb->file, "APBUNDLE", 8), 0);
 	ck_assert_uint_eq(rd_le(rb->file + 8, 4), 1);
@@ -78,6 +89,11 @@ static void raw_open(raw_bundle *rb, const char *path)
 	for (size_t i = end; i < rb->mlen; i++)
 		ck_assert_msg(rb->file[16 + i] == ' ', "manifest padding byte %zu is not a space", i);
 	ck_assert_uint_eq((16 + rb->mlen) % (uint64_t)jint(rb->man, "alignment"), 0);
+}
+
+static void raw_open(raw_bundle *rb, const char *path)
+{
+	raw_open_ex(rb, path, false);
 }
 
 static void raw_close(raw_bundle *rb)
@@ -285,6 +301,7 @@ START_TEST(test_100k_names_fast)
 	ck_assert_int_eq(apb_builder_build(bb), 0);
 	apb_builder_free(bb);
 	double dt = now_s() - t0;
+	fprintf(stderr, "# adding and building 100,000 models took %.2f s\n", dt);
 	ck_assert_msg(dt < (RUNNING_ON_VALGRIND ? 60.0 : 10.0), "100,000 models took %.1f s", dt);
 	raw_bundle rb;
 	raw_open(&rb, out);
@@ -405,50 +422,6 @@ START_TEST(test_metadata_json)
 	ck_assert_int_eq(json_object_object_get_ex(model_at(&rb, 2), "metadata", NULL), 0);
 	ck_assert_ptr_null(strstr((char *)rb.file, "\\/")); /* NOSLASHESCAPE */
 	raw_close(&rb);
-	free(out);
-}
-END_TEST
-
-START_TEST(test_hostile_names)
-{
-	static const char *bad[] = { "", "/abs", "a//b", "../x", "a/../b", "a/./b", ".", "a/",
-	                             "tab\there", "nl\n", "del\x7f", "\xff\xfe", "\xc0\xaf",
-	                             "\xed\xa0\x80" };
-	char *out = tu_path("n.apbundle");
-	apb_builder *bb = apb_builder_new(out);
-	char *longname = malloc(5000), comp[300];
-
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		ck_assert_msg(apb_builder_add_model(bb, bad[i], "x", 1) == APB_E_NAME, "name %zu accepted", i);
-		ck_assert_str_ne(apb_last_error(), "");
-	}
-	memset(longname, 'a', 4097);
-	for (int i = 100; i < 4097; i += 101)
-		longname[i] = '/';
-	longname[4097] = '\0';
-	ck_assert_int_eq(apb_builder_add_model(bb, longname, "x", 1), APB_E_NAME);
-	longname[4096] = '\0';
-	ck_assert_int_eq(apb_builder_add_model(bb, longname, "x", 1), 0);
-	memset(comp, 'c', 256);
-	comp[256] = '\0';
-	ck_assert_int_eq(apb_builder_add_model(bb, comp, "x", 1), APB_E_NAME);
-	comp[255] = '\0';
-	ck_assert_int_eq(apb_builder_add_model(bb, comp, "x", 1), 0);
-	ck_assert_int_eq(apb_builder_add_model(bb, "ok/é", "x", 1), 0);
-	ck_assert_int_eq(apb_builder_add_model(bb, "ok/é", "y", 1), APB_E_DUPLICATE);
-	ck_assert_int_eq(apb_builder_add_file(bb, "/abs", "/etc/hostname"), APB_E_NAME);
-	ck_assert_int_eq(apb_builder_add_model(bb, NULL, "x", 1), -EINVAL);
-	ck_assert_int_eq(apb_builder_add_model(bb, "n", NULL, 1), -EINVAL);
-	ck_assert_int_eq(apb_builder_add_model(bb, "n", NULL, 0), 0);
-	ck_assert_int_eq(apb_builder_build(bb), 0);
-	ck_assert_int_eq(apb_builder_build(bb), -EINVAL);
-	ck_assert_int_eq(apb_builder_add_model(bb, "late", "x", 1), -EINVAL);
-	apb_builder_free(bb);
-	raw_bundle rb;
-	raw_open(&rb, out);
-	ck_assert_int_eq(jint(rb.man, "model_count"), 4);
-	raw_close(&rb);
-	free(longname);
 	free(out);
 }
 END_TEST
@@ -745,8 +718,8 @@ START_TEST(test_sparse_over_4g)
 	char *src = tu_path("sparse.bin"), *out = tu_path("s.apbundle");
 	static const uint64_t marks[] = { 0, (4ull << 30) + 12345, (5ull << 30) - 8 };
 	int fd = open(src, O_RDWR | O_CREAT | O_TRUNC, 0644);
-	uint8_t got[8], zeros[65536] = { 0 };
-	raw_bundle rb = { 0 };
+	uint8_t got[8], zeros[65536] = { 0 }, blk[65536];
+	raw_bundle rb;
 
 	if (RUNNING_ON_VALGRIND) { /* hashing 5 GiB takes minutes there; run in the native and ASan builds */
 		fprintf(stderr, "# sparse 5 GiB test skipped under valgrind\n");
@@ -771,18 +744,9 @@ START_TEST(test_sparse_over_4g)
 	apb_builder_free(bb);
 	ck_assert_msg(dt < 40.0, "5 GiB build took %.1f s", dt);
 
-	/* Read only the manifest (the file is 5 GiB). */
+	raw_open_ex(&rb, out, true); /* only the manifest: the file is 5 GiB */
 	fd = open(out, O_RDONLY);
-	uint8_t head[16];
-	pread_at(fd, head, 16, 0);
-	rb.len = 16 + rd_le(head + 12, 4);
-	rb.file = malloc(rb.len);
-	pread_at(fd, rb.file, rb.len, 0);
-	json_tokener *tok = json_tokener_new();
-	rb.man = json_tokener_parse_ex(tok, (char *)rb.file + 16, (int)(rb.len - 16));
-	json_tokener_free(tok);
-	ck_assert_ptr_nonnull(rb.man);
-	uint64_t ds = rb.len;
+	uint64_t ds = rb.data_start;
 	json_object *h = model_at(&rb, 1), *a = model_at(&rb, 2);
 	ck_assert_uint_eq((uint64_t)jint(h, "offset"), 4096);
 	ck_assert_uint_eq((uint64_t)jint(h, "size"), big);
@@ -799,7 +763,6 @@ START_TEST(test_sparse_over_4g)
 	/* Block table: a zero block and the block of the mark above 4 GiB. */
 	uint64_t toff = (uint64_t)jint(jget(h, "blocks"), "checksums_offset");
 	ck_assert_uint_ge(toff, 4096 + big + 7);
-	uint8_t blk[65536];
 	pread_at(fd, got, 8, ds + toff + 8 * 1000);
 	ck_assert_uint_eq(rd_le(got, 8), XXH3_64bits(zeros, sizeof zeros));
 	uint64_t k = marks[1] / 65536;
@@ -826,7 +789,6 @@ Suite *test_suite(void)
 	tcase_add_test(tc, test_100k_names_fast);
 	tcase_add_test(tc, test_reproducible);
 	tcase_add_test(tc, test_metadata_json);
-	tcase_add_test(tc, test_hostile_names);
 	tcase_add_test(tc, test_argument_errors);
 	tcase_add_test(tc, test_efbig);
 	tcase_add_test(tc, test_atomic_io_faults);

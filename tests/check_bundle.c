@@ -4,7 +4,8 @@
  *
  * Round trips through save/load and builder/load (sizes 0, 1, odd, exactly
  * one block, many blocks, 1,000 models, nested names, metadata), lookups,
- * errors, the aprender legacy layout, checksum failures naming the model,
+ * errors, hostile names refused at add (builder and bundle), the aprender
+ * legacy layout, checksum failures naming the model,
  * truncation at every byte offset and 10,000 random corruptions of a small
  * bundle: a load must fail whenever model bytes were touched, and whenever
  * it succeeds every model's bytes must be the original ones.
@@ -423,6 +424,55 @@ START_TEST(test_random_corruption)
 }
 END_TEST
 
+START_TEST(test_hostile_names)
+{
+	static const char *bad[] = { "", "/abs", "a//b", "../x", "a/../b", "a/./b", ".", "a/",
+	                             "tab\there", "nl\n", "del\x7f", "\xff\xfe", "\xc0\xaf",
+	                             "\xed\xa0\x80" };
+	char *out = tu_path("n.apbundle");
+	apb_builder *bb = apb_builder_new(out);
+	char *longname = malloc(5000), comp[300];
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(apb_builder_add_model(bb, bad[i], "x", 1) == APB_E_NAME, "name %zu accepted", i);
+		ck_assert_str_ne(apb_last_error(), "");
+	}
+	memset(longname, 'a', 4097);
+	for (int i = 100; i < 4097; i += 101)
+		longname[i] = '/';
+	longname[4097] = '\0';
+	ck_assert_int_eq(apb_builder_add_model(bb, longname, "x", 1), APB_E_NAME);
+	longname[4096] = '\0';
+	ck_assert_int_eq(apb_builder_add_model(bb, longname, "x", 1), 0);
+	memset(comp, 'c', 256);
+	comp[256] = '\0';
+	ck_assert_int_eq(apb_builder_add_model(bb, comp, "x", 1), APB_E_NAME);
+	comp[255] = '\0';
+	ck_assert_int_eq(apb_builder_add_model(bb, comp, "x", 1), 0);
+	ck_assert_int_eq(apb_builder_add_model(bb, "ok/é", "x", 1), 0);
+	ck_assert_int_eq(apb_builder_add_model(bb, "ok/é", "y", 1), APB_E_DUPLICATE);
+	ck_assert_int_eq(apb_builder_add_file(bb, "/abs", "/etc/hostname"), APB_E_NAME);
+	ck_assert_int_eq(apb_builder_add_model(bb, NULL, "x", 1), -EINVAL);
+	ck_assert_int_eq(apb_builder_add_model(bb, "n", NULL, 1), -EINVAL);
+	ck_assert_int_eq(apb_builder_add_model(bb, "n", NULL, 0), 0);
+	ck_assert_int_eq(apb_builder_build(bb), 0);
+	ck_assert_int_eq(apb_builder_build(bb), -EINVAL);
+	ck_assert_int_eq(apb_builder_add_model(bb, "late", "x", 1), -EINVAL);
+	apb_builder_free(bb);
+	apb_bundle *l = NULL, *b = apb_bundle_new();
+	ck_assert_int_eq(apb_bundle_load(out, &l), 0);
+	ck_assert_uint_eq(apb_bundle_model_count(l), 4);
+	assert_model(l, "ok/é", "x", 1);
+	apb_bundle_free(l);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(apb_bundle_add_model(b, bad[i], "x", 1) == APB_E_NAME, "name %zu accepted", i);
+	ck_assert_uint_eq(apb_bundle_model_count(b), 0);
+	apb_bundle_free(b);
+	free(longname);
+	free(out);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("bundle");
@@ -434,6 +484,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, test_thousand_models);
 	tcase_add_test(tc, test_metadata_roundtrip);
 	tcase_add_test(tc, test_errors);
+	tcase_add_test(tc, test_hostile_names);
 	tcase_add_test(tc, test_legacy_unverified);
 	tcase_add_test(tc, test_checksum_failure_names_model);
 	tcase_add_test(tc, test_truncation_every_offset);
