@@ -58,7 +58,7 @@ const char *apb_strerror(int code)
 	s = format_strerror(code);
 	if (s)
 		return s;
-	if (code < 0 && code > -4096) {
+	if (code < 0 && code > -1000) {
 		/* strerrordesc_np: static, thread-safe, NULL for unknown values. */
 		s = strerrordesc_np(-code);
 		if (s)
@@ -70,7 +70,7 @@ const char *apb_strerror(int code)
 /**
  * Maps a library code to a positive errno: format errors give EIO
  * (APB_E_NAME and APB_E_DUPLICATE give EINVAL), -errno gives errno, 0 gives
- * 0; anything else (positive or unknown) gives EIO.
+ * 0; anything else (positive, or unknown below -1000) gives EIO.
  */
 int apb_errno(int code)
 {
@@ -80,7 +80,7 @@ int apb_errno(int code)
 		return EINVAL;
 	if (format_strerror(code))
 		return EIO;
-	if (code < 0 && code > -4096)
+	if (code < 0 && code > -1000)   /* codes <= -1000 are reserved for APB_E_* */
 		return -code;
 	return EIO;
 }

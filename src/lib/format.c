@@ -35,13 +35,21 @@ typedef struct arena_chunk {
 
 typedef struct manifest_priv {
 	arena_chunk *chunks;
+	size_t next_chunk;    /* size of the next arena chunk (grows x2) */
 	uint32_t *slots;      /* index + 1 of the model, 0 = empty */
 	uint64_t mask;        /* slot count - 1 (power of two) */
 	uint64_t *hashes;     /* XXH3 of each model's name */
 } manifest_priv;
 
-#define ARENA_CHUNK (64u * 1024u)
+#define ARENA_MIN_CHUNK (16u * 1024u)
+#define ARENA_MAX_CHUNK (16u * 1024u * 1024u)
 
+/*
+ * Chunks start at a quarter of the manifest length (strings are a fraction
+ * of the JSON text) and double, so a manifest needs few of them: besides
+ * saving malloc calls, this matters because each large malloc made while
+ * json-c's freed nodes sit in the fastbins makes glibc consolidate them.
+ */
 void *apbi_arena_alloc(apbi_manifest *m, size_t n)
 {
 	manifest_priv *p = m->priv;
@@ -50,10 +58,13 @@ void *apbi_arena_alloc(apbi_manifest *m, size_t n)
 
 	n = (n + 7) & ~(size_t)7;
 	if (!c || c->cap - c->used < n) {
-		size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+		size_t cap = p->next_chunk < ARENA_MIN_CHUNK ? ARENA_MIN_CHUNK : p->next_chunk;
+		if (cap < n)
+			cap = n;
 		c = malloc(sizeof *c + cap);
 		if (!c)
 			return NULL;
+		p->next_chunk = cap < ARENA_MAX_CHUNK ? 2 * cap : cap;
 		c->cap = cap;
 		c->used = 0;
 		c->next = p->chunks;
@@ -157,8 +168,10 @@ static int header_decode(const uint8_t *buf, size_t len, uint64_t file_size, hea
 		h->manifest_len = le64(buf + 12);
 	}
 	if (h->manifest_len > APBI_MAX_MANIFEST)
-		return apbi_set_error(APB_E_CORRUPT, "header: manifest length %llu exceeds the %u-byte limit",
-		                      (unsigned long long)h->manifest_len, APBI_MAX_MANIFEST);
+		return apbi_set_error(APB_E_CORRUPT, "header: manifest length %llu exceeds the %u-byte limit%s",
+		                      (unsigned long long)h->manifest_len, APBI_MAX_MANIFEST,
+		                      h->layout == APBI_LAYOUT_LEGACY ?
+		                      " (read as an aprender legacy header: byte 16 is not '{')" : "");
 	if (h->size + h->manifest_len > file_size)
 		return apbi_set_error(APB_E_TRUNCATED,
 		                      "header: manifest of %llu bytes ends past the end of the %llu-byte file",
@@ -199,6 +212,7 @@ int apbi_manifest_parse(const uint8_t *buf, size_t len, uint64_t file_size,
 	m->file_size = file_size;
 	m->data_start = h.size + h.manifest_len;
 	m->alignment = 1;
+	((manifest_priv *)m->priv)->next_chunk = (size_t)h.manifest_len / 4;
 	if (h.layout == APBI_LAYOUT_V1)
 		rc = apbi_decode_json((const char *)buf + h.size, (size_t)h.manifest_len, m);
 	else

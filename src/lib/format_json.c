@@ -3,12 +3,15 @@
  * reader).
  *
  * Invariants: the text is parsed strictly (JSON_TOKENER_STRICT, UTF-8
- * validated); after the top-level object only JSON whitespace may follow
- * (the alignment padding).  Every field is type-checked and every failure
- * names the field (and the model by index and, once known, by name).  All
- * strings are copied into the manifest's arena and the json-c tree is
- * freed before returning, so nothing here outlives the call.  Unknown
- * fields are ignored; JSON null counts as absent for optional fields.
+ * validated, and every string kept is re-checked with the strict
+ * apbi_utf8_valid, because json-c lets overlongs and surrogates through);
+ * after the top-level object only JSON whitespace may follow (the
+ * padding).  Every field is type-checked and every failure names the field
+ * (and the model by index and, once known, by name).  All strings are
+ * copied into the manifest's arena; each model's json-c subtree is freed
+ * as soon as it is decoded and the rest of the tree before returning, so
+ * nothing here outlives the call.  Unknown fields are ignored; JSON null
+ * counts as absent for optional fields.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -91,6 +94,8 @@ static int get_str(json_object *obj, const char *key, bool required, const where
 	*len = (size_t)json_object_get_string_len(v);
 	if (strlen(*s) != *len)
 		return field_error(APB_E_MANIFEST, w, key, "contains a NUL character");
+	if (!apbi_utf8_valid(*s, *len))   /* json-c lets overlongs and surrogates through */
+		return field_error(APB_E_MANIFEST, w, key, "not valid UTF-8");
 	return 0;
 }
 
@@ -137,9 +142,10 @@ static int copy_kv(apbi_manifest *m, json_object *md, const char *key, const whe
 		return apbi_set_error(-ENOMEM, "out of memory copying the manifest");
 	json_object_object_foreach(o, k, v) {
 		size_t len = (size_t)json_object_get_string_len(v);
-		if (!json_object_is_type(v, json_type_string) || strlen(json_object_get_string(v)) != len)
+		if (!json_object_is_type(v, json_type_string) || strlen(json_object_get_string(v)) != len ||
+		    !apbi_utf8_valid(json_object_get_string(v), len) || !apbi_utf8_valid(k, strlen(k)))
 			return field_error(APB_E_MANIFEST, w, key, "value of \"%.100s\" is not a string "
-			                   "(or contains NUL)", k);
+			                   "of valid UTF-8 without NUL", k);
 		kv[n].key = apbi_arena_strdup(m, k, strlen(k));
 		kv[n].value = apbi_arena_strdup(m, json_object_get_string(v), len);
 		if (!kv[n].key || !kv[n].value)
@@ -329,6 +335,13 @@ static int decode_models(apbi_manifest *m, json_object *root, uint64_t count)
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = decode_model(m, json_object_array_get_idx(arr, i), i)) < 0)
 			return rc;
+		/*
+		 * Free this model's subtree now, while it is still in cache (the
+		 * last one goes with the root: json-c would grow the array to
+		 * store NULL at its final index).
+		 */
+		if (i + 1 < n)
+			json_object_array_put_idx(arr, i, NULL);
 	}
 	return 0;
 }

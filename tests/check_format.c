@@ -1,0 +1,1210 @@
+/*
+ * check_format.c - Check suite for the format layer's read side: header and
+ * manifest decoding (v1 and aprender legacy), every validation rule, lookups
+ * and block verification.
+ *
+ * Bundles are crafted by hand here (header bytes + JSON text + padding +
+ * data, checksums computed with libxxhash directly), never with the
+ * library's own writer, so a bug shared by writer and reader cannot hide.
+ * Each rule test starts from one valid manifest, changes exactly one thing
+ * and asserts both the error code and that apb_last_error() names the
+ * field or model.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <valgrind/valgrind.h>
+#include <xxhash.h>
+
+#include "format.h"
+#include "internal.h"
+#include "testutil.h"
+
+/* ---- hand-made bundles ---- */
+
+/* The standard bundle: alignment 64, three models and one block table. */
+#define ALIGN 64
+#define ENC_SIZE 100
+#define DEC_OFF 128
+#define DEC_SIZE 1500
+#define TABLE_OFF 1632
+#define EMPTY_OFF 1664
+#define DATA_LEN 1664
+
+static uint8_t std_data[DATA_LEN];
+
+/* "xxh3:" + 16 hex digits of data, computed independently of the library. */
+static void xs(const void *data, size_t len, char out[22])
+{
+	snprintf(out, 22, "xxh3:%016" PRIx64, (uint64_t)XXH3_64bits(data, len));
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/*
+ * Returns "APBUNDLE" + u32 1 + u32 L + json padded with spaces to a multiple
+ * of align (from the file start) + data.  Caller frees.
+ */
+static uint8_t *craft(const char *json, uint32_t align, const void *data, size_t dlen, size_t *len)
+{
+	size_t jl = strlen(json), mlen = jl;
+	uint8_t *b;
+
+	while ((16 + mlen) % align)
+		mlen++;
+	*len = 16 + mlen + dlen;
+	b = malloc(*len ? *len : 1);
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, "APBUNDLE", 8);
+	put_le32(b + 8, 1);
+	put_le32(b + 12, (uint32_t)mlen);
+	memcpy(b + 16, json, jl);
+	memset(b + 16 + jl, ' ', mlen - jl);
+	if (dlen)
+		memcpy(b + 16 + mlen, data, dlen);
+	return b;
+}
+
+/* Fills std_data (models and the table of dir/dec) and writes the manifest. */
+static void std_json(char *out, size_t cap)
+{
+	char c_enc[22], c_dec[22], c_empty[22];
+
+	memset(std_data, 0, sizeof std_data);
+	tu_fill_random(std_data, ENC_SIZE, 1);
+	tu_fill_random(std_data + DEC_OFF, DEC_SIZE, 2);
+	for (int k = 0; k < 3; k++) {
+		size_t n = k < 2 ? 512 : DEC_SIZE - 1024;
+		put_le64(std_data + TABLE_OFF + 8 * k, XXH3_64bits(std_data + DEC_OFF + 512 * k, n));
+	}
+	xs(std_data, ENC_SIZE, c_enc);
+	xs(std_data + DEC_OFF, DEC_SIZE, c_dec);
+	xs("", 0, c_empty);
+	snprintf(out, cap,
+	         "{\"format\":\"apbundle\",\"version\":1,\"alignment\":64,\"model_count\":3,"
+	         "\"description\":\"test bundle\",\"created_at\":1700000000,\"models\":["
+	         "{\"name\":\"enc\",\"offset\":0,\"size\":100,\"checksum\":\"%s\","
+	         "\"metadata\":{\"version\":\"1.2\",\"architecture\":\"transformer\","
+	         "\"hyperparameters\":{\"layers\":\"6\",\"heads\":\"8\"},\"custom\":{\"author\":\"fmt\"}}},"
+	         "{\"name\":\"dir/dec\",\"offset\":128,\"size\":1500,\"checksum\":\"%s\","
+	         "\"blocks\":{\"size\":512,\"checksums_offset\":1632}},"
+	         "{\"name\":\"empty\",\"offset\":1664,\"size\":0,\"checksum\":\"%s\"}]}",
+	         c_enc, c_dec, c_empty);
+}
+
+/* The standard bundle with the first occurrence of from replaced by to. */
+static uint8_t *variant(const char *from, const char *to, size_t *len)
+{
+	char json[4096], out[4096];
+	char *at;
+
+	std_json(json, sizeof json);
+	if (!from)
+		return craft(json, ALIGN, std_data, DATA_LEN, len);
+	at = strstr(json, from);
+	ck_assert_msg(at != NULL, "test bug: \"%s\" not in the manifest", from);
+	snprintf(out, sizeof out, "%.*s%s%s", (int)(at - json), json, to, at + strlen(from));
+	return craft(out, ALIGN, std_data, DATA_LEN, len);
+}
+
+/* The change under test, for failure messages. */
+static const char *cur_rule = "";
+
+/* Parses buf and asserts the code and that the detail contains each needle. */
+static void expect(const uint8_t *buf, size_t len, int code, const char *n1, const char *n2)
+{
+	apbi_manifest *m = (apbi_manifest *)1;
+	int rc = apbi_manifest_parse(buf, len, len, &m);
+	const char *e = apb_last_error();
+
+	ck_assert_msg(rc == code, "[%s] want %d (%s), got %d: %s", cur_rule, code, apb_strerror(code), rc, e);
+	ck_assert_ptr_null(m);
+	ck_assert_msg(n1 == NULL || strstr(e, n1), "[%s] detail \"%s\" does not mention \"%s\"", cur_rule, e, n1);
+	ck_assert_msg(n2 == NULL || strstr(e, n2), "[%s] detail \"%s\" does not mention \"%s\"", cur_rule, e, n2);
+}
+
+/* One-change rule check on the standard bundle. */
+#define rule(from, to, code, n1, n2) do { \
+		size_t len_; \
+		uint8_t *b_ = variant(from, to, &len_); \
+		apbi_clear_error(); \
+		cur_rule = to; \
+		expect(b_, len_, code, n1, n2); \
+		free(b_); \
+	} while (0)
+
+static apbi_manifest *parse_ok(const uint8_t *buf, size_t len)
+{
+	apbi_manifest *m = NULL;
+	int rc = apbi_manifest_parse(buf, len, len, &m);
+
+	ck_assert_msg(rc == 0, "parse failed: %d %s", rc, apb_last_error());
+	ck_assert_ptr_nonnull(m);
+	return m;
+}
+
+/* ---- valid bundles ---- */
+
+START_TEST(test_valid_decode)
+{
+	size_t len;
+	uint8_t *b = variant(NULL, NULL, &len);
+	apbi_manifest *m = parse_ok(b, len);
+	const apbi_model *enc, *dec, *empty;
+	apb_model_info info;
+
+	ck_assert_int_eq(m->layout, APBI_LAYOUT_V1);
+	ck_assert_uint_eq(m->version, 1);
+	ck_assert_uint_eq(m->alignment, ALIGN);
+	ck_assert_uint_eq(m->data_start, len - DATA_LEN);
+	ck_assert_uint_eq(m->data_start % ALIGN, 0);
+	ck_assert_uint_eq(m->file_size, len);
+	ck_assert_str_eq(m->description, "test bundle");
+	ck_assert(m->has_created_at);
+	ck_assert_int_eq(m->created_at, 1700000000);
+	ck_assert_uint_eq(m->n_models, 3);
+	ck_assert_uint_eq(m->block_size, 512);
+	enc = &m->models[0];
+	dec = &m->models[1];
+	empty = &m->models[2];
+	ck_assert_str_eq(enc->name, "enc");
+	ck_assert_uint_eq(enc->name_len, 3);
+	ck_assert_uint_eq(enc->offset, 0);
+	ck_assert_uint_eq(enc->size, ENC_SIZE);
+	ck_assert(enc->has_checksum);
+	ck_assert_uint_eq(enc->checksum, XXH3_64bits(std_data, ENC_SIZE));
+	ck_assert(!enc->has_block_table);
+	ck_assert_uint_eq(enc->n_blocks, 1);
+	ck_assert_uint_eq(enc->block_size, 512);
+	ck_assert_str_eq(enc->md.version, "1.2");
+	ck_assert_str_eq(enc->md.architecture, "transformer");
+	ck_assert_uint_eq(enc->md.n_hyperparameters, 2);
+	ck_assert_str_eq(enc->md.hyperparameters[0].key, "heads"); /* sorted */
+	ck_assert_str_eq(enc->md.hyperparameters[0].value, "8");
+	ck_assert_str_eq(enc->md.hyperparameters[1].key, "layers");
+	ck_assert_str_eq(enc->md.hyperparameters[1].value, "6");
+	ck_assert_uint_eq(enc->md.n_custom, 1);
+	ck_assert_str_eq(enc->md.custom[0].key, "author");
+	ck_assert_str_eq(enc->md.custom[0].value, "fmt");
+	ck_assert_str_eq(dec->name, "dir/dec");
+	ck_assert_uint_eq(dec->offset, DEC_OFF);
+	ck_assert_uint_eq(dec->size, DEC_SIZE);
+	ck_assert(dec->has_block_table);
+	ck_assert_uint_eq(dec->block_size, 512);
+	ck_assert_uint_eq(dec->n_blocks, 3);
+	ck_assert_uint_eq(dec->blocks_offset, TABLE_OFF);
+	ck_assert_ptr_null(dec->md.version);
+	ck_assert_uint_eq(dec->md.n_hyperparameters, 0);
+	ck_assert_str_eq(empty->name, "empty");
+	ck_assert_uint_eq(empty->size, 0);
+	ck_assert_uint_eq(empty->n_blocks, 0);
+	ck_assert_int_eq(apbi_manifest_find(m, "enc"), 0);
+	ck_assert_int_eq(apbi_manifest_find(m, "dir/dec"), 1);
+	ck_assert_int_eq(apbi_manifest_find(m, "empty"), 2);
+	ck_assert_int_eq(apbi_manifest_find(m, "dir"), -1);
+	ck_assert_int_eq(apbi_manifest_find(m, "Enc"), -1);
+	ck_assert_int_eq(apbi_manifest_find(m, NULL), -1);
+	apbi_model_info(m, 1, &info);
+	ck_assert_str_eq(info.name, "dir/dec");
+	ck_assert_uint_eq(info.file_offset, m->data_start + DEC_OFF);
+	ck_assert_uint_eq(info.size, DEC_SIZE);
+	ck_assert_uint_eq(info.block_size, 512);
+	ck_assert(info.has_checksum);
+	ck_assert_ptr_eq(info.metadata, &dec->md);
+	apbi_manifest_free(m);
+	apbi_manifest_free(NULL);
+	free(b);
+}
+END_TEST
+
+/* Writes the standard bundle to a file and opens it read-only. */
+static int std_file(uint8_t **buf, size_t *len)
+{
+	char *path = tu_path("std.apbundle");
+	int fd;
+
+	*buf = variant(NULL, NULL, len);
+	tu_write_file(path, *buf, *len);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	free(path);
+	return fd;
+}
+
+START_TEST(test_read_verify_blocks)
+{
+	uint8_t *b;
+	size_t len;
+	int fd = std_file(&b, &len);
+	apbi_manifest *m = NULL;
+	uint64_t *sums = NULL, bad = 99;
+	const apbi_model *dec;
+	uint8_t *data;
+
+	ck_assert_int_eq(apbi_manifest_read(fd, &m), 0);
+	dec = &m->models[1];
+	data = b + m->data_start + DEC_OFF;
+	ck_assert_int_eq(apbi_load_block_sums(fd, m, 1, &sums), 0);
+	ck_assert_ptr_nonnull(sums);
+	ck_assert_uint_eq(sums[2], XXH3_64bits(data + 1024, DEC_SIZE - 1024));
+	ck_assert_int_eq(apbi_verify_blocks(dec, sums, data, 0, DEC_SIZE, &bad), 0);
+	ck_assert_int_eq(apbi_verify_blocks(dec, sums, data + 512, 512, 512, &bad), 0);
+	ck_assert_int_eq(apbi_verify_blocks(dec, sums, data + 1024, 1024, DEC_SIZE - 1024, &bad), 0);
+	/* not block-aligned, not whole blocks */
+	ck_assert_int_eq(apbi_verify_blocks(dec, sums, data + 1, 1, 512, &bad), -EINVAL);
+	ck_assert_int_eq(apbi_verify_blocks(dec, sums, data, 0, 100, &bad), -EINVAL);
+	ck_assert_int_eq(apbi_verify_blocks(dec, sums, data, 0, DEC_SIZE + 1, &bad), -EINVAL);
+	data[600] ^= 0x40;
+	ck_assert_int_eq(apbi_verify_blocks(dec, sums, data, 0, DEC_SIZE, &bad), APB_E_CHECKSUM);
+	ck_assert_uint_eq(bad, 1);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "dir/dec"));
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "block 1"));
+	ck_assert_int_eq(apbi_verify_blocks(dec, sums, data, 0, 512, &bad), 0);
+	/* the whole-model path (no table): checksum of the model */
+	ck_assert_int_eq(apbi_verify_blocks(dec, NULL, data, 0, DEC_SIZE, &bad), APB_E_CHECKSUM);
+	data[600] ^= 0x40;
+	ck_assert_int_eq(apbi_verify_blocks(dec, NULL, data, 0, DEC_SIZE, &bad), 0);
+	free(sums);
+	/* model without a table */
+	ck_assert_int_eq(apbi_load_block_sums(fd, m, 0, &sums), 0);
+	ck_assert_ptr_null(sums);
+	ck_assert_int_eq(apbi_verify_blocks(&m->models[0], NULL, b + m->data_start, 0, ENC_SIZE, &bad), 0);
+	b[m->data_start + 99] ^= 1;
+	ck_assert_int_eq(apbi_verify_blocks(&m->models[0], NULL, b + m->data_start, 0, ENC_SIZE, &bad),
+	                 APB_E_CHECKSUM);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "\"enc\""));
+	ck_assert_int_eq(apbi_verify_blocks(&m->models[0], NULL, b + m->data_start, 0, 50, &bad), -EINVAL);
+	ck_assert_int_eq(apbi_verify_blocks(&m->models[2], NULL, "", 0, 0, &bad), 0);
+	ck_assert_int_eq(apbi_load_block_sums(fd, m, 3, &sums), -EINVAL);
+	/* the file shrinks under us: the table read fails cleanly */
+	{
+		char *path = tu_path("std.apbundle");
+		ck_assert_int_eq(truncate(path, (off_t)(m->data_start + TABLE_OFF + 8)), 0);
+		free(path);
+	}
+	ck_assert_int_eq(apbi_load_block_sums(fd, m, 1, &sums), APB_E_TRUNCATED);
+	ck_assert_ptr_null(sums);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "dir/dec"));
+	apbi_manifest_free(m);
+	close(fd);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_unknown_fields_ignored)
+{
+	size_t len;
+	uint8_t *b = variant("\"models\":[", "\"future\":{\"x\":[1,2.5,null]},\"models\":[", &len);
+	apbi_manifest *m = parse_ok(b, len);
+
+	ck_assert_uint_eq(m->n_models, 3);
+	apbi_manifest_free(m);
+	free(b);
+	b = variant("\"name\":\"enc\",", "\"name\":\"enc\",\"origin\":\"x\",\"tags\":[],", &len);
+	m = parse_ok(b, len);
+	ck_assert_str_eq(m->models[0].name, "enc");
+	apbi_manifest_free(m);
+	free(b);
+	/* optional fields may be absent or null */
+	b = variant("\"description\":\"test bundle\",\"created_at\":1700000000,", "\"description\":null,", &len);
+	m = parse_ok(b, len);
+	ck_assert_ptr_null(m->description);
+	ck_assert(!m->has_created_at);
+	apbi_manifest_free(m);
+	free(b);
+	/* whitespace inside the JSON and every kind of JSON whitespace as padding */
+	b = variant("\"}]}", "\"}]}\n\t\r\n", &len);
+	m = parse_ok(b, len);
+	apbi_manifest_free(m);
+	free(b);
+	/* json-c turns a lone surrogate escape into U+FFFD: a valid name */
+	b = variant("\"name\":\"enc\"", "\"name\":\"\\ud800\"", &len);
+	m = parse_ok(b, len);
+	ck_assert_str_eq(m->models[0].name, "\xef\xbf\xbd");
+	apbi_manifest_free(m);
+	free(b);
+	b = variant("\"version\":1,", "\"version\" :\t1 ,\r\n", &len);
+	m = parse_ok(b, len);
+	apbi_manifest_free(m);
+	free(b);
+}
+END_TEST
+
+/* ---- header rules ---- */
+
+START_TEST(test_header_rules)
+{
+	size_t len;
+	uint8_t *b = variant(NULL, NULL, &len);
+
+	b[3] = 'X';
+	expect(b, len, APB_E_BADMAGIC, "APBUNDLE", NULL);
+	expect((const uint8_t *)"", 0, APB_E_TRUNCATED, "header", NULL);
+	expect((const uint8_t *)"PK\3\4", 4, APB_E_BADMAGIC, NULL, NULL);
+	b[3] = 'U';
+	put_le32(b + 8, 2);
+	expect(b, len, APB_E_VERSION, "version 2", NULL);
+	put_le32(b + 8, 0);
+	expect(b, len, APB_E_VERSION, "version 0", NULL);
+	put_le32(b + 8, 1);
+	/* manifest length past the end of the file */
+	put_le32(b + 12, (uint32_t)len);
+	expect(b, len, APB_E_TRUNCATED, "manifest", "end of the");
+	/* manifest length over the 64 MiB limit */
+	put_le32(b + 12, APBI_MAX_MANIFEST + 1);
+	expect(b, len, APB_E_CORRUPT, "manifest length", "limit");
+	/* manifest length shorter than the JSON: it ends early */
+	put_le32(b + 12, 100);
+	expect(b, len, APB_E_MANIFEST, "JSON", "ends early");
+	/* longer than the JSON by one byte that is not whitespace */
+	put_le32(b + 12, (uint32_t)(len - DATA_LEN - 16));
+	ck_assert_int_eq(b[len - DATA_LEN - 1], ' ');
+	b[len - DATA_LEN - 1] = 'x';
+	expect(b, len, APB_E_MANIFEST, "after the JSON object", "0x78");
+	b[len - DATA_LEN - 1] = '\0';
+	expect(b, len, APB_E_MANIFEST, "after the JSON object", "0x00");
+	/* a buffer holding less than the manifest */
+	ck_assert_int_eq(apbi_manifest_parse(b, 40, len, &(apbi_manifest *){ NULL }), APB_E_TRUNCATED);
+	ck_assert_int_eq(apbi_manifest_parse(b, len, len - 1, &(apbi_manifest *){ NULL }), -EINVAL);
+	free(b);
+}
+END_TEST
+
+/* ---- JSON and top-level rules ---- */
+
+START_TEST(test_json_rules)
+{
+	rule("\"version\":1,", "\"version\":1,,", APB_E_MANIFEST, "JSON invalid", NULL);
+	/* (json-c 0.16 accepts single-quoted keys even in strict mode, but not values) */
+	rule("\"format\":\"apbundle\"", "\"format\":'apbundle'", APB_E_MANIFEST, "JSON invalid", NULL);
+	rule("\"version\":1,", "/* c */\"version\":1,", APB_E_MANIFEST, "JSON invalid", NULL);
+	rule("\"test bundle\"", "\"test \xff bundle\"", APB_E_MANIFEST, "JSON invalid", NULL);
+	/* json-c's own UTF-8 check lets overlongs and surrogates through; ours does not */
+	rule("\"test bundle\"", "\"test \xc0\xaf bundle\"", APB_E_MANIFEST, "\"description\"", "UTF-8");
+	rule("\"test bundle\"", "\"test \xed\xa0\x80 bundle\"", APB_E_MANIFEST, "\"description\"", "UTF-8");
+	rule("\"name\":\"enc\"", "\"name\":\"\xed\xa0\x80\"", APB_E_NAME, "models[0]", "UTF-8");
+	rule("\"}]}", "\"}],}", APB_E_MANIFEST, "JSON invalid", NULL);
+	rule("\"format\":\"apbundle\"", "\"format\":\"apbundle2\"", APB_E_MANIFEST, "\"format\"", "apbundle2");
+	rule("\"format\":\"apbundle\",", "", APB_E_MANIFEST, "\"format\"", "missing");
+	rule("\"format\":\"apbundle\"", "\"format\":7", APB_E_MANIFEST, "\"format\"", "not a string");
+	rule("\"version\":1", "\"version\":2", APB_E_VERSION, "\"version\"", "2");
+	rule("\"version\":1", "\"version\":\"1\"", APB_E_MANIFEST, "\"version\"", "not an integer");
+	rule("\"version\":1,", "", APB_E_MANIFEST, "\"version\"", "missing");
+	rule("\"alignment\":64", "\"alignment\":48", APB_E_CORRUPT, "\"alignment\"", "power of two");
+	rule("\"alignment\":64", "\"alignment\":0", APB_E_CORRUPT, "\"alignment\"", "power of two");
+	rule("\"alignment\":64", "\"alignment\":-64", APB_E_MANIFEST, "\"alignment\"", "negative");
+	rule("\"alignment\":64", "\"alignment\":2147483648", APB_E_CORRUPT, "\"alignment\"", NULL);
+	rule("\"alignment\":64", "\"alignment\":64.0", APB_E_MANIFEST, "\"alignment\"", "not an integer");
+	rule("\"model_count\":3", "\"model_count\":2", APB_E_CORRUPT, "\"model_count\"", "3 entries");
+	rule("\"model_count\":3", "\"model_count\":4", APB_E_CORRUPT, "\"model_count\"", NULL);
+	rule("\"model_count\":3,", "", APB_E_MANIFEST, "\"model_count\"", "missing");
+	rule("\"description\":\"test bundle\"", "\"description\":5", APB_E_MANIFEST, "\"description\"", NULL);
+	rule("\"description\":\"test bundle\"", "\"description\":\"a\\u0000b\"", APB_E_MANIFEST,
+	     "\"description\"", "NUL");
+	rule("\"created_at\":1700000000", "\"created_at\":\"now\"", APB_E_MANIFEST, "\"created_at\"", NULL);
+	rule("\"models\":[", "\"models\":{\"a\":[", APB_E_MANIFEST, "JSON", NULL);
+	rule("\"models\":[", "\"models\":7,\"x\":[", APB_E_MANIFEST, "\"models\"", "not an array");
+}
+END_TEST
+
+START_TEST(test_not_an_object)
+{
+	size_t len;
+	uint8_t *b = craft("{}", 1, NULL, 0, &len);
+
+	expect(b, len, APB_E_MANIFEST, "\"format\"", "missing");
+	free(b);
+	/* '{' at byte 16 selects v1; a bare array is then refused by the JSON reader */
+	b = craft("{\"format\":\"apbundle\"} [1]", 1, NULL, 0, &len);
+	expect(b, len, APB_E_MANIFEST, "after the JSON object", NULL);
+	free(b);
+	/* the data section must start aligned */
+	b = craft("{\"format\":\"apbundle\",\"version\":1,\"alignment\":4096,\"model_count\":0,\"models\":[]}",
+	          8, NULL, 0, &len);
+	expect(b, len, APB_E_CORRUPT, "\"alignment\"", "not a multiple");
+	free(b);
+	/* a bundle of no models is valid */
+	b = craft("{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,\"model_count\":0,\"models\":[]}",
+	          1, NULL, 0, &len);
+	apbi_manifest *m = parse_ok(b, len);
+	ck_assert_uint_eq(m->n_models, 0);
+	ck_assert_int_eq(apbi_manifest_find(m, "x"), -1);
+	apbi_manifest_free(m);
+	free(b);
+}
+END_TEST
+
+/* ---- per-model rules ---- */
+
+START_TEST(test_model_field_rules)
+{
+	rule("{\"name\":\"enc\"", "7,{\"name\":\"enc\"", APB_E_CORRUPT, "\"model_count\"", "4 entries");
+	rule("\"model_count\":3,\"description\":\"test bundle\",\"created_at\":1700000000,\"models\":[",
+	     "\"model_count\":4,\"models\":[[],", APB_E_MANIFEST, "models[0]", "not an object");
+	rule("\"name\":\"enc\",", "", APB_E_MANIFEST, "models[0]", "\"name\": missing");
+	rule("\"name\":\"enc\"", "\"name\":[\"enc\"]", APB_E_MANIFEST, "models[0]", "not a string");
+	rule("\"name\":\"dir/dec\"", "\"name\":\"dir/../dec\"", APB_E_NAME, "models[1]", "\"..\"");
+	rule("\"name\":\"dir/dec\"", "\"name\":\"/dec\"", APB_E_NAME, "models[1]", "starts with '/'");
+	rule("\"name\":\"dir/dec\"", "\"name\":\"\"", APB_E_NAME, "models[1]", "empty");
+	rule("\"name\":\"dir/dec\"", "\"name\":\"a\\u0000b\"", APB_E_NAME, "models[1]", "NUL");
+	rule("\"name\":\"dir/dec\"", "\"name\":\"a\\tb\"", APB_E_NAME, "models[1]", "control");
+	rule("\"name\":\"dir/dec\"", "\"name\":\"enc\"", APB_E_DUPLICATE, "models[1] \"enc\"", "models[0]");
+	rule("\"offset\":0,", "", APB_E_MANIFEST, "models[0] \"enc\"", "\"offset\": missing");
+	rule("\"offset\":0,", "\"offset\":-64,", APB_E_MANIFEST, "models[0] \"enc\"", "negative");
+	rule("\"offset\":0,", "\"offset\":\"0\",", APB_E_MANIFEST, "\"offset\"", "not an integer");
+	rule("\"size\":100,", "\"size\":1e2,", APB_E_MANIFEST, "models[0] \"enc\"", "\"size\": not an integer");
+	rule("\"size\":100,", "\"size\":-1,", APB_E_MANIFEST, "\"size\"", "negative");
+	rule("\"size\":100,", "\"size\":true,", APB_E_MANIFEST, "\"size\"", NULL);
+	rule("\"offset\":128,", "\"offset\":130,", APB_E_CORRUPT, "models[1] \"dir/dec\"", "alignment 64");
+	rule("\"size\":1500,", "\"size\":1600,", APB_E_TRUNCATED, "models[1] \"dir/dec\"", "beyond");
+	rule("\"size\":1500,", "\"size\":1520,", APB_E_CORRUPT, "overlaps", "dir/dec");
+	rule("\"size\":100,", "\"size\":129,", APB_E_CORRUPT, "overlaps", "models[0] \"enc\"");
+	rule("\"offset\":1664,", "\"offset\":1728,", APB_E_TRUNCATED, "models[2] \"empty\"", "beyond");
+	rule("\"size\":0,", "\"size\":1,", APB_E_TRUNCATED, "models[2] \"empty\"", "beyond the end");
+	rule("\"offset\":1664,\"size\":0", "\"offset\":18446744073709551552,\"size\":128",
+	     APB_E_CORRUPT, "models[2] \"empty\"", "overflow");
+	rule("\"offset\":1664,\"size\":0", "\"offset\":18446744073709551615,\"size\":0",
+	     APB_E_CORRUPT, "models[2] \"empty\"", "alignment");
+	rule("\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":18446744073709551615",
+	     APB_E_CORRUPT, "models[2] \"empty\"", "\"blocks\" table");
+	/* json-c saturates integers above UINT64_MAX; the result is still refused */
+	rule("\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":18446744073709551616",
+	     APB_E_CORRUPT, "models[2] \"empty\"", NULL);
+}
+END_TEST
+
+START_TEST(test_checksum_and_block_rules)
+{
+	rule("\"checksum\":\"xxh3:", "\"x\":\"xxh3:", APB_E_MANIFEST, "models[0] \"enc\"", "\"checksum\": missing");
+	rule("\"checksum\":\"xxh3:", "\"checksum\":\"md5:", APB_E_MANIFEST, "models[0] \"enc\"", "checksum");
+	rule("\"checksum\":\"xxh3:", "\"checksum\":\"xxh3:0", APB_E_MANIFEST, "\"checksum\"", "more than 16");
+	rule("\"checksum\":\"xxh3:", "\"checksum\":\"xxh3:g", APB_E_MANIFEST, "\"checksum\"", "16 hex");
+	rule("\"checksum\":\"xxh3:", "\"checksum\":1,\"y\":\"", APB_E_MANIFEST, "\"checksum\"", "not a string");
+	rule("\"blocks\":{\"size\":512", "\"blocks\":{\"size\":1000", APB_E_CORRUPT, "models[1] \"dir/dec\"",
+	     "\"blocks.size\"");
+	rule("\"blocks\":{\"size\":512", "\"blocks\":{\"size\":256", APB_E_CORRUPT, "\"blocks.size\"",
+	     "power of two");
+	rule("\"blocks\":{\"size\":512", "\"blocks\":{\"size\":2147483648", APB_E_CORRUPT,
+	     "\"blocks.size\"", NULL);
+	rule("\"blocks\":{\"size\":512,", "\"blocks\":{", APB_E_MANIFEST, "\"blocks.size\"", "missing");
+	rule("\"blocks\":{\"size\":512", "\"blocks\":[{\"size\":512}", APB_E_MANIFEST, NULL, NULL);
+	rule("\"blocks\":{", "\"blocks\":7,\"b\":{", APB_E_MANIFEST, "\"blocks\"", "not an object");
+	rule("\"checksums_offset\":1632", "\"checksums_offset\":1636", APB_E_CORRUPT,
+	     "models[1] \"dir/dec\"", "multiple of 8");
+	rule("\"checksums_offset\":1632", "\"checksums_offset\":1648", APB_E_TRUNCATED,
+	     "models[1] \"dir/dec\"", "block table");
+	rule("\"checksums_offset\":1632", "\"checksums_offset\":18446744073709551608", APB_E_CORRUPT,
+	     "models[1] \"dir/dec\"", "overflow");
+	/* the table overlapping its own model, another model, another table */
+	rule("\"checksums_offset\":1632", "\"checksums_offset\":1600", APB_E_CORRUPT, "block table",
+	     "overlaps the data");
+	rule("\"checksums_offset\":1632", "\"checksums_offset\":64", APB_E_CORRUPT, "overlaps", "\"enc\"");
+	rule("\"checksum\":\"xxh3:", "\"blocks\":{\"size\":64,\"checksums_offset\":1640},\"checksum\":\"xxh3:",
+	     APB_E_CORRUPT, "\"blocks.size\"", NULL);
+	rule("\"checksum\":\"xxh3:", "\"blocks\":{\"size\":512,\"checksums_offset\":1640},\"checksum\":\"xxh3:",
+	     APB_E_CORRUPT, "overlaps the block table", "models[1]");
+	/* more than one block and no table */
+	rule("\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":1073741825", APB_E_CORRUPT,
+	     "models[2] \"empty\"", "\"blocks\" table");
+	rule("\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":1073741824", APB_E_TRUNCATED,
+	     "models[2] \"empty\"", "beyond");
+}
+END_TEST
+
+START_TEST(test_metadata_rules)
+{
+	rule("\"metadata\":{", "\"metadata\":[{", APB_E_MANIFEST, NULL, NULL);
+	rule("\"metadata\":{", "\"metadata\":1,\"m\":{", APB_E_MANIFEST, "models[0] \"enc\"", "\"metadata\"");
+	rule("\"version\":\"1.2\"", "\"version\":1.2", APB_E_MANIFEST, "models[0] \"enc\"",
+	     "\"metadata.version\"");
+	rule("\"architecture\":\"transformer\"", "\"architecture\":[]", APB_E_MANIFEST,
+	     "\"metadata.architecture\"", NULL);
+	rule("\"layers\":\"6\"", "\"layers\":6", APB_E_MANIFEST, "\"metadata.hyperparameters\"", "layers");
+	rule("\"custom\":{\"author\":\"fmt\"}", "\"custom\":[]", APB_E_MANIFEST, "\"metadata.custom\"",
+	     "not an object");
+	rule("\"author\":\"fmt\"", "\"author\":{\"a\":\"b\"}", APB_E_MANIFEST, "\"metadata.custom\"", "author");
+	rule("\"author\":\"fmt\"", "\"author\":\"f\\u0000t\"", APB_E_MANIFEST, "\"metadata.custom\"", NULL);
+	rule("\"author\":\"fmt\"", "\"author\":\"\xc0\xaf\"", APB_E_MANIFEST, "\"metadata.custom\"", "UTF-8");
+	rule("\"author\":\"fmt\"", "\"\xc0\xaf\":\"fmt\"", APB_E_MANIFEST, "\"metadata.custom\"", "UTF-8");
+}
+END_TEST
+
+/* ---- damaged bundles ---- */
+
+START_TEST(test_truncation_every_offset)
+{
+	size_t len;
+	uint8_t *b = variant(NULL, NULL, &len);
+	char *path = tu_path("t.apbundle");
+	apbi_manifest *m;
+
+	for (size_t t = 0; t < len; t++) {
+		m = (apbi_manifest *)1;
+		int rc = apbi_manifest_parse(b, t, t, &m);
+		ck_assert_msg(rc < 0, "truncated at %zu: accepted", t);
+		ck_assert_ptr_null(m);
+		ck_assert_msg(apb_last_error()[0] != '\0', "truncated at %zu: no detail", t);
+	}
+	/* the same through a file and apbi_manifest_read, every 7th offset */
+	for (size_t t = 0; t < len; t += 7) {
+		int fd, rc;
+		tu_write_file(path, b, t);
+		fd = open(path, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		rc = apbi_manifest_read(fd, &m);
+		ck_assert_msg(rc < 0, "file truncated at %zu: accepted", t);
+		close(fd);
+	}
+	tu_write_file(path, b, len);
+	{
+		int fd = open(path, O_RDONLY);
+		ck_assert_int_eq(apbi_manifest_read(fd, &m), 0);
+		ck_assert_uint_eq(m->n_models, 3);
+		apbi_manifest_free(m);
+		close(fd);
+	}
+	free(path);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_random_corruption)
+{
+	size_t len;
+	uint8_t *b = variant(NULL, NULL, &len);
+	uint8_t *c = malloc(len);
+	uint64_t seed = 42;
+	size_t mlen = len - DATA_LEN;
+	int accepted = 0;
+
+	ck_assert_ptr_nonnull(c);
+	for (int trial = 0; trial < 3000; trial++) {
+		apbi_manifest *m = NULL;
+		int flips = 1 + (int)(tu_rand(&seed) % 4);
+		memcpy(c, b, len);
+		for (int f = 0; f < flips; f++) {
+			size_t at = tu_rand(&seed) % mlen;
+			c[at] = (trial & 1) ? (uint8_t)tu_rand(&seed) : c[at] ^ (uint8_t)(1u << (tu_rand(&seed) % 8));
+		}
+		if (apbi_manifest_parse(c, len, len, &m) == 0) {
+			/* whatever was accepted must still satisfy the invariants */
+			for (uint64_t i = 0; i < m->n_models; i++) {
+				ck_assert_uint_le(m->models[i].offset + m->models[i].size, len - m->data_start);
+				ck_assert_int_eq(apbi_manifest_find(m, m->models[i].name), (int64_t)i);
+			}
+			accepted++;
+			apbi_manifest_free(m);
+		} else {
+			ck_assert_ptr_null(m);
+		}
+	}
+	ck_assert_int_lt(accepted, 3000);
+	free(c);
+	free(b);
+}
+END_TEST
+
+/* ---- aprender legacy layout ---- */
+
+/* Appends a u32-length-prefixed string. */
+static size_t put_str(uint8_t *p, const char *s, uint32_t claimed)
+{
+	put_le32(p, claimed);
+	memcpy(p + 4, s, strlen(s));
+	return 4 + strlen(s);
+}
+
+/* A legacy bundle: "one" (5 bytes at 0) and "sub/two" (3 bytes at 5). */
+static uint8_t *legacy_bundle(size_t *len, uint64_t off2, uint32_t name2_claim, uint32_t count)
+{
+	uint8_t *b = calloc(1, 512);
+	size_t p = 20, mstart = 20;
+
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, "APBUNDLE", 8);
+	put_le32(b + 8, 1);
+	put_le32(b + p, 1);
+	put_le64(b + p + 4, 1234);
+	p += 12;
+	p += put_str(b + p, "a legacy bundle", 15);
+	put_le32(b + p, count);
+	p += 4;
+	p += put_str(b + p, "one", 3);
+	put_le64(b + p, 5);
+	put_le64(b + p + 8, 0);
+	p += 16;
+	p += put_str(b + p, "sub/two", name2_claim);
+	put_le64(b + p, 3);
+	put_le64(b + p + 8, off2);
+	p += 16;
+	put_le64(b + 12, p - mstart);
+	memcpy(b + p, "AAAAABBB", 8);
+	*len = p + 8;
+	return b;
+}
+
+START_TEST(test_legacy_decode)
+{
+	size_t len;
+	uint8_t *b = legacy_bundle(&len, 5, 7, 2);
+	apbi_manifest *m = parse_ok(b, len);
+	apb_model_info info;
+
+	ck_assert_int_eq(m->layout, APBI_LAYOUT_LEGACY);
+	ck_assert_uint_eq(m->alignment, 1);
+	ck_assert_uint_eq(m->block_size, 0);
+	ck_assert_uint_eq(m->data_start, len - 8);
+	ck_assert_str_eq(m->description, "a legacy bundle");
+	ck_assert(m->has_created_at);
+	ck_assert_int_eq(m->created_at, 1234);
+	ck_assert_uint_eq(m->n_models, 2);
+	ck_assert_str_eq(m->models[0].name, "one");
+	ck_assert_uint_eq(m->models[0].size, 5);
+	ck_assert_str_eq(m->models[1].name, "sub/two");
+	ck_assert_uint_eq(m->models[1].offset, 5);
+	ck_assert_uint_eq(m->models[1].size, 3);
+	for (int i = 0; i < 2; i++) {
+		ck_assert(!m->models[i].has_checksum);
+		ck_assert_uint_eq(m->models[i].block_size, 0);
+		ck_assert_uint_eq(m->models[i].n_blocks, 0);
+		ck_assert(!m->models[i].has_block_table);
+	}
+	apbi_model_info(m, 1, &info);
+	ck_assert_uint_eq(info.file_offset, len - 3);
+	ck_assert_int_eq(memcmp(b + info.file_offset, "BBB", 3), 0);
+	ck_assert(!info.has_checksum);
+	ck_assert_int_eq(apbi_manifest_find(m, "sub/two"), 1);
+	/* nothing to verify against: passes */
+	ck_assert_int_eq(apbi_verify_blocks(&m->models[0], NULL, "XXXXX", 0, 5, NULL), 0);
+	apbi_manifest_free(m);
+	for (size_t t = 0; t < len; t++) {
+		m = NULL;
+		ck_assert_msg(apbi_manifest_parse(b, t, t, &m) < 0, "legacy truncated at %zu: accepted", t);
+		ck_assert_ptr_null(m);
+	}
+	free(b);
+}
+END_TEST
+
+START_TEST(test_legacy_rules)
+{
+	size_t len;
+	uint8_t *b;
+
+	b = legacy_bundle(&len, 4, 7, 2);
+	expect(b, len, APB_E_CORRUPT, "models[1] \"sub/two\"", "overlaps");
+	free(b);
+	b = legacy_bundle(&len, 6, 7, 2);
+	expect(b, len, APB_E_TRUNCATED, "models[1] \"sub/two\"", "beyond");
+	free(b);
+	b = legacy_bundle(&len, UINT64_MAX - 1, 7, 2);
+	expect(b, len, APB_E_CORRUPT, "models[1] \"sub/two\"", "overflow");
+	free(b);
+	b = legacy_bundle(&len, 5, 0xfffffff0u, 2);
+	expect(b, len, APB_E_CORRUPT, "models[1]", "name length");
+	free(b);
+	b = legacy_bundle(&len, 5, 3, 2);   /* "sub" then garbage where the size is */
+	expect(b, len, APB_E_TRUNCATED, "models[1] \"sub\"", NULL);
+	free(b);
+	b = legacy_bundle(&len, 5, 7, 0xffffffffu);
+	expect(b, len, APB_E_CORRUPT, "4294967295 models", "cannot fit");
+	free(b);
+	b = legacy_bundle(&len, 5, 7, 3);
+	expect(b, len, APB_E_CORRUPT, "3 models", "cannot fit");
+	free(b);
+	b = legacy_bundle(&len, 5, 7, 1);   /* trailing bytes are ignored, as aprender does */
+	apbi_manifest *m = parse_ok(b, len);
+	ck_assert_uint_eq(m->n_models, 1);
+	apbi_manifest_free(m);
+	free(b);
+	b = legacy_bundle(&len, 5, 7, 2);
+	put_le32(b + 32, 0x7fffffff);       /* description length */
+	expect(b, len, APB_E_CORRUPT, "description length", NULL);
+	memcpy(b + 36, "a legacy \xff", 10);
+	put_le32(b + 32, 15);
+	expect(b, len, APB_E_MANIFEST, "description", "UTF-8");
+	free(b);
+	b = legacy_bundle(&len, 5, 7, 2);
+	memcpy(memmem(b, len, "sub/two", 7), "../two", 6);
+	expect(b, len, APB_E_NAME, "models[1]", "\"..\"");
+	free(b);
+	b = legacy_bundle(&len, 5, 7, 2);
+	put_le64(b + 12, (uint64_t)APBI_MAX_MANIFEST + 1);
+	expect(b, len, APB_E_CORRUPT, "manifest length", NULL);
+	put_le64(b + 12, 1u << 20);
+	expect(b, len, APB_E_TRUNCATED, "manifest", NULL);
+	free(b);
+}
+END_TEST
+
+/* ---- names ---- */
+
+static void name_bad(const char *name, size_t len, const char *needle)
+{
+	int rc = apbi_name_check(name, len);
+
+	ck_assert_msg(rc == APB_E_NAME, "name of %zu bytes accepted (%d)", len, rc);
+	ck_assert_msg(strstr(apb_last_error(), needle), "detail \"%s\" lacks \"%s\"", apb_last_error(), needle);
+}
+
+static void name_ok(const char *name, size_t len)
+{
+	int rc = apbi_name_check(name, len);
+
+	ck_assert_msg(rc == 0, "name refused: %s", apb_last_error());
+}
+
+START_TEST(test_names)
+{
+	char big[5000];
+
+	name_bad("", 0, "empty");
+	name_bad(NULL, 0, "empty");
+	name_bad("/a", 2, "starts with '/'");
+	name_bad("a//b", 4, "empty path component");
+	name_bad("a/", 2, "empty path component");
+	name_bad("a/./b", 5, "\".\"");
+	name_bad(".", 1, "\".\"");
+	name_bad("a/../b", 6, "\"..\"");
+	name_bad("..", 2, "\"..\"");
+	name_bad("a\x01" "b", 3, "control character");
+	name_bad("a\x1f", 2, "control character");
+	name_bad("a\x7f", 2, "control character");
+	name_bad("a\nb", 3, "control character");
+	name_bad("a\0b", 3, "NUL");
+	name_bad("a\xff", 2, "UTF-8");
+	name_bad("\xc0\xaf", 2, "UTF-8");           /* overlong '/' */
+	name_bad("\xe0\x80\xaf", 3, "UTF-8");       /* overlong '/' */
+	name_bad("\xf0\x80\x80\xaf", 4, "UTF-8");   /* overlong '/' */
+	name_bad("\xed\xa0\x80", 3, "UTF-8");       /* surrogate U+D800 */
+	name_bad("\xf4\x90\x80\x80", 4, "UTF-8");   /* U+110000 */
+	name_bad("\xe6\x97", 2, "UTF-8");           /* cut sequence */
+	name_bad("\x80", 1, "UTF-8");               /* lone continuation */
+	name_bad("a\xc3(b", 4, "UTF-8");            /* bad continuation */
+	/* lengths: a 4097-byte name, a 256-byte component */
+	memset(big, 'a', sizeof big);
+	for (int i = 200; i < 4097; i += 201)
+		big[i] = '/';
+	name_bad(big, 4097, "4097 bytes");
+	name_ok(big, 4096);
+	memset(big, 'b', 256);
+	name_bad(big, 256, "256 bytes");
+	name_ok(big, 255);
+	memcpy(big, "dir/", 4);
+	memset(big + 4, 'c', 256);
+	name_bad(big, 260, "component at byte 4");
+	name_ok(big, 259);
+	name_ok("a/b/c.bin", 9);
+	name_ok("a", 1);
+	name_ok("...", 3);
+	name_ok(".hidden/..x/x..", 15);
+	name_ok("back\\slash", 10);
+	name_ok("mod\xc3\xa8les/\xe6\x97\xa5\xe6\x9c\xac.bin", 19);   /* "modèles/日本.bin" */
+	name_ok("\xf0\x9f\xa4\x96", 4);                            /* U+1F916 */
+	name_ok("\xf4\x8f\xbf\xbf", 4);                            /* U+10FFFF */
+	name_ok("\xef\xbf\xbd", 3);                                /* U+FFFD */
+	/* the detail quotes the name with control bytes escaped */
+	name_bad("x\x1b[2J", 5, "x\\x1b[2J");
+	ck_assert_int_eq(apbi_utf8_valid("", 0), 1);
+	ck_assert_int_eq(apbi_utf8_valid("a\0b", 3), 1);
+	ck_assert_int_eq(apbi_utf8_valid("\xdf\xbf", 2), 1);
+	ck_assert_int_eq(apbi_utf8_valid("\xc1\xbf", 2), 0);
+	ck_assert_int_eq(apbi_utf8_valid("\xee\x80\x80", 3), 1);    /* U+E000, after the surrogates */
+	ck_assert_int_eq(apbi_utf8_valid("\xed\xbf\xbf", 3), 0);    /* U+DFFF */
+	ck_assert_int_eq(apbi_utf8_valid("\xf8\x88\x80\x80\x80", 5), 0);
+}
+END_TEST
+
+/* ---- sizes ---- */
+
+START_TEST(test_parse_size)
+{
+	static const struct { const char *s; uint64_t v; } ok[] = {
+		{ "0", 0 }, { "4096", 4096 }, { "64K", 65536 }, { "64k", 65536 }, { "64KiB", 65536 },
+		{ "64KB", 65536 }, { "8M", 8u << 20 }, { "8MiB", 8u << 20 }, { "1G", 1u << 30 },
+		{ "1g", 1u << 30 }, { "1T", 1ull << 40 }, { "3TiB", 3ull << 40 }, { "100B", 100 },
+		{ "007", 7 }, { "18446744073709551615", UINT64_MAX }, { "16777215T", 16777215ull << 40 },
+	};
+	static const struct { const char *s; int rc; } bad[] = {
+		{ "", -EINVAL }, { "-1", -EINVAL }, { "+1", -EINVAL }, { " 1", -EINVAL }, { "1 ", -EINVAL },
+		{ "K", -EINVAL }, { "1.5K", -EINVAL }, { "1X", -EINVAL }, { "1KK", -EINVAL },
+		{ "1Ki", -EINVAL }, { "1KiBs", -EINVAL }, { "0x10", -EINVAL }, { "1P", -EINVAL },
+		{ "18446744073709551616", -ERANGE }, { "99999999999999999999999", -ERANGE },
+		{ "16777216T", -ERANGE }, { "17179869184G", -ERANGE },
+	};
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		v = 12345;
+		ck_assert_msg(apbi_parse_size(ok[i].s, &v) == 0, "\"%s\" refused", ok[i].s);
+		ck_assert_msg(v == ok[i].v, "\"%s\" -> %" PRIu64, ok[i].s, v);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		v = 12345;
+		ck_assert_msg(apbi_parse_size(bad[i].s, &v) == bad[i].rc, "\"%s\" not refused as %d",
+		              bad[i].s, bad[i].rc);
+		ck_assert_uint_eq(v, 12345);
+		ck_assert(apb_last_error()[0] != '\0');
+	}
+	ck_assert_int_eq(apbi_parse_size(NULL, &v), -EINVAL);
+}
+END_TEST
+
+/* ---- checksums ---- */
+
+START_TEST(test_checksum_text)
+{
+	char s[22], ref[22];
+	uint64_t h = 0;
+
+	xs("abc", 3, ref);
+	ck_assert_uint_eq(apbi_xxh3("abc", 3), XXH3_64bits("abc", 3));
+	apbi_checksum_format(apbi_xxh3("abc", 3), s);
+	ck_assert_str_eq(s, ref);
+	ck_assert_int_eq(apbi_checksum_parse(s, &h), 0);
+	ck_assert_uint_eq(h, XXH3_64bits("abc", 3));
+	apbi_checksum_format(0x0123456789abcdefull, s);
+	ck_assert_str_eq(s, "xxh3:0123456789abcdef");
+	ck_assert_int_eq(apbi_checksum_parse("xxh3:0123456789ABCDEF", &h), 0);
+	ck_assert_uint_eq(h, 0x0123456789abcdefull);
+	ck_assert_int_eq(apbi_checksum_parse("xxh3:ffffffffffffffff", &h), 0);
+	ck_assert_uint_eq(h, UINT64_MAX);
+	h = 7;
+	ck_assert_int_eq(apbi_checksum_parse("xxh3:0123456789abcde", &h), APB_E_MANIFEST);
+	ck_assert_int_eq(apbi_checksum_parse("xxh3:0123456789abcdef0", &h), APB_E_MANIFEST);
+	ck_assert_int_eq(apbi_checksum_parse("xxh3:0123456789abcdeg", &h), APB_E_MANIFEST);
+	ck_assert_int_eq(apbi_checksum_parse("xxh3: 123456789abcdef", &h), APB_E_MANIFEST);
+	ck_assert_int_eq(apbi_checksum_parse("xxh64:0123456789abcdef", &h), APB_E_MANIFEST);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "xxh64"));
+	ck_assert_int_eq(apbi_checksum_parse("XXH3:0123456789abcdef", &h), APB_E_MANIFEST);
+	ck_assert_int_eq(apbi_checksum_parse("", &h), APB_E_MANIFEST);
+	ck_assert_int_eq(apbi_checksum_parse(NULL, &h), APB_E_MANIFEST);
+	ck_assert_uint_eq(h, 7);
+}
+END_TEST
+
+/* ---- errors ---- */
+
+static void *set_in_thread(void *arg)
+{
+	(void)arg;
+	apbi_set_error(-EIO, "thread detail");
+	return (void *)apb_last_error();
+}
+
+START_TEST(test_errors)
+{
+	static const int fmt[] = { APB_E_BADMAGIC, APB_E_VERSION, APB_E_MANIFEST, APB_E_CORRUPT,
+	                           APB_E_CHECKSUM, APB_E_TRUNCATED, APB_E_NAME, APB_E_DUPLICATE };
+	pthread_t t;
+	void *ret;
+
+	for (int c = -5000; c <= 5000; c++) {
+		const char *s = apb_strerror(c);
+		ck_assert_ptr_nonnull(s);
+		ck_assert(s[0] != '\0');
+	}
+	ck_assert_str_eq(apb_strerror(-987654), "unknown error");
+	ck_assert_str_eq(apb_strerror(INT32_MIN), "unknown error");
+	ck_assert_str_eq(apb_strerror(-ENOENT), strerror(ENOENT));
+	for (size_t i = 0; i < 8; i++) {
+		ck_assert_str_ne(apb_strerror(fmt[i]), "unknown error");
+		for (size_t j = 0; j < i; j++)
+			ck_assert_str_ne(apb_strerror(fmt[i]), apb_strerror(fmt[j]));
+		ck_assert_int_eq(apb_errno(fmt[i]),
+		                 fmt[i] == APB_E_NAME || fmt[i] == APB_E_DUPLICATE ? EINVAL : EIO);
+	}
+	ck_assert_int_eq(apb_errno(0), 0);
+	ck_assert_int_eq(apb_errno(-ENOENT), ENOENT);
+	ck_assert_int_eq(apb_errno(-EFBIG), EFBIG);
+	ck_assert_int_eq(apb_errno(-ENOMEM), ENOMEM);
+	ck_assert_int_eq(apb_errno(-1999), EIO);   /* unknown APB-range code */
+	ck_assert_int_eq(apb_errno(5), EIO);
+	ck_assert_int_eq(apb_errno(INT32_MIN), EIO);
+	ck_assert_str_eq(apb_version(), APB_VERSION_STRING);
+	/* the detail buffer */
+	apbi_clear_error();
+	ck_assert_str_eq(apb_last_error(), "");
+	ck_assert_int_eq(apbi_set_error(APB_E_CORRUPT, "models[%d] \"%s\": bad", 3, "enc"), APB_E_CORRUPT);
+	ck_assert_str_eq(apb_last_error(), "models[3] \"enc\": bad");
+	ck_assert_int_eq(apbi_set_error(-ENOENT, "%s", ""), -ENOENT);
+	ck_assert_str_eq(apb_last_error(), apb_strerror(-ENOENT));   /* falls back to the code */
+	{
+		char longmsg[2000];
+		memset(longmsg, 'z', sizeof longmsg - 1);
+		longmsg[sizeof longmsg - 1] = '\0';
+		apbi_set_error(-EIO, "%s", longmsg);
+		ck_assert_uint_eq(strlen(apb_last_error()), 511);
+	}
+	/* thread-local: another thread's failure does not show here */
+	apbi_set_error(-EPERM, "main detail");
+	ck_assert_int_eq(pthread_create(&t, NULL, set_in_thread, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, &ret), 0);
+	ck_assert_str_eq(apb_last_error(), "main detail");
+}
+END_TEST
+
+/* ---- the I/O seam ---- */
+
+static int fake_calls, fake_eintr_left, fake_max, fake_errno;
+
+/* pread that fails with EINTR first, then returns at most fake_max bytes. */
+static ssize_t fake_pread(int fd, void *buf, size_t len, off_t off)
+{
+	fake_calls++;
+	if (fake_errno) {
+		errno = fake_errno;
+		return -1;
+	}
+	if (fake_eintr_left > 0) {
+		fake_eintr_left--;
+		errno = EINTR;
+		return -1;
+	}
+	return pread(fd, buf, len < (size_t)fake_max ? len : (size_t)fake_max, off);
+}
+
+static ssize_t fake_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	fake_calls++;
+	if (fake_eintr_left > 0) {
+		fake_eintr_left--;
+		errno = EINTR;
+		return -1;
+	}
+	return pwrite(fd, buf, len < (size_t)fake_max ? len : (size_t)fake_max, off);
+}
+
+static ssize_t fake_read(int fd, void *buf, size_t len)
+{
+	fake_calls++;
+	if (fake_eintr_left > 0) {
+		fake_eintr_left--;
+		errno = EINTR;
+		return -1;
+	}
+	return read(fd, buf, len < (size_t)fake_max ? len : (size_t)fake_max);
+}
+
+static int fake_fsync(int fd)
+{
+	(void)fd;
+	errno = EIO;
+	return -1;
+}
+
+static const apbi_io_ops fake_ops = { fake_pread, fake_pwrite, fake_read, fake_fsync };
+
+static void io_reset(void)
+{
+	apbi_io_set(NULL);
+}
+
+START_TEST(test_io_seam)
+{
+	char *path = tu_path("io.bin");
+	uint8_t src[1000], got[1000];
+	int fd;
+
+	tu_fill_random(src, sizeof src, 9);
+	tu_write_file(path, src, sizeof src);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	apbi_io_set(&fake_ops);
+	/* EINTR once, then 7-byte short reads: still exactly the bytes */
+	fake_calls = 0, fake_eintr_left = 1, fake_max = 7, fake_errno = 0;
+	memset(got, 0, sizeof got);
+	ck_assert_int_eq(apbi_pread_full(fd, got, 900, 100), 0);
+	ck_assert_int_eq(memcmp(got, src + 100, 900), 0);
+	ck_assert_int_eq(fake_calls, 1 + (900 + 6) / 7);
+	/* past the end of the file */
+	fake_eintr_left = 1;
+	ck_assert_int_eq(apbi_pread_full(fd, got, 20, 990), APB_E_TRUNCATED);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "10 bytes short"));
+	/* EIO propagates with a detail */
+	fake_errno = EIO;
+	ck_assert_int_eq(apbi_pread_full(fd, got, 10, 0), -EIO);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "read at offset 0"));
+	fake_errno = 0;
+	/* a whole manifest read through short reads and EINTR */
+	{
+		size_t len;
+		uint8_t *b = variant(NULL, NULL, &len);
+		apbi_manifest *m;
+		char *p2 = tu_path("std.apbundle");
+		int fd2;
+		tu_write_file(p2, b, len);
+		fd2 = open(p2, O_RDONLY);
+		fake_eintr_left = 3, fake_max = 5;
+		ck_assert_int_eq(apbi_manifest_read(fd2, &m), 0);
+		ck_assert_uint_eq(m->n_models, 3);
+		apbi_manifest_free(m);
+		fake_errno = EIO;
+		ck_assert_int_eq(apbi_manifest_read(fd2, &m), -EIO);
+		ck_assert_ptr_null(m);
+		fake_errno = 0;
+		close(fd2);
+		free(p2);
+		free(b);
+	}
+	/* writes: EINTR and short writes */
+	fake_eintr_left = 2, fake_max = 3;
+	ck_assert_int_eq(apbi_pwrite_full(fd, src + 500, 100, 0), 0);
+	ck_assert_int_eq(pread(fd, got, 100, 0), 100);
+	ck_assert_int_eq(memcmp(got, src + 500, 100), 0);
+	/* read_some: EINTR retried, short count returned */
+	ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+	fake_eintr_left = 1, fake_max = 4;
+	ck_assert_int_eq(apbi_read_some(fd, got, 100), 4);
+	ck_assert_int_eq(apbi_fsync(fd), -EIO);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "fsync"));
+	/* restored system calls */
+	apbi_io_set(NULL);
+	ck_assert_int_eq(apbi_fsync(fd), 0);
+	ck_assert_int_eq(apbi_pread_full(fd, got, 1000, 0), 0);
+	ck_assert_int_eq(apbi_pread_full(-1, got, 1, 0), -EBADF);
+	ck_assert_int_eq(apbi_pread_full(fd, got, 1, UINT64_MAX), -EINVAL);
+	close(fd);
+	free(path);
+}
+END_TEST
+
+/* ---- scale ---- */
+
+#define MANY 10000
+
+/* A manifest of MANY models of msize bytes (block tables when tables). */
+static char *many_json(uint64_t msize, bool tables)
+{
+	size_t cap = (size_t)MANY * 200 + 256, n;
+	char *j = malloc(cap);
+
+	ck_assert_ptr_nonnull(j);
+	n = (size_t)snprintf(j, cap, "{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,"
+	                     "\"model_count\":%d,\"models\":[", MANY);
+	for (int i = 0; i < MANY; i++) {
+		n += (size_t)snprintf(j + n, cap - n, "%s{\"name\":\"models/m%05d.bin\",\"offset\":%" PRIu64
+		                      ",\"size\":%" PRIu64 ",\"checksum\":\"xxh3:%016x\"",
+		                      i ? "," : "", i, (uint64_t)i * msize, msize, i);
+		if (tables)
+			n += (size_t)snprintf(j + n, cap - n, ",\"blocks\":{\"size\":512,\"checksums_offset\":%"
+			                      PRIu64 "}", (uint64_t)MANY * msize + (uint64_t)i * 16);
+		n += (size_t)snprintf(j + n, cap - n, "}");
+	}
+	snprintf(j + n, cap - n, "]}");
+	return j;
+}
+
+/* CPU time: the machine is shared, so wall time would measure the neighbours. */
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Decodes MANY models three times; returns the best time in ms. */
+static double decode_many(bool tables)
+{
+	uint64_t msize = tables ? 1000 : 100;
+	char *json = many_json(msize, tables);
+	size_t len;
+	uint8_t *b = craft(json, 1, NULL, 0, &len);
+	uint64_t file_size = len + (uint64_t)MANY * msize + (tables ? (uint64_t)MANY * 16 : 0);
+	double best = 1e9;
+
+	for (int run = 0; run < 3; run++) {
+		apbi_manifest *m = NULL;
+		double t0 = now_ms(), t;
+		int rc = apbi_manifest_parse(b, len, file_size, &m);
+		t = now_ms() - t0;
+		ck_assert_msg(rc == 0, "%s", apb_last_error());
+		best = t < best ? t : best;
+		ck_assert_uint_eq(m->n_models, MANY);
+		for (int i = 0; i < MANY; i += 1) {
+			char name[32];
+			snprintf(name, sizeof name, "models/m%05d.bin", i);
+			ck_assert_int_eq(apbi_manifest_find(m, name), i);
+		}
+		ck_assert_int_eq(apbi_manifest_find(m, "models/m10000.bin"), -1);
+		ck_assert_uint_eq(m->models[MANY - 1].n_blocks, tables ? 2 : 1);
+		apbi_manifest_free(m);
+	}
+	fprintf(stderr, "# decode %d models (%s, %zu-byte manifest): best of 3 %.1f ms CPU\n",
+	        MANY, tables ? "block tables" : "no tables", len - 16, best);
+	free(b);
+	free(json);
+	return best;
+}
+
+START_TEST(test_many_models)
+{
+	double plain = decode_many(false), tables = decode_many(true);
+	bool instrumented = RUNNING_ON_VALGRIND;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	instrumented = true;
+#endif
+	if (!instrumented) {
+		ck_assert_msg(plain < 50.0, "10,000 models took %.1f ms", plain);
+		/* 1.4 MB of JSON: json-c's own parse and free dominate */
+		ck_assert_msg(tables < 100.0, "10,000 models with tables took %.1f ms", tables);
+	}
+}
+END_TEST
+
+Suite *test_suite(void)
+{
+	Suite *s = suite_create("format");
+	TCase *tc = tcase_create("decode");
+	TCase *rules = tcase_create("rules");
+	TCase *helpers = tcase_create("helpers");
+
+	tu_add_fixture(tc);
+	tcase_add_test(tc, test_valid_decode);
+	tcase_add_test(tc, test_read_verify_blocks);
+	tcase_add_test(tc, test_unknown_fields_ignored);
+	tcase_add_test(tc, test_truncation_every_offset);
+	tcase_add_test(tc, test_random_corruption);
+	tcase_add_test(tc, test_legacy_decode);
+	tcase_add_test(tc, test_many_models);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	tcase_add_test(rules, test_header_rules);
+	tcase_add_test(rules, test_json_rules);
+	tcase_add_test(rules, test_not_an_object);
+	tcase_add_test(rules, test_model_field_rules);
+	tcase_add_test(rules, test_checksum_and_block_rules);
+	tcase_add_test(rules, test_metadata_rules);
+	tcase_add_test(rules, test_legacy_rules);
+	suite_add_tcase(s, rules);
+	tu_add_fixture(helpers);
+	tcase_add_checked_fixture(helpers, NULL, io_reset);
+	tcase_add_test(helpers, test_names);
+	tcase_add_test(helpers, test_parse_size);
+	tcase_add_test(helpers, test_checksum_text);
+	tcase_add_test(helpers, test_errors);
+	tcase_add_test(helpers, test_io_seam);
+	suite_add_tcase(s, helpers);
+	return s;
+}
+
+APB_TEST_MAIN()
