@@ -123,6 +123,28 @@ static int parse_format(const char *s, sh_hist_format *f)
 	return -1;
 }
 
+/* --memory-limit (L), --ngram (N), -n: returns -1 when valid, else exit status 2. */
+static int number_opt(const char *cmd, int c, const char *a, opts *o)
+{
+	unsigned long v;
+
+	if (c == 'L') {
+		if (!parse_ulong(a, 1, 1ul << 20, &v))
+			return usage(cmd, "--memory-limit wants a whole number of MiB >= 1, not '%s'", a);
+		o->limit_mb = v;
+		o->limit_given = true;
+	} else if (c == 'N') {
+		if (!parse_ulong(a, SH_NGRAM_MIN, SH_NGRAM_MAX, &v))
+			return usage(cmd, "--ngram wants a number from 2 to 8, not '%s'", a);
+		o->ngram = (unsigned)v;
+	} else {
+		if (!parse_ulong(a, 1, SH_MAX_COUNT, &v))
+			return usage(cmd, "-n wants a number from 1 to 1000, not '%s'", a);
+		o->count = v;
+	}
+	return -1;
+}
+
 /* Returns -1 to go on, else an exit status. */
 static int parse_opts(const char *cmd, int argc, char **argv, opts *o)
 {
@@ -133,8 +155,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o)
 		{ "count", required_argument, NULL, 'n' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 } };
 	bool train = strcmp(cmd, "train") == 0, suggest = strcmp(cmd, "suggest") == 0;
-	unsigned long v;
-	int c;
+	int c, rc;
 
 	optind = 1;
 	opterr = 0;
@@ -145,10 +166,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o)
 			fputs(train ? train_help : suggest ? suggest_help : stats_help, stdout);
 			return 0;
 		case 'L':
-			if (!parse_ulong(a, 1, 1ul << 20, &v))
-				return usage(cmd, "--memory-limit wants a whole number of MiB >= 1, not '%s'", a);
-			o->limit_mb = v;
-			o->limit_given = true;
+			if ((rc = number_opt(cmd, c, a, o)) >= 0)
+				return rc;
 			break;
 		case 'H': if (!train) goto bad; o->history = a; break;
 		case 'o': if (!train) goto bad; o->model = a; break;
@@ -159,16 +178,11 @@ static int parse_opts(const char *cmd, int argc, char **argv, opts *o)
 				return usage(cmd, "unknown history format '%s' (bash, zsh, fish, auto)", a);
 			break;
 		case 'N':
-			if (!train) goto bad;
-			if (!parse_ulong(a, SH_NGRAM_MIN, SH_NGRAM_MAX, &v))
-				return usage(cmd, "--ngram wants a number from 2 to 8, not '%s'", a);
-			o->ngram = (unsigned)v;
-			break;
 		case 'n':
-			if (!suggest) goto bad;
-			if (!parse_ulong(a, 1, SH_MAX_COUNT, &v))
-				return usage(cmd, "-n wants a number from 1 to 1000, not '%s'", a);
-			o->count = v;
+			if (c == 'N' ? !train : !suggest)
+				goto bad;
+			if ((rc = number_opt(cmd, c, a, o)) >= 0)
+				return rc;
 			break;
 		case ':':
 			return usage(cmd, "option '%s' needs an argument", argv[optind - 1]);

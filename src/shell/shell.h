@@ -104,6 +104,14 @@ int sh_tokenize(const char *cmd, size_t len, const char **toks, size_t *lens, si
 /** True when tok can name a segment (`segment/<tok>`). */
 bool sh_token_nameable(const char *tok, size_t len);
 
+/**
+ * Writes "t0 \x01 ctx \x02" into kp, ctx being the last l tokens of
+ * "B t0 .. t_{k-1}" (B = SH_BOS) joined by spaces, l <= k + 1; kp needs
+ * SH_MAX_KEY bytes for l <= SH_NGRAM_MAX - 1.  Training and lookup share it
+ * so both use exactly the same context.  Returns the length.
+ */
+size_t sh_context_key(char *kp, const char **tok, const size_t *len, size_t k, size_t l);
+
 /** 64-bit hash of a byte string (XXH3). */
 uint64_t sh_hash(const void *p, size_t len);
 

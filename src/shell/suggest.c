@@ -155,27 +155,6 @@ static int add_next(void *arg, const char *tok, uint32_t len, uint64_t count)
 	return 0;
 }
 
-/* Key prefix "t0 \x01 ctx \x02" for the last l tokens of B t0 .. t_{k-1}. */
-static size_t context_key(char *kp, const char **tok, const size_t *len, size_t k, size_t l)
-{
-	size_t o = len[0], have = k + 1;
-
-	memcpy(kp, tok[0], len[0]);
-	kp[o++] = SH_SEP_FIRST;
-	for (size_t j = have - l; j < have; j++) {
-		if (j > have - l)
-			kp[o++] = ' ';
-		if (j == 0) {
-			kp[o++] = SH_BOS;
-		} else {
-			memcpy(kp + o, tok[j - 1], len[j - 1]);
-			o += len[j - 1];
-		}
-	}
-	kp[o++] = SH_SEP_NEXT;
-	return o;
-}
-
 static int complete_next(const sh_source *src, const sh_meta *m, const char **tok,
 			 const size_t *len, size_t k, const char *partial, size_t plen,
 			 sh_topk *out)
@@ -198,7 +177,7 @@ static int complete_next(const sh_source *src, const sh_meta *m, const char **to
 		goto out;
 	}
 	for (size_t l = lmax; l >= 1 && out->n < out->max; l--, factor *= SH_BACKOFF) {
-		size_t kpl = context_key(kp, tok, len, k, l);
+		size_t kpl = sh_context_key(kp, tok, len, k, l);
 		ns.level.n = 0;
 		ns.total = 0;
 		if ((rc = scan_prefix(&seg, kp, kpl, add_next, &ns)) < 0)

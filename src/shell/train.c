@@ -43,21 +43,7 @@ static int count_ngrams(trainer *t, size_t n)
 		size_t have = i + 1; /* B t0 .. t_{i-1} */
 		size_t lmax = have < t->ctx ? have : t->ctx;
 		for (size_t l = lmax; l >= 1; l--) {
-			size_t o = 0;
-			memcpy(t->key, t->tok[0], t->len[0]);
-			o = t->len[0];
-			t->key[o++] = SH_SEP_FIRST;
-			for (size_t j = have - l; j < have; j++) { /* padded index j */
-				if (j > have - l)
-					t->key[o++] = ' ';
-				if (j == 0) {
-					t->key[o++] = SH_BOS;
-				} else {
-					memcpy(t->key + o, t->tok[j - 1], t->len[j - 1]);
-					o += t->len[j - 1];
-				}
-			}
-			t->key[o++] = SH_SEP_NEXT;
+			size_t o = sh_context_key(t->key, t->tok, t->len, i, l);
 			memcpy(t->key + o, t->tok[i], t->len[i]);
 			o += t->len[i];
 			if ((rc = sh_counter_add(&t->ngrams, t->key, o, 1)) < 0)

@@ -109,6 +109,27 @@ void sh_prefix_bucket(unsigned char first, char out[16])
 	snprintf(out, 16, "prefix/%c", c);
 }
 
+/** Writes the key prefix of a context (see shell.h); returns its length. */
+size_t sh_context_key(char *kp, const char **tok, const size_t *len, size_t k, size_t l)
+{
+	size_t o = len[0], have = k + 1;
+
+	memcpy(kp, tok[0], len[0]);
+	kp[o++] = SH_SEP_FIRST;
+	for (size_t j = have - l; j < have; j++) {
+		if (j > have - l)
+			kp[o++] = ' ';
+		if (j == 0) {
+			kp[o++] = SH_BOS;
+		} else {
+			memcpy(kp + o, tok[j - 1], len[j - 1]);
+			o += len[j - 1];
+		}
+	}
+	kp[o++] = SH_SEP_NEXT;
+	return o;
+}
+
 /** Reads model name from the file ctx/name (a directory-backed source). */
 ssize_t sh_dir_read(void *ctx, const char *name, void *buf, size_t len, uint64_t off)
 {
