@@ -219,6 +219,43 @@ run cat b.apbundle no/such/model
 expect 1 "cat of an unknown model"
 err_has "the message names the unknown model" no/such/model
 
+# ---------------------------------------------------------------- progress line
+truncate -s 80M zeros.bin
+"$APB" create z.apbundle z=zeros.bin 2>err
+run verify z.apbundle
+check "no progress line when stderr is not a terminal" test ! -s err
+if command -v script >/dev/null 2>&1; then
+	script -qec "'$APB' verify z.apbundle" /dev/null >tty.out 2>&1
+	check "a progress line on a terminal for big work" grep -q '100% (80.0 MiB of 80.0 MiB)' tty.out
+	script -qec "'$APB' verify b.apbundle" /dev/null >tty.out 2>&1
+	check "no progress line for small work" sh -c "! grep -q '%' tty.out"
+fi
+rm -f zeros.bin z.apbundle
+
+# ---------------------------------------------------------------- legacy layout
+# aprender's own layout: u64 manifest length and a binary manifest.
+python3 -c '
+import struct, sys
+models = [(b"enc", open("src/a.bin", "rb").read()), (b"dir/tok", b"tokens")]
+man = struct.pack("<IQI", 1, 1700000000, 4) + b"desc" + struct.pack("<I", len(models))
+data, off = b"", 0
+for name, blob in models:
+    man += struct.pack("<I", len(name)) + name + struct.pack("<QQ", len(blob), off)
+    data += blob
+    off += len(blob)
+open("legacy.apbundle", "wb").write(b"APBUNDLE" + struct.pack("<IQ", 1, len(man)) + man + data)'
+run info legacy.apbundle
+expect 0 "info reads the aprender legacy layout"
+check "info names the legacy layout" grep -q '^layout: *aprender legacy' out
+check "info shows the legacy created_at" grep -q '2023-11-14T22:13:20Z' out
+run list legacy.apbundle
+check "list marks legacy models as unchecksummed" \
+	test "$(awk '$1 == "dir/tok" {print $4}' out)" = "-"
+check "cat of a legacy model" sh -c "'$APB' cat legacy.apbundle enc | cmp -s - src/a.bin"
+run verify legacy.apbundle
+expect 0 "verify of a legacy bundle checks its structure"
+check "verify says legacy models have no checksums" grep -q 'no checksums' out
+
 # ---------------------------------------------------------------- corruption
 cp b.apbundle c.apbundle
 off=$(json_field c.apbundle a.bin offset)

@@ -136,6 +136,8 @@ static int push_source(create_ctx *c, const char *name, const char *path, bool f
 	return 0;
 }
 
+static bool is_out_temp(const char *path);
+
 /* The directory walk's state (nftw has no user pointer). */
 static struct {
 	create_ctx *c;
@@ -190,6 +192,10 @@ static int walk_cb(const char *path, const struct stat *sb, int flag, struct FTW
 	if (walk.c->out_exists && sb->st_dev == walk.c->out_st.st_dev &&
 	    sb->st_ino == walk.c->out_st.st_ino) {
 		skip_warn(path, "it is the output bundle");
+		return 0;
+	}
+	if (is_out_temp(path)) {
+		skip_warn(path, "a temporary file of a create of the output bundle");
 		return 0;
 	}
 	if (push_source(walk.c, path + walk.prefix, path, false) < 0) {
@@ -317,6 +323,22 @@ static bool suffix_ok(const char *s, size_t len)
 			return false;
 	}
 	return true;
+}
+
+/* True when path is "<OUT>.tmp.XXXXXX" in OUT's directory. */
+static bool is_out_temp(const char *path)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t blen = strlen(out_base);
+	char dir[PATH_MAX], real[PATH_MAX];
+
+	if (strncmp(base, out_base, blen) != 0 || strncmp(base + blen, ".tmp.", 5) != 0 ||
+	    !suffix_ok(base + blen + 5, strlen(base + blen + 5)) ||
+	    (size_t)(base - path) >= sizeof(dir))
+		return false;
+	memcpy(dir, path, (size_t)(base - path));
+	dir[base - path] = '\0';
+	return realpath(dir[0] ? dir : ".", real) && strcmp(real, out_dir) == 0;
 }
 
 /* Computes out_dir, out_base and tmp_prefix; returns CLI_OK or CLI_USAGE. */
@@ -718,15 +740,14 @@ static int create(create_ctx *c, char **args, int n_args)
 	if (status != CLI_OK)
 		return status;
 	c->out_exists = stat(c->out, &c->out_st) == 0;
+	clean_stale();          /* first, so a walk of OUT's directory misses them */
 	status = gather(c, args, n_args);
-	if (status != CLI_OK)
-		return status;
-	status = feed_builder(c);
+	if (status == CLI_OK)
+		status = feed_builder(c);
 	if (status != CLI_OK) {
 		cli_msg("%s not written", cli_esc(c->out));
 		return status;
 	}
-	clean_stale();
 	return run_build(c);
 }
 
