@@ -387,77 +387,108 @@ static int check_whole(const char *bundle, const apbi_model *mod, uint64_t h)
 	return CLI_BAD;
 }
 
+/* One model being streamed. */
+typedef struct stream {
+	int fd;
+	const char *bundle;
+	const apbi_manifest *m;
+	const apbi_model *mod;
+	uint64_t *sums;           /* block checksums, or NULL */
+	uint8_t *buf;
+	XXH3_state_t *st;
+	bool stop_on_bad;
+	cli_sink_fn sink;
+	void *ctx;
+	cli_progress *prog;
+	cli_stream_result *res;
+	uint64_t reported;        /* bad blocks seen (printed up to a limit) */
+} stream;
+
+/* Reports a library failure code about part of the model s. */
+static void stream_error(const stream *s, const char *part, int code)
+{
+	char what[1200];
+
+	snprintf(what, sizeof(what), "%s: model \"%s\": %s", cli_esc(s->bundle),
+	         cli_esc(s->mod->name), part);
+	cli_lib_error(what, code);
+}
+
+/* Reads, verifies and passes on bytes [off, off+n); returns 0 or -1 to stop. */
+static int stream_chunk(stream *s, uint64_t off, size_t n)
+{
+	const apbi_model *mod = s->mod;
+	uint64_t bad = 0, first_bad = 0;
+	int rc;
+
+	apbi_clear_error();
+	rc = apbi_pread_full(s->fd, s->buf, n, s->m->data_start + mod->offset + off);
+	if (rc < 0) {
+		char part[64];
+		snprintf(part, sizeof(part), "bytes %llu-%llu", (unsigned long long)off,
+		         (unsigned long long)(off + n - 1));
+		stream_error(s, part, rc);
+		return -1;
+	}
+	s->res->bytes += n;
+	cli_progress_add(s->prog, n);
+	if (s->res->verified) {
+		bad = check_chunk(s->bundle, mod, s->sums, s->buf, off, n, s->stop_on_bad,
+		                  &s->reported, &first_bad);
+		s->res->blocks += (n + mod->block_size - 1) / mod->block_size - bad;
+	}
+	s->res->bad_blocks += bad;
+	if (bad && s->stop_on_bad) {
+		/* the blocks before the bad one are good: pass them on */
+		n = (size_t)(first_bad * mod->block_size - off);
+	} else {
+		XXH3_64bits_update(s->st, s->buf, n);
+	}
+	if ((!bad || s->stop_on_bad) && n && s->sink && s->sink(s->ctx, s->buf, n) < 0) {
+		s->res->sink_failed = true;
+		return -1;
+	}
+	return bad && s->stop_on_bad ? -1 : 0;
+}
+
 /** Streams model i in verified chunks to sink; see cli.h. */
 int cli_stream_model(int fd, const char *bundle, const apbi_manifest *m,
                      uint64_t i, bool stop_on_bad, cli_sink_fn sink, void *ctx,
                      cli_progress *prog, cli_stream_result *res)
 {
-	const apbi_model *mod = &m->models[i];
-	size_t chunk = chunk_size(mod);
-	uint64_t *sums = NULL, off, reported = 0;
-	XXH3_state_t *st = XXH3_createState();
-	uint8_t *buf = malloc(chunk);
+	stream s = { fd, bundle, m, &m->models[i], NULL, NULL, NULL, stop_on_bad,
+	             sink, ctx, prog, res, 0 };
+	size_t chunk = chunk_size(s.mod);
 	int rc, status = CLI_BAD;
 
 	memset(res, 0, sizeof(*res));
-	res->verified = mod->has_checksum && mod->block_size > 0;
-	if (!buf || !st) {
-		cli_msg("%s: model \"%s\": out of memory", cli_esc(bundle), cli_esc(mod->name));
+	res->verified = s.mod->has_checksum && s.mod->block_size > 0;
+	s.buf = malloc(chunk);
+	s.st = XXH3_createState();
+	if (!s.buf || !s.st) {
+		cli_msg("%s: model \"%s\": out of memory", cli_esc(bundle), cli_esc(s.mod->name));
 		goto out;
 	}
-	XXH3_64bits_reset(st);
+	XXH3_64bits_reset(s.st);
 	apbi_clear_error();
-	if (res->verified && (rc = apbi_load_block_sums(fd, m, i, &sums)) < 0) {
-		char what[1200];
-		snprintf(what, sizeof(what), "%s: model \"%s\": block table",
-		         cli_esc(bundle), cli_esc(mod->name));
-		cli_lib_error(what, rc);
+	if (res->verified && (rc = apbi_load_block_sums(fd, m, i, &s.sums)) < 0) {
+		stream_error(&s, "block table", rc);
 		goto out;
 	}
-	for (off = 0; off < mod->size; off += chunk) {
-		size_t n = mod->size - off < chunk ? (size_t)(mod->size - off) : chunk;
-		uint64_t bad = 0, first_bad = 0;
-
-		apbi_clear_error();
-		rc = apbi_pread_full(fd, buf, n, m->data_start + mod->offset + off);
-		if (rc < 0) {
-			char what[1200];
-			snprintf(what, sizeof(what), "%s: model \"%s\": bytes %llu-%llu",
-			         cli_esc(bundle), cli_esc(mod->name), (unsigned long long)off,
-			         (unsigned long long)(off + n - 1));
-			cli_lib_error(what, rc);
+	for (uint64_t off = 0; off < s.mod->size; off += chunk) {
+		size_t n = s.mod->size - off < chunk ? (size_t)(s.mod->size - off) : chunk;
+		if (stream_chunk(&s, off, n) < 0)
 			goto out;
-		}
-		res->bytes += n;
-		cli_progress_add(prog, n);
-		if (res->verified)
-			bad = check_chunk(bundle, mod, sums, buf, off, n, stop_on_bad, &reported,
-			                  &first_bad);
-		res->bad_blocks += bad;
-		res->blocks += res->verified ? (n + mod->block_size - 1) / mod->block_size - bad : 0;
-		if (bad && stop_on_bad) {
-			/* the blocks before the bad one are good: pass them on */
-			size_t good = (size_t)(first_bad * mod->block_size - off);
-			if (good && sink && sink(ctx, buf, good) < 0)
-				res->sink_failed = true;
-			goto out;
-		}
-		XXH3_64bits_update(st, buf, n);
-		if (!bad && sink && (rc = sink(ctx, buf, n)) < 0) {
-			res->sink_failed = true;
-			goto out;
-		}
 	}
-	if (reported > MAX_BAD_REPORTS)
+	if (s.reported > MAX_BAD_REPORTS)
 		cli_msg("%s: model \"%s\": %llu more bad blocks not shown", cli_esc(bundle),
-		        cli_esc(mod->name), (unsigned long long)(reported - MAX_BAD_REPORTS));
-	if (res->bad_blocks)
-		goto out;
-	status = res->verified ? check_whole(bundle, mod, XXH3_64bits_digest(st)) : CLI_OK;
+		        cli_esc(s.mod->name), (unsigned long long)(s.reported - MAX_BAD_REPORTS));
+	if (res->bad_blocks == 0)
+		status = res->verified ? check_whole(bundle, s.mod, XXH3_64bits_digest(s.st)) : CLI_OK;
 out:
-	XXH3_freeState(st);
-	free(buf);
-	free(sums);
+	XXH3_freeState(s.st);
+	free(s.buf);
+	free(s.sums);
 	return status;
 }
 
