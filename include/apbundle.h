@@ -379,6 +379,45 @@ void apb_paged_config(apb_paged *pb, apb_paging_config *out);
  */
 int apb_paged_start_worker(apb_paged *pb);
 
+/* Zero-copy access for servers (the FUSE mount replies straight from the
+ * cache's pages with fuse_reply_iov / fuse_reply_data). */
+
+struct iovec;
+
+/** Opaque set of pages pinned by apb_paged_pin_range. */
+typedef struct apb_pinned apb_pinned;
+
+/**
+ * Pins the cache pages holding bytes [offset, offset+len) of model index
+ * (clamped to the model's end) and describes them in iov[0..*n_iov), at
+ * most max_iov entries (adjacent pages that are contiguous in memory share
+ * one entry).  Returns the number of bytes described, which may be less
+ * than asked when max_iov pages were not enough or a later page could not
+ * be pinned: the caller serves that prefix and asks again for the rest.
+ * Returns 0 (and *pins = NULL) at or past the end of the model.
+ * Missing pages are loaded and verified first, as by apb_paged_read_index,
+ * and are counted in the statistics the same way.
+ *
+ * Ownership: on a positive return *pins must be passed to
+ * apb_paged_unpin(pb, *pins) exactly once, after the bytes have been used
+ * (for FUSE: after fuse_reply_iov/fuse_reply_data returned).  The iov
+ * bases point into the cache and stay valid, read-only, until then.
+ * Pinned pages count against max_memory and cannot be evicted, so hold
+ * pins only for the duration of one reply.
+ *
+ * Errors (nothing pinned, *pins = NULL, *n_iov = 0): -ENOBUFS when no page
+ * of the range can be pinned right now (everything else is pinned): the
+ * caller must fall back to copying with apb_paged_read_index, which then
+ * reads the file directly; -ENOENT (index out of range), -EINVAL (NULL
+ * argument, max_iov <= 0), APB_E_CHECKSUM (the first page touches a bad
+ * block), -EIO and other negative errno, -ENOMEM.
+ */
+ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t len,
+                            struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins);
+
+/** Releases pins from apb_paged_pin_range and frees the set.  NULL is ignored. */
+void apb_paged_unpin(apb_paged *pb, apb_pinned *pins);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,3 +9,9 @@ tests_check_cache_SOURCES = tests/check_cache.c
 tests_check_cache_CFLAGS = $(TESTFLAGS)
 tests_check_cache_LDADD = $(TESTLIBS)
 TESTS += tests/check_cache
+
+check_PROGRAMS += tests/check_paged
+tests_check_paged_SOURCES = tests/check_paged.c
+tests_check_paged_CFLAGS = $(TESTFLAGS)
+tests_check_paged_LDADD = $(TESTLIBS)
+TESTS += tests/check_paged
