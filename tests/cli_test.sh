@@ -165,6 +165,8 @@ err_has "the refusal names the key" versoin
 check "nothing written after a refused metadata file" test ! -e mb.apbundle
 run create --metadata nosuch=md.json mb.apbundle enc=src/a.bin
 expect 2 "--metadata for a model that is not added"
+run create src one=src/a.bin
+expect 2 "OUT that is a directory is a usage error"
 
 # ---------------------------------------------------------------- usage errors
 for args in "" "frobnicate" "list" "list --bogus b.apbundle" "list b.apbundle extra" \

@@ -740,6 +740,9 @@ static int create(create_ctx *c, char **args, int n_args)
 	if (status != CLI_OK)
 		return status;
 	c->out_exists = stat(c->out, &c->out_st) == 0;
+	if (c->out_exists && S_ISDIR(c->out_st.st_mode))
+		return cli_usage_error("OUT '%s' is a directory; give the bundle's file name first",
+		                       cli_esc(c->out));
 	clean_stale();          /* first, so a walk of OUT's directory misses them */
 	status = gather(c, args, n_args);
 	if (status == CLI_OK)
