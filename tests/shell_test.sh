@@ -98,6 +98,22 @@ expect_exit 0 "$SH" suggest "export " -m "$M"
 expect_exit 0 "$SH" suggest "nothing-like-this " -m "$M"
 [ -s "$T/out" ] && fail "unknown command got suggestions"
 
+# ---- key bindings: the widget functions, run outside the line editor ----
+export APBUNDLE_SHELL_MODEL="$M"
+out=$(PATH="$B:$PATH" bash -c '. "$1" 2>/dev/null; READLINE_LINE="git X"; READLINE_POINT=4
+	__apbundle_shell_complete 2>"$2"; printf "%s|%s" "$READLINE_LINE" "$READLINE_POINT"' \
+	sh "$S/scripts/apbundle-shell.bash" "$T/listing")
+[ "$out" = "git commit X|11" ] || fail "bash binding: '$out'"
+grep -q '^  git status$' "$T/listing" || fail "bash binding did not list the others"
+if command -v zsh >/dev/null; then
+	out=$(PATH="$B:$PATH" zsh -fc 'zle() { return 0 }; bindkey() { :; }; source "$1"; LBUFFER="git com"; _apbundle_shell_complete
+		print -r -- "$LBUFFER"' sh "$S/scripts/apbundle-shell.zsh")
+	[ "$out" = "git commit " ] || fail "zsh binding: '$out'"
+else
+	echo "zsh not installed: zsh binding not exercised"
+fi
+unset APBUNDLE_SHELL_MODEL
+
 # ---- stats layout ----
 expect_exit 0 "$SH" stats -m "$M" --memory-limit 2
 awk -F': ' 'NR<=11 { print $1 }' "$T/out" >"$T/keys"

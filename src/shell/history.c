@@ -25,17 +25,26 @@ static const char *const secret_words[] = {
 	"aws_secret", "github_token", "authorization:",
 };
 
-/** Case-insensitive search for a secret-looking word. */
+static unsigned char lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+/** Case-insensitive search for a secret-looking word (one pass over cmd). */
 bool sh_is_secret(const char *cmd, size_t len)
 {
-	for (size_t w = 0; w < sizeof secret_words / sizeof secret_words[0]; w++) {
-		const char *word = secret_words[w];
-		size_t wl = strlen(word);
-		for (size_t i = 0; i + wl <= len; i++) {
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = lower((unsigned char)cmd[i]);
+		if (!strchr("pstag", c) || c == 0)
+			continue;
+		for (size_t w = 0; w < sizeof secret_words / sizeof secret_words[0]; w++) {
+			const char *word = secret_words[w];
 			size_t k = 0;
-			while (k < wl && tolower((unsigned char)cmd[i + k]) == word[k])
+			if ((unsigned char)word[0] != c)
+				continue;
+			while (word[k] && i + k < len && lower((unsigned char)cmd[i + k]) == (unsigned char)word[k])
 				k++;
-			if (k == wl)
+			if (word[k] == '\0')
 				return true;
 		}
 	}
