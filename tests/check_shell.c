@@ -4,8 +4,9 @@
  *
  * Models are trained into the test's temp dir and read back through the
  * directory source (sh_dir_read), i.e. the same segment reader the tool
- * uses over the page cache; the end-to-end path through a real bundle is
- * tests/shell_test.sh.
+ * uses over the page cache; the bundle tests then build a real bundle and
+ * read it through the PagedBundle (store.c, stats.c).  The command line is
+ * tested end to end by tests/shell_test.sh.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "apbundle.h"
 #include "shell.h"
 #include "testutil.h"
 
@@ -563,6 +565,81 @@ START_TEST(test_topk)
 }
 END_TEST
 
+/* ---- through a real bundle and the page cache (store.c, stats.c) ---- */
+
+static char *build_bundle(sh_train_result *res)
+{
+	char *work = tu_path("work"), *out = tu_path("m.apbundle");
+	FILE *f = fmemopen((void *)known_hist, strlen(known_hist), "r");
+
+	ck_assert_int_eq(mkdir(work, 0700), 0);
+	ck_assert_int_eq(sh_train_dir(f, SH_HIST_BASH, NULL, 3, 1, work, res), 0);
+	fclose(f);
+	ck_assert_msg(sh_store_build(out, work, res->models, res->n_models) == 0, "%s", sh_errmsg());
+	free(work);
+	return out;
+}
+
+START_TEST(test_bundle_suggest)
+{
+	sh_train_result res;
+	char *path = build_bundle(&res);
+	struct apb_paged *pb;
+	apb_paging_stats st;
+	sh_source src;
+	sh_meta m;
+	sh_cand c[4];
+	sh_topk t = { c, 0, 4 };
+	size_t base;
+
+	ck_assert_int_eq(sh_store_open(path, 1, &pb, &src), 0);
+	ck_assert_int_eq(sh_meta_read(&src, &m), 0);
+	ck_assert_uint_eq(m.segments, apb_paged_model_count(pb) - 1);
+	ck_assert_uint_eq(m.memory_limit_mb, 1);
+	for (int i = 0; i < 50; i++) {
+		ck_assert_int_eq(sh_suggest(&src, &m, i % 2 ? "git " : "gi", &t, &base), 0);
+		ck_assert_str_eq(c[0].token, i % 2 ? "commit" : "git");
+	}
+	ck_assert_int_eq(sh_suggest(&src, &m, "git log -n ", &t, &base), 0);
+	ck_assert_str_eq(c[0].token, "5");
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_le(st.memory_used, 1u << 20);
+	ck_assert_uint_gt(st.hits, 0);
+	apb_paged_close(pb);
+	ck_assert_int_eq(sh_store_open("/nonexistent/m.apbundle", 1, &pb, &src), -ENOENT);
+	ck_assert(strstr(sh_errmsg(), "no model at /nonexistent/m.apbundle") != NULL);
+	sh_train_result_free(&res);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_bundle_stats)
+{
+	sh_train_result res;
+	char *path = build_bundle(&res), *text = NULL;
+	size_t len = 0;
+	struct apb_paged *pb;
+	sh_source src;
+	sh_meta m;
+	FILE *out = open_memstream(&text, &len);
+
+	ck_assert_int_eq(sh_store_open(path, 2, &pb, &src), 0);
+	ck_assert_int_eq(sh_meta_read(&src, &m), 0);
+	ck_assert_int_eq(sh_stats_print(out, pb, &src, &m, 2), 0);
+	fclose(out);
+	ck_assert_msg(strncmp(text, "N-gram size: 3\nTotal commands: 14\nVocabulary size: ", 51) == 0,
+		      "%s", text);
+	ck_assert_ptr_nonnull(strstr(text, "\nMemory limit: 2 MiB\nLoaded bytes: "));
+	ck_assert_ptr_nonnull(strstr(text, "\nLoaded segments: 1\n"));  /* freq/0 */
+	ck_assert_ptr_nonnull(strstr(text, "\nTop commands:\n       3  git status\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\nPage hits: "));
+	apb_paged_close(pb);
+	free(text);
+	sh_train_result_free(&res);
+	free(path);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("shell");
@@ -592,6 +669,8 @@ Suite *test_suite(void)
 	tcase_add_test(model, test_current_token);
 	tcase_add_test(model, test_no_suggestions);
 	tcase_add_test(model, test_empty_history);
+	tcase_add_test(model, test_bundle_suggest);
+	tcase_add_test(model, test_bundle_stats);
 	suite_add_tcase(s, model);
 	return s;
 }
