@@ -174,42 +174,39 @@ START_TEST(test_read_verify_blocks)
 }
 END_TEST
 
-START_TEST(test_unknown_fields_ignored)
+/* Parses the standard bundle with one change, asserting success. */
+static apbi_manifest *accepted(const char *from, const char *to)
 {
 	size_t len;
-	uint8_t *b = variant("\"models\":[", "\"future\":{\"x\":[1,2.5,null]},\"models\":[", &len);
+	uint8_t *b = variant(from, to, &len);
 	apbi_manifest *m = parse_ok(b, len);
 
+	free(b);   /* the manifest keeps copies of everything */
+	return m;
+}
+
+START_TEST(test_unknown_fields_ignored)
+{
+	apbi_manifest *m;
+
+	m = accepted("\"models\":[", "\"future\":{\"x\":[1,2.5,null]},\"models\":[");
 	ck_assert_uint_eq(m->n_models, 3);
 	apbi_manifest_free(m);
-	free(b);
-	b = variant("\"name\":\"enc\",", "\"name\":\"enc\",\"origin\":\"x\",\"tags\":[],", &len);
-	m = parse_ok(b, len);
+	m = accepted("\"name\":\"enc\",", "\"name\":\"enc\",\"origin\":\"x\",\"tags\":[],");
 	ck_assert_str_eq(m->models[0].name, "enc");
 	apbi_manifest_free(m);
-	free(b);
 	/* optional fields may be absent or null */
-	b = variant("\"description\":\"test bundle\",\"created_at\":1700000000,", "\"description\":null,", &len);
-	m = parse_ok(b, len);
+	m = accepted("\"description\":\"test bundle\",\"created_at\":1700000000,", "\"description\":null,");
 	ck_assert_ptr_null(m->description);
 	ck_assert(!m->has_created_at);
 	apbi_manifest_free(m);
-	free(b);
 	/* whitespace inside the JSON and every kind of JSON whitespace as padding */
-	b = variant("\"}]}", "\"}]}\n\t\r\n", &len);
-	m = parse_ok(b, len);
-	apbi_manifest_free(m);
-	free(b);
+	apbi_manifest_free(accepted("\"}]}", "\"}]}\n\t\r\n"));
+	apbi_manifest_free(accepted("\"version\":1,", "\"version\" :\t1 ,\r\n"));
 	/* json-c turns a lone surrogate escape into U+FFFD: a valid name */
-	b = variant("\"name\":\"enc\"", "\"name\":\"\\ud800\"", &len);
-	m = parse_ok(b, len);
+	m = accepted("\"name\":\"enc\"", "\"name\":\"\\ud800\"");
 	ck_assert_str_eq(m->models[0].name, "\xef\xbf\xbd");
 	apbi_manifest_free(m);
-	free(b);
-	b = variant("\"version\":1,", "\"version\" :\t1 ,\r\n", &len);
-	m = parse_ok(b, len);
-	apbi_manifest_free(m);
-	free(b);
 }
 END_TEST
 
@@ -253,40 +250,57 @@ START_TEST(test_header_rules)
 }
 END_TEST
 
+/* One rule case: change from -> to in the standard manifest, expect code and needles. */
+typedef struct rule_case {
+	const char *from, *to;
+	int code;
+	const char *n1, *n2;
+} rule_case;
+
+static void run_rules(const rule_case *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rule(c[i].from, c[i].to, c[i].code, c[i].n1, c[i].n2);
+}
+
 /* ---- JSON and top-level rules ---- */
 
 START_TEST(test_json_rules)
 {
-	rule("\"version\":1,", "\"version\":1,,", APB_E_MANIFEST, "JSON invalid", NULL);
-	/* (json-c 0.16 accepts single-quoted keys even in strict mode, but not values) */
-	rule("\"format\":\"apbundle\"", "\"format\":'apbundle'", APB_E_MANIFEST, "JSON invalid", NULL);
-	rule("\"version\":1,", "/* c */\"version\":1,", APB_E_MANIFEST, "JSON invalid", NULL);
-	rule("\"test bundle\"", "\"test \xff bundle\"", APB_E_MANIFEST, "JSON invalid", NULL);
-	/* json-c's own UTF-8 check lets overlongs and surrogates through; ours does not */
-	rule("\"test bundle\"", "\"test \xc0\xaf bundle\"", APB_E_MANIFEST, "\"description\"", "UTF-8");
-	rule("\"test bundle\"", "\"test \xed\xa0\x80 bundle\"", APB_E_MANIFEST, "\"description\"", "UTF-8");
-	rule("\"name\":\"enc\"", "\"name\":\"\xed\xa0\x80\"", APB_E_NAME, "models[0]", "UTF-8");
-	rule("\"}]}", "\"}],}", APB_E_MANIFEST, "JSON invalid", NULL);
-	rule("\"format\":\"apbundle\"", "\"format\":\"apbundle2\"", APB_E_MANIFEST, "\"format\"", "apbundle2");
-	rule("\"format\":\"apbundle\",", "", APB_E_MANIFEST, "\"format\"", "missing");
-	rule("\"format\":\"apbundle\"", "\"format\":7", APB_E_MANIFEST, "\"format\"", "not a string");
-	rule("\"version\":1", "\"version\":2", APB_E_VERSION, "\"version\"", "2");
-	rule("\"version\":1", "\"version\":\"1\"", APB_E_MANIFEST, "\"version\"", "not an integer");
-	rule("\"version\":1,", "", APB_E_MANIFEST, "\"version\"", "missing");
-	rule("\"alignment\":64", "\"alignment\":48", APB_E_CORRUPT, "\"alignment\"", "power of two");
-	rule("\"alignment\":64", "\"alignment\":0", APB_E_CORRUPT, "\"alignment\"", "power of two");
-	rule("\"alignment\":64", "\"alignment\":-64", APB_E_MANIFEST, "\"alignment\"", "negative");
-	rule("\"alignment\":64", "\"alignment\":2147483648", APB_E_CORRUPT, "\"alignment\"", NULL);
-	rule("\"alignment\":64", "\"alignment\":64.0", APB_E_MANIFEST, "\"alignment\"", "not an integer");
-	rule("\"model_count\":3", "\"model_count\":2", APB_E_CORRUPT, "\"model_count\"", "3 entries");
-	rule("\"model_count\":3", "\"model_count\":4", APB_E_CORRUPT, "\"model_count\"", NULL);
-	rule("\"model_count\":3,", "", APB_E_MANIFEST, "\"model_count\"", "missing");
-	rule("\"description\":\"test bundle\"", "\"description\":5", APB_E_MANIFEST, "\"description\"", NULL);
-	rule("\"description\":\"test bundle\"", "\"description\":\"a\\u0000b\"", APB_E_MANIFEST,
-	     "\"description\"", "NUL");
-	rule("\"created_at\":1700000000", "\"created_at\":\"now\"", APB_E_MANIFEST, "\"created_at\"", NULL);
-	rule("\"models\":[", "\"models\":{\"a\":[", APB_E_MANIFEST, "JSON", NULL);
-	rule("\"models\":[", "\"models\":7,\"x\":[", APB_E_MANIFEST, "\"models\"", "not an array");
+	static const rule_case cases[] = {
+		{ "\"version\":1,", "\"version\":1,,", APB_E_MANIFEST, "JSON invalid", NULL },
+		/* (json-c 0.16 accepts single-quoted keys even in strict mode, but not values) */
+		{ "\"format\":\"apbundle\"", "\"format\":'apbundle'", APB_E_MANIFEST, "JSON invalid", NULL },
+		{ "\"version\":1,", "/* c */\"version\":1,", APB_E_MANIFEST, "JSON invalid", NULL },
+		{ "\"test bundle\"", "\"test \xff bundle\"", APB_E_MANIFEST, "JSON invalid", NULL },
+		/* json-c's own UTF-8 check lets overlongs and surrogates through; ours does not */
+		{ "\"test bundle\"", "\"test \xc0\xaf bundle\"", APB_E_MANIFEST, "\"description\"", "UTF-8" },
+		{ "\"test bundle\"", "\"test \xed\xa0\x80 bundle\"", APB_E_MANIFEST, "\"description\"", "UTF-8" },
+		{ "\"name\":\"enc\"", "\"name\":\"\xed\xa0\x80\"", APB_E_NAME, "models[0]", "UTF-8" },
+		{ "\"}]}", "\"}],}", APB_E_MANIFEST, "JSON invalid", NULL },
+		{ "\"format\":\"apbundle\"", "\"format\":\"apbundle2\"", APB_E_MANIFEST, "\"format\"", "apbundle2" },
+		{ "\"format\":\"apbundle\",", "", APB_E_MANIFEST, "\"format\"", "missing" },
+		{ "\"format\":\"apbundle\"", "\"format\":7", APB_E_MANIFEST, "\"format\"", "not a string" },
+		{ "\"version\":1", "\"version\":2", APB_E_VERSION, "\"version\"", "2" },
+		{ "\"version\":1", "\"version\":\"1\"", APB_E_MANIFEST, "\"version\"", "not an integer" },
+		{ "\"version\":1,", "", APB_E_MANIFEST, "\"version\"", "missing" },
+		{ "\"alignment\":64", "\"alignment\":48", APB_E_CORRUPT, "\"alignment\"", "power of two" },
+		{ "\"alignment\":64", "\"alignment\":0", APB_E_CORRUPT, "\"alignment\"", "power of two" },
+		{ "\"alignment\":64", "\"alignment\":-64", APB_E_MANIFEST, "\"alignment\"", "negative" },
+		{ "\"alignment\":64", "\"alignment\":2147483648", APB_E_CORRUPT, "\"alignment\"", NULL },
+		{ "\"alignment\":64", "\"alignment\":64.0", APB_E_MANIFEST, "\"alignment\"", "not an integer" },
+		{ "\"model_count\":3", "\"model_count\":2", APB_E_CORRUPT, "\"model_count\"", "3 entries" },
+		{ "\"model_count\":3", "\"model_count\":4", APB_E_CORRUPT, "\"model_count\"", NULL },
+		{ "\"model_count\":3,", "", APB_E_MANIFEST, "\"model_count\"", "missing" },
+		{ "\"description\":\"test bundle\"", "\"description\":5", APB_E_MANIFEST, "\"description\"", NULL },
+		{ "\"description\":\"test bundle\"", "\"description\":\"a\\u0000b\"", APB_E_MANIFEST,
+		  "\"description\"", "NUL" },
+		{ "\"created_at\":1700000000", "\"created_at\":\"now\"", APB_E_MANIFEST, "\"created_at\"", NULL },
+		{ "\"models\":[", "\"models\":{\"a\":[", APB_E_MANIFEST, "JSON", NULL },
+		{ "\"models\":[", "\"models\":7,\"x\":[", APB_E_MANIFEST, "\"models\"", "not an array" },
+	};
+
+	run_rules(cases, sizeof cases / sizeof cases[0]);
 }
 END_TEST
 
@@ -321,94 +335,106 @@ END_TEST
 
 START_TEST(test_model_field_rules)
 {
-	rule("{\"name\":\"enc\"", "7,{\"name\":\"enc\"", APB_E_CORRUPT, "\"model_count\"", "4 entries");
-	rule("\"model_count\":3,\"description\":\"test bundle\",\"created_at\":1700000000,\"models\":[",
-	     "\"model_count\":4,\"models\":[[],", APB_E_MANIFEST, "models[0]", "not an object");
-	rule("\"name\":\"enc\",", "", APB_E_MANIFEST, "models[0]", "\"name\": missing");
-	rule("\"name\":\"enc\"", "\"name\":[\"enc\"]", APB_E_MANIFEST, "models[0]", "not a string");
-	rule("\"name\":\"dir/dec\"", "\"name\":\"dir/../dec\"", APB_E_NAME, "models[1]", "\"..\"");
-	rule("\"name\":\"dir/dec\"", "\"name\":\"/dec\"", APB_E_NAME, "models[1]", "starts with '/'");
-	rule("\"name\":\"dir/dec\"", "\"name\":\"\"", APB_E_NAME, "models[1]", "empty");
-	rule("\"name\":\"dir/dec\"", "\"name\":\"a\\u0000b\"", APB_E_NAME, "models[1]", "NUL");
-	rule("\"name\":\"dir/dec\"", "\"name\":\"a\\tb\"", APB_E_NAME, "models[1]", "control");
-	rule("\"name\":\"dir/dec\"", "\"name\":\"enc\"", APB_E_DUPLICATE, "models[1] \"enc\"", "models[0]");
-	rule("\"offset\":0,", "", APB_E_MANIFEST, "models[0] \"enc\"", "\"offset\": missing");
-	rule("\"offset\":0,", "\"offset\":-64,", APB_E_MANIFEST, "models[0] \"enc\"", "negative");
-	rule("\"offset\":0,", "\"offset\":\"0\",", APB_E_MANIFEST, "\"offset\"", "not an integer");
-	rule("\"size\":100,", "\"size\":1e2,", APB_E_MANIFEST, "models[0] \"enc\"", "\"size\": not an integer");
-	rule("\"size\":100,", "\"size\":-1,", APB_E_MANIFEST, "\"size\"", "negative");
-	rule("\"size\":100,", "\"size\":true,", APB_E_MANIFEST, "\"size\"", NULL);
-	rule("\"offset\":128,", "\"offset\":130,", APB_E_CORRUPT, "models[1] \"dir/dec\"", "alignment 64");
-	rule("\"size\":1500,", "\"size\":1600,", APB_E_TRUNCATED, "models[1] \"dir/dec\"", "beyond");
-	rule("\"size\":1500,", "\"size\":1520,", APB_E_CORRUPT, "overlaps", "dir/dec");
-	rule("\"size\":100,", "\"size\":129,", APB_E_CORRUPT, "overlaps", "models[0] \"enc\"");
-	rule("\"offset\":1664,", "\"offset\":1728,", APB_E_TRUNCATED, "models[2] \"empty\"", "beyond");
-	rule("\"size\":0,", "\"size\":1,", APB_E_TRUNCATED, "models[2] \"empty\"", "beyond the end");
-	rule("\"offset\":1664,\"size\":0", "\"offset\":18446744073709551552,\"size\":128",
-	     APB_E_CORRUPT, "models[2] \"empty\"", "overflow");
-	rule("\"offset\":1664,\"size\":0", "\"offset\":18446744073709551615,\"size\":0",
-	     APB_E_CORRUPT, "models[2] \"empty\"", "alignment");
-	rule("\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":18446744073709551615",
-	     APB_E_CORRUPT, "models[2] \"empty\"", "\"blocks\" table");
-	/* json-c saturates integers above UINT64_MAX; the result is still refused */
-	rule("\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":18446744073709551616",
-	     APB_E_CORRUPT, "models[2] \"empty\"", NULL);
+	static const rule_case cases[] = {
+		{ "{\"name\":\"enc\"", "7,{\"name\":\"enc\"", APB_E_CORRUPT, "\"model_count\"", "4 entries" },
+		{ "\"model_count\":3,\"description\":\"test bundle\",\"created_at\":1700000000,\"models\":[",
+		  "\"model_count\":4,\"models\":[[],", APB_E_MANIFEST, "models[0]", "not an object" },
+		{ "\"name\":\"enc\",", "", APB_E_MANIFEST, "models[0]", "\"name\": missing" },
+		{ "\"name\":\"enc\"", "\"name\":[\"enc\"]", APB_E_MANIFEST, "models[0]", "not a string" },
+		{ "\"name\":\"dir/dec\"", "\"name\":\"dir/../dec\"", APB_E_NAME, "models[1]", "\"..\"" },
+		{ "\"name\":\"dir/dec\"", "\"name\":\"/dec\"", APB_E_NAME, "models[1]", "starts with '/'" },
+		{ "\"name\":\"dir/dec\"", "\"name\":\"\"", APB_E_NAME, "models[1]", "empty" },
+		{ "\"name\":\"dir/dec\"", "\"name\":\"a\\u0000b\"", APB_E_NAME, "models[1]", "NUL" },
+		{ "\"name\":\"dir/dec\"", "\"name\":\"a\\tb\"", APB_E_NAME, "models[1]", "control" },
+		{ "\"name\":\"dir/dec\"", "\"name\":\"enc\"", APB_E_DUPLICATE, "models[1] \"enc\"", "models[0]" },
+		{ "\"offset\":0,", "", APB_E_MANIFEST, "models[0] \"enc\"", "\"offset\": missing" },
+		{ "\"offset\":0,", "\"offset\":-64,", APB_E_MANIFEST, "models[0] \"enc\"", "negative" },
+		{ "\"offset\":0,", "\"offset\":\"0\",", APB_E_MANIFEST, "\"offset\"", "not an integer" },
+		{ "\"size\":100,", "\"size\":1e2,", APB_E_MANIFEST, "models[0] \"enc\"", "\"size\": not an integer" },
+		{ "\"size\":100,", "\"size\":-1,", APB_E_MANIFEST, "\"size\"", "negative" },
+		{ "\"size\":100,", "\"size\":true,", APB_E_MANIFEST, "\"size\"", NULL },
+		{ "\"offset\":128,", "\"offset\":130,", APB_E_CORRUPT, "models[1] \"dir/dec\"", "alignment 64" },
+		{ "\"size\":1500,", "\"size\":1600,", APB_E_TRUNCATED, "models[1] \"dir/dec\"", "beyond" },
+		{ "\"size\":1500,", "\"size\":1520,", APB_E_CORRUPT, "overlaps", "dir/dec" },
+		{ "\"size\":100,", "\"size\":129,", APB_E_CORRUPT, "overlaps", "models[0] \"enc\"" },
+		{ "\"offset\":1664,", "\"offset\":1728,", APB_E_TRUNCATED, "models[2] \"empty\"", "beyond" },
+		{ "\"size\":0,", "\"size\":1,", APB_E_TRUNCATED, "models[2] \"empty\"", "beyond the end" },
+		{ "\"offset\":1664,\"size\":0", "\"offset\":18446744073709551552,\"size\":128",
+		  APB_E_CORRUPT, "models[2] \"empty\"", "overflow" },
+		{ "\"offset\":1664,\"size\":0", "\"offset\":18446744073709551615,\"size\":0",
+		  APB_E_CORRUPT, "models[2] \"empty\"", "alignment" },
+		{ "\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":18446744073709551615",
+		  APB_E_CORRUPT, "models[2] \"empty\"", "\"blocks\" table" },
+		/* json-c saturates integers above UINT64_MAX; the result is still refused */
+		{ "\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":18446744073709551616",
+		  APB_E_CORRUPT, "models[2] \"empty\"", NULL },
+	};
+
+	run_rules(cases, sizeof cases / sizeof cases[0]);
 }
 END_TEST
 
 START_TEST(test_checksum_and_block_rules)
 {
-	rule("\"checksum\":\"xxh3:", "\"x\":\"xxh3:", APB_E_MANIFEST, "models[0] \"enc\"", "\"checksum\": missing");
-	rule("\"checksum\":\"xxh3:", "\"checksum\":\"md5:", APB_E_MANIFEST, "models[0] \"enc\"", "checksum");
-	rule("\"checksum\":\"xxh3:", "\"checksum\":\"xxh3:0", APB_E_MANIFEST, "\"checksum\"", "more than 16");
-	rule("\"checksum\":\"xxh3:", "\"checksum\":\"xxh3:g", APB_E_MANIFEST, "\"checksum\"", "16 hex");
-	rule("\"checksum\":\"xxh3:", "\"checksum\":1,\"y\":\"", APB_E_MANIFEST, "\"checksum\"", "not a string");
-	rule("\"blocks\":{\"size\":512", "\"blocks\":{\"size\":1000", APB_E_CORRUPT, "models[1] \"dir/dec\"",
-	     "\"blocks.size\"");
-	rule("\"blocks\":{\"size\":512", "\"blocks\":{\"size\":256", APB_E_CORRUPT, "\"blocks.size\"",
-	     "power of two");
-	rule("\"blocks\":{\"size\":512", "\"blocks\":{\"size\":2147483648", APB_E_CORRUPT,
-	     "\"blocks.size\"", NULL);
-	rule("\"blocks\":{\"size\":512,", "\"blocks\":{", APB_E_MANIFEST, "\"blocks.size\"", "missing");
-	rule("\"blocks\":{\"size\":512", "\"blocks\":[{\"size\":512}", APB_E_MANIFEST, NULL, NULL);
-	rule("\"blocks\":{", "\"blocks\":7,\"b\":{", APB_E_MANIFEST, "\"blocks\"", "not an object");
-	rule("\"checksums_offset\":1632", "\"checksums_offset\":1636", APB_E_CORRUPT,
-	     "models[1] \"dir/dec\"", "multiple of 8");
-	rule("\"checksums_offset\":1632", "\"checksums_offset\":1648", APB_E_TRUNCATED,
-	     "models[1] \"dir/dec\"", "block table");
-	rule("\"checksums_offset\":1632", "\"checksums_offset\":18446744073709551608", APB_E_CORRUPT,
-	     "models[1] \"dir/dec\"", "overflow");
-	/* the table overlapping its own model, another model, another table */
-	rule("\"checksums_offset\":1632", "\"checksums_offset\":1600", APB_E_CORRUPT, "block table",
-	     "overlaps the data");
-	rule("\"checksums_offset\":1632", "\"checksums_offset\":64", APB_E_CORRUPT, "overlaps", "\"enc\"");
-	rule("\"checksum\":\"xxh3:", "\"blocks\":{\"size\":64,\"checksums_offset\":1640},\"checksum\":\"xxh3:",
-	     APB_E_CORRUPT, "\"blocks.size\"", NULL);
-	rule("\"checksum\":\"xxh3:", "\"blocks\":{\"size\":512,\"checksums_offset\":1640},\"checksum\":\"xxh3:",
-	     APB_E_CORRUPT, "overlaps the block table", "models[1]");
-	/* more than one block and no table */
-	rule("\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":1073741825", APB_E_CORRUPT,
-	     "models[2] \"empty\"", "\"blocks\" table");
-	rule("\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":1073741824", APB_E_TRUNCATED,
-	     "models[2] \"empty\"", "beyond");
+	static const rule_case cases[] = {
+		{ "\"checksum\":\"xxh3:", "\"x\":\"xxh3:", APB_E_MANIFEST, "models[0] \"enc\"", "\"checksum\": missing" },
+		{ "\"checksum\":\"xxh3:", "\"checksum\":\"md5:", APB_E_MANIFEST, "models[0] \"enc\"", "checksum" },
+		{ "\"checksum\":\"xxh3:", "\"checksum\":\"xxh3:0", APB_E_MANIFEST, "\"checksum\"", "more than 16" },
+		{ "\"checksum\":\"xxh3:", "\"checksum\":\"xxh3:g", APB_E_MANIFEST, "\"checksum\"", "16 hex" },
+		{ "\"checksum\":\"xxh3:", "\"checksum\":1,\"y\":\"", APB_E_MANIFEST, "\"checksum\"", "not a string" },
+		{ "\"blocks\":{\"size\":512", "\"blocks\":{\"size\":1000", APB_E_CORRUPT, "models[1] \"dir/dec\"",
+		  "\"blocks.size\"" },
+		{ "\"blocks\":{\"size\":512", "\"blocks\":{\"size\":256", APB_E_CORRUPT, "\"blocks.size\"",
+		  "power of two" },
+		{ "\"blocks\":{\"size\":512", "\"blocks\":{\"size\":2147483648", APB_E_CORRUPT,
+		  "\"blocks.size\"", NULL },
+		{ "\"blocks\":{\"size\":512,", "\"blocks\":{", APB_E_MANIFEST, "\"blocks.size\"", "missing" },
+		{ "\"blocks\":{\"size\":512", "\"blocks\":[{\"size\":512}", APB_E_MANIFEST, NULL, NULL },
+		{ "\"blocks\":{", "\"blocks\":7,\"b\":{", APB_E_MANIFEST, "\"blocks\"", "not an object" },
+		{ "\"checksums_offset\":1632", "\"checksums_offset\":1636", APB_E_CORRUPT,
+		  "models[1] \"dir/dec\"", "multiple of 8" },
+		{ "\"checksums_offset\":1632", "\"checksums_offset\":1648", APB_E_TRUNCATED,
+		  "models[1] \"dir/dec\"", "block table" },
+		{ "\"checksums_offset\":1632", "\"checksums_offset\":18446744073709551608", APB_E_CORRUPT,
+		  "models[1] \"dir/dec\"", "overflow" },
+		/* the table overlapping its own model, another model, another table */
+		{ "\"checksums_offset\":1632", "\"checksums_offset\":1600", APB_E_CORRUPT, "block table",
+		  "overlaps the data" },
+		{ "\"checksums_offset\":1632", "\"checksums_offset\":64", APB_E_CORRUPT, "overlaps", "\"enc\"" },
+		{ "\"checksum\":\"xxh3:", "\"blocks\":{\"size\":64,\"checksums_offset\":1640},\"checksum\":\"xxh3:",
+		  APB_E_CORRUPT, "\"blocks.size\"", NULL },
+		{ "\"checksum\":\"xxh3:", "\"blocks\":{\"size\":512,\"checksums_offset\":1640},\"checksum\":\"xxh3:",
+		  APB_E_CORRUPT, "overlaps the block table", "models[1]" },
+		/* more than one block and no table */
+		{ "\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":1073741825", APB_E_CORRUPT,
+		  "models[2] \"empty\"", "\"blocks\" table" },
+		{ "\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":1073741824", APB_E_TRUNCATED,
+		  "models[2] \"empty\"", "beyond" },
+	};
+
+	run_rules(cases, sizeof cases / sizeof cases[0]);
 }
 END_TEST
 
 START_TEST(test_metadata_rules)
 {
-	rule("\"metadata\":{", "\"metadata\":[{", APB_E_MANIFEST, NULL, NULL);
-	rule("\"metadata\":{", "\"metadata\":1,\"m\":{", APB_E_MANIFEST, "models[0] \"enc\"", "\"metadata\"");
-	rule("\"version\":\"1.2\"", "\"version\":1.2", APB_E_MANIFEST, "models[0] \"enc\"",
-	     "\"metadata.version\"");
-	rule("\"architecture\":\"transformer\"", "\"architecture\":[]", APB_E_MANIFEST,
-	     "\"metadata.architecture\"", NULL);
-	rule("\"layers\":\"6\"", "\"layers\":6", APB_E_MANIFEST, "\"metadata.hyperparameters\"", "layers");
-	rule("\"custom\":{\"author\":\"fmt\"}", "\"custom\":[]", APB_E_MANIFEST, "\"metadata.custom\"",
-	     "not an object");
-	rule("\"author\":\"fmt\"", "\"author\":{\"a\":\"b\"}", APB_E_MANIFEST, "\"metadata.custom\"", "author");
-	rule("\"author\":\"fmt\"", "\"author\":\"f\\u0000t\"", APB_E_MANIFEST, "\"metadata.custom\"", NULL);
-	rule("\"author\":\"fmt\"", "\"author\":\"\xc0\xaf\"", APB_E_MANIFEST, "\"metadata.custom\"", "UTF-8");
-	rule("\"author\":\"fmt\"", "\"\xc0\xaf\":\"fmt\"", APB_E_MANIFEST, "\"metadata.custom\"", "UTF-8");
+	static const rule_case cases[] = {
+		{ "\"metadata\":{", "\"metadata\":[{", APB_E_MANIFEST, NULL, NULL },
+		{ "\"metadata\":{", "\"metadata\":1,\"m\":{", APB_E_MANIFEST, "models[0] \"enc\"", "\"metadata\"" },
+		{ "\"version\":\"1.2\"", "\"version\":1.2", APB_E_MANIFEST, "models[0] \"enc\"",
+		  "\"metadata.version\"" },
+		{ "\"architecture\":\"transformer\"", "\"architecture\":[]", APB_E_MANIFEST,
+		  "\"metadata.architecture\"", NULL },
+		{ "\"layers\":\"6\"", "\"layers\":6", APB_E_MANIFEST, "\"metadata.hyperparameters\"", "layers" },
+		{ "\"custom\":{\"author\":\"fmt\"}", "\"custom\":[]", APB_E_MANIFEST, "\"metadata.custom\"",
+		  "not an object" },
+		{ "\"author\":\"fmt\"", "\"author\":{\"a\":\"b\"}", APB_E_MANIFEST, "\"metadata.custom\"", "author" },
+		{ "\"author\":\"fmt\"", "\"author\":\"f\\u0000t\"", APB_E_MANIFEST, "\"metadata.custom\"", NULL },
+		{ "\"author\":\"fmt\"", "\"author\":\"\xc0\xaf\"", APB_E_MANIFEST, "\"metadata.custom\"", "UTF-8" },
+		{ "\"author\":\"fmt\"", "\"\xc0\xaf\":\"fmt\"", APB_E_MANIFEST, "\"metadata.custom\"", "UTF-8" },
+	};
+
+	run_rules(cases, sizeof cases / sizeof cases[0]);
 }
 END_TEST
 

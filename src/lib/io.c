@@ -8,6 +8,7 @@
  * short transfers continue where they stopped.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -53,30 +54,33 @@ void apbi_io_set(const apbi_io_ops *ops)
 /* Largest single transfer asked of the kernel (Linux caps at ~2 GiB). */
 #define IO_CHUNK ((size_t)1 << 30)
 
-/**
- * Reads exactly len bytes at off.  Returns 0; APB_E_TRUNCATED when the file
- * ends first; -EINVAL when off+len overflows off_t; -errno otherwise.
+/*
+ * Transfers exactly len bytes at off in either direction, retrying EINTR
+ * and continuing short transfers.  A read that hits end of file gives
+ * APB_E_TRUNCATED, a write that makes no progress -EIO.
  */
-int apbi_pread_full(int fd, void *buf, size_t len, uint64_t off)
+static int transfer(int fd, char *p, size_t len, uint64_t off, bool is_write)
 {
-	char *p = buf;
+	const char *what = is_write ? "write" : "read";
 
 	if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
-		return apbi_set_error(-EINVAL, "read of %zu bytes at offset %llu: offset out of range",
-		                      len, (unsigned long long)off);
+		return apbi_set_error(is_write ? -EFBIG : -EINVAL, "%s of %zu bytes at offset %llu: "
+		                      "offset out of range", what, len, (unsigned long long)off);
 	while (len > 0) {
 		size_t want = len < IO_CHUNK ? len : IO_CHUNK;
-		ssize_t n = io->pread(fd, p, want, (off_t)off);
+		ssize_t n = is_write ? io->pwrite(fd, p, want, (off_t)off) : io->pread(fd, p, want, (off_t)off);
 		if (n < 0) {
 			int e = errno ? errno : EIO;
 			if (e == EINTR)
 				continue;
-			return apbi_set_error(-e, "read at offset %llu: %s",
+			return apbi_set_error(-e, "%s at offset %llu: %s", what,
 			                      (unsigned long long)off, apb_strerror(-e));
 		}
+		if (n == 0 && is_write)
+			return apbi_set_error(-EIO, "write at offset %llu made no progress",
+			                      (unsigned long long)off);
 		if (n == 0)
-			return apbi_set_error(APB_E_TRUNCATED,
-			                      "file ends at offset %llu, %zu bytes short",
+			return apbi_set_error(APB_E_TRUNCATED, "file ends at offset %llu, %zu bytes short",
 			                      (unsigned long long)off, len);
 		p += n;
 		off += (uint64_t)n;
@@ -86,34 +90,21 @@ int apbi_pread_full(int fd, void *buf, size_t len, uint64_t off)
 }
 
 /**
- * Writes exactly len bytes at off.  Returns 0 or -errno (-EIO when a write
- * makes no progress).
+ * Reads exactly len bytes at off.  Returns 0; APB_E_TRUNCATED when the file
+ * ends first; -EINVAL when off+len overflows off_t; -errno otherwise.
+ */
+int apbi_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	return transfer(fd, buf, len, off, false);
+}
+
+/**
+ * Writes exactly len bytes at off.  Returns 0, -EFBIG when off+len
+ * overflows off_t, or -errno (-EIO when a write makes no progress).
  */
 int apbi_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const char *p = buf;
-
-	if (off > (uint64_t)INT64_MAX || len > (uint64_t)INT64_MAX - off)
-		return apbi_set_error(-EFBIG, "write of %zu bytes at offset %llu: offset out of range",
-		                      len, (unsigned long long)off);
-	while (len > 0) {
-		size_t want = len < IO_CHUNK ? len : IO_CHUNK;
-		ssize_t n = io->pwrite(fd, p, want, (off_t)off);
-		if (n < 0) {
-			int e = errno ? errno : EIO;
-			if (e == EINTR)
-				continue;
-			return apbi_set_error(-e, "write at offset %llu: %s",
-			                      (unsigned long long)off, apb_strerror(-e));
-		}
-		if (n == 0)
-			return apbi_set_error(-EIO, "write at offset %llu made no progress",
-			                      (unsigned long long)off);
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return transfer(fd, (char *)buf, len, off, true);
 }
 
 /**
