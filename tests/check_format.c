@@ -28,6 +28,30 @@
 
 /* ---- valid bundles ---- */
 
+/* The standard bundle's first model, as decoded. */
+static void check_enc(const apbi_model *enc)
+{
+	ck_assert_str_eq(enc->name, "enc");
+	ck_assert_uint_eq(enc->name_len, 3);
+	ck_assert_uint_eq(enc->offset, 0);
+	ck_assert_uint_eq(enc->size, ENC_SIZE);
+	ck_assert(enc->has_checksum);
+	ck_assert_uint_eq(enc->checksum, XXH3_64bits(std_data, ENC_SIZE));
+	ck_assert(!enc->has_block_table);
+	ck_assert_uint_eq(enc->n_blocks, 1);
+	ck_assert_uint_eq(enc->block_size, 512);
+	ck_assert_str_eq(enc->md.version, "1.2");
+	ck_assert_str_eq(enc->md.architecture, "transformer");
+	ck_assert_uint_eq(enc->md.n_hyperparameters, 2);
+	ck_assert_str_eq(enc->md.hyperparameters[0].key, "heads"); /* sorted */
+	ck_assert_str_eq(enc->md.hyperparameters[0].value, "8");
+	ck_assert_str_eq(enc->md.hyperparameters[1].key, "layers");
+	ck_assert_str_eq(enc->md.hyperparameters[1].value, "6");
+	ck_assert_uint_eq(enc->md.n_custom, 1);
+	ck_assert_str_eq(enc->md.custom[0].key, "author");
+	ck_assert_str_eq(enc->md.custom[0].value, "fmt");
+}
+
 START_TEST(test_valid_decode)
 {
 	size_t len;
@@ -50,25 +74,7 @@ START_TEST(test_valid_decode)
 	enc = &m->models[0];
 	dec = &m->models[1];
 	empty = &m->models[2];
-	ck_assert_str_eq(enc->name, "enc");
-	ck_assert_uint_eq(enc->name_len, 3);
-	ck_assert_uint_eq(enc->offset, 0);
-	ck_assert_uint_eq(enc->size, ENC_SIZE);
-	ck_assert(enc->has_checksum);
-	ck_assert_uint_eq(enc->checksum, XXH3_64bits(std_data, ENC_SIZE));
-	ck_assert(!enc->has_block_table);
-	ck_assert_uint_eq(enc->n_blocks, 1);
-	ck_assert_uint_eq(enc->block_size, 512);
-	ck_assert_str_eq(enc->md.version, "1.2");
-	ck_assert_str_eq(enc->md.architecture, "transformer");
-	ck_assert_uint_eq(enc->md.n_hyperparameters, 2);
-	ck_assert_str_eq(enc->md.hyperparameters[0].key, "heads"); /* sorted */
-	ck_assert_str_eq(enc->md.hyperparameters[0].value, "8");
-	ck_assert_str_eq(enc->md.hyperparameters[1].key, "layers");
-	ck_assert_str_eq(enc->md.hyperparameters[1].value, "6");
-	ck_assert_uint_eq(enc->md.n_custom, 1);
-	ck_assert_str_eq(enc->md.custom[0].key, "author");
-	ck_assert_str_eq(enc->md.custom[0].value, "fmt");
+	check_enc(enc);
 	ck_assert_str_eq(dec->name, "dir/dec");
 	ck_assert_uint_eq(dec->offset, DEC_OFF);
 	ck_assert_uint_eq(dec->size, DEC_SIZE);

@@ -305,27 +305,6 @@ START_TEST(test_io_seam)
 	ck_assert_int_eq(apbi_pread_full(fd, got, 10, 0), -EIO);
 	ck_assert_ptr_nonnull(strstr(apb_last_error(), "read at offset 0"));
 	fake_errno = 0;
-	/* a whole manifest read through short reads and EINTR */
-	{
-		size_t len;
-		uint8_t *b = variant(NULL, NULL, &len);
-		apbi_manifest *m;
-		char *p2 = tu_path("std.apbundle");
-		int fd2;
-		tu_write_file(p2, b, len);
-		fd2 = open(p2, O_RDONLY);
-		fake_eintr_left = 3, fake_max = 5;
-		ck_assert_int_eq(apbi_manifest_read(fd2, &m), 0);
-		ck_assert_uint_eq(m->n_models, 3);
-		apbi_manifest_free(m);
-		fake_errno = EIO;
-		ck_assert_int_eq(apbi_manifest_read(fd2, &m), -EIO);
-		ck_assert_ptr_null(m);
-		fake_errno = 0;
-		close(fd2);
-		free(p2);
-		free(b);
-	}
 	/* writes: EINTR and short writes */
 	fake_eintr_left = 2, fake_max = 3;
 	ck_assert_int_eq(apbi_pwrite_full(fd, src + 500, 100, 0), 0);
@@ -348,6 +327,34 @@ START_TEST(test_io_seam)
 }
 END_TEST
 
+/* A whole manifest read through short reads and EINTR, then EIO. */
+START_TEST(test_io_seam_manifest)
+{
+	size_t len;
+	uint8_t *b = variant(NULL, NULL, &len);
+	char *path = tu_path("std.apbundle");
+	apbi_manifest *m;
+	int fd;
+
+	tu_write_file(path, b, len);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	apbi_io_set(&fake_ops);
+	fake_eintr_left = 3, fake_max = 5, fake_errno = 0;
+	ck_assert_int_eq(apbi_manifest_read(fd, &m), 0);
+	ck_assert_uint_eq(m->n_models, 3);
+	apbi_manifest_free(m);
+	fake_errno = EIO;
+	ck_assert_int_eq(apbi_manifest_read(fd, &m), -EIO);
+	ck_assert_ptr_null(m);
+	fake_errno = 0;
+	apbi_io_set(NULL);
+	close(fd);
+	free(path);
+	free(b);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("format_util");
@@ -360,6 +367,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, test_checksum_text);
 	tcase_add_test(tc, test_errors);
 	tcase_add_test(tc, test_io_seam);
+	tcase_add_test(tc, test_io_seam_manifest);
 	suite_add_tcase(s, tc);
 	return s;
 }
