@@ -15,3 +15,8 @@ tests_check_paged_SOURCES = tests/check_paged.c
 tests_check_paged_CFLAGS = $(TESTFLAGS)
 tests_check_paged_LDADD = $(TESTLIBS)
 TESTS += tests/check_paged
+
+# Micro-benchmark of the cache (make scripts/bench/bench_cache; not a test).
+noinst_PROGRAMS += scripts/bench/bench_cache
+scripts_bench_bench_cache_SOURCES = scripts/bench/bench_cache.c
+scripts_bench_bench_cache_LDADD = libapbundle_internal.la $(JSONC_LIBS) $(XXHASH_LIBS) $(PTHREAD_LIBS)

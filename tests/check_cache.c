@@ -201,10 +201,13 @@ static void log_evict(void *ctx, uint32_t m, uint64_t p)
 	l->n++;
 }
 
+static const uint32_t *test_align;
+
 static apbi_cache *make_cache(fake *f, uint64_t max_memory, const apbi_policy_ops *pol,
                               uint32_t nm, evlog *log)
 {
 	apbi_cache_config cfg = {
+		.model_align = test_align,
 		.max_memory = max_memory, .page_size = f->page_size, .policy = pol,
 		.n_models = nm, .model_sizes = f->sizes, .load = fake_load, .load_ctx = f,
 		.on_evict = log ? log_evict : NULL, .evict_ctx = log,
@@ -507,6 +510,44 @@ START_TEST(adjacent_misses_use_one_load)
 }
 END_TEST
 
+START_TEST(miss_loads_whole_unit)
+{
+	static const uint32_t align[1] = { 4 };
+	fake f;
+	apbi_page *pages[2];
+	uint32_t n;
+	apbi_cache *c;
+	apbi_cache_counters st;
+	fake_init(&f, 512);
+	f.sizes[0] = 10 * 512;
+	test_align = align;
+	c = make_cache(&f, 1 << 20, &apbi_policy_lru, 1, NULL);
+	test_align = NULL;
+	ck_assert_int_eq(apbi_cache_get_run(c, 0, 5, 1, pages, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	check_page(0, 5, 512, apbi_page_data(pages[0]), 512);
+	apbi_cache_unpin(c, pages, n);
+	ck_assert_int_eq(f.calls, 1);
+	ck_assert_int_eq(f.pages_loaded, 4);          /* pages 4..7 */
+	apbi_cache_stats(c, &st);
+	ck_assert_uint_eq(st.misses, 1);
+	ck_assert_uint_eq(st.prefetches, 3);
+	ck_assert_int_eq(apbi_cache_get_run(c, 0, 6, 2, pages, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	apbi_cache_unpin(c, pages, n);
+	ck_assert_int_eq(f.calls, 1);
+	/* the last unit is short: pages 8, 9 */
+	ck_assert_int_eq(apbi_cache_get_run(c, 0, 9, 1, pages, &n), 0);
+	apbi_cache_unpin(c, pages, n);
+	ck_assert_int_eq(f.pages_loaded, 6);
+	apbi_cache_stats(c, &st);
+	ck_assert_uint_eq(st.hits, 2);
+	ck_assert_uint_eq(st.prefetch_hits, 2);
+	ck_assert_uint_eq(st.cached_pages, 6);
+	apbi_cache_free(c);
+}
+END_TEST
+
 START_TEST(view_replaces_pages)
 {
 	fake f;
@@ -743,6 +784,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, failed_load_is_not_cached);
 	tcase_add_test(tc, concurrent_misses_load_once);
 	tcase_add_test(tc, adjacent_misses_use_one_load);
+	tcase_add_test(tc, miss_loads_whole_unit);
 	tcase_add_test(tc, view_replaces_pages);
 	tcase_add_test(tc, prefetch_respects_recent_pages);
 	tcase_add_test(tc, bad_config_is_refused);

@@ -421,6 +421,31 @@ START_TEST(corrupted_block_is_refused_not_cached)
 }
 END_TEST
 
+START_TEST(small_pages_load_whole_blocks)
+{
+	size_t sizes[1] = { 10000 };
+	apb_paging_stats st;
+	uint8_t buf[10];
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 1, sizes, 4096);
+	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, false);
+	ck_assert_int_eq(apb_paged_read(pb, "A", buf, 10, 1500), 10);
+	ck_assert_mem_eq(buf, t.data[0] + 1500, 10);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_eq(st.bytes_loaded, 4096);   /* one block, read once */
+	ck_assert_uint_eq(st.misses, 1);
+	ck_assert_uint_eq(st.cached_pages, 4);
+	for (uint64_t off = 0; off < 4096; off += 1024)
+		ck_assert_int_eq(apb_paged_read(pb, "A", buf, 10, off), 10);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_eq(st.bytes_loaded, 4096);
+	ck_assert_uint_eq(st.hits, 4);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
 /* ---- views and pins ---- */
 
 START_TEST(get_model_too_large_changes_nothing)
@@ -804,6 +829,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, sequential_reads_trigger_readahead);
 	tcase_add_test(tc, predictor_prefetches_successor);
 	tcase_add_loop_test(tc, corrupted_block_is_refused_not_cached, 0, 3);
+	tcase_add_test(tc, small_pages_load_whole_blocks);
 	tcase_add_test(tc, get_model_too_large_changes_nothing);
 	tcase_add_test(tc, view_counts_bytes_once);
 	tcase_add_test(tc, everything_pinned_reads_uncached);

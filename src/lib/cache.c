@@ -361,46 +361,49 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 }
 
 /*
- * Loads claimed pages[0..k) with one loader call (lock not held on entry
- * or exit).  Demand: counts k misses and returns the number of leading
- * pages that loaded (left pinned; the rest are unpinned) or, if the first
- * failed, its error.  Prefetch: unpins all and returns the count loaded.
+ * Loads claimed pages[0..k) (from page lo on) with one loader call; the
+ * lock is not held on entry or exit.  Pages [skip, skip+want) are the
+ * demand: counted as misses and, when they loaded, left pinned; the others
+ * enter as prefetches (stamp) and are unpinned.  Returns, for want > 0,
+ * the number of demand pages that loaded in a row from skip, or the error
+ * of the first; for want == 0 the number of pages that loaded.
  */
-static int load_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t k,
-                    apbi_page **pages, bool pf, uint64_t stamp)
+static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_page **pages,
+                    uint32_t skip, uint32_t want, uint64_t stamp)
 {
 	uint8_t *dst[MAX_RUN] = { 0 };
 	int res[MAX_RUN] = { 0 };
 	uint32_t i, ok = 0, good = 0;
 	ssize_t got;
-	int err;
-	for (i = 0; i < k; i++) {
+	int err = -ENOSPC;
+	for (i = 0; i < k; i++)
 		dst[i] = pages[i]->data;
-		res[i] = 0;
-	}
-	got = c->cfg.load(c->cfg.load_ctx, m, page, k, dst, res);
+	got = c->cfg.load(c->cfg.load_ctx, m, lo, k, dst, res);
 	pthread_mutex_lock(&c->lock);
 	if (got > 0)
 		c->st.bytes_loaded += (uint64_t)got;
 	for (i = 0; i < k; i++) {
-		err = got < 0 ? (int)got : res[i];
-		publish(c, pages[i], err, pf, stamp);
-		if (!pf) {
+		bool demand = i >= skip && i - skip < want;
+		int e = got < 0 ? (int)got : res[i];
+		publish(c, pages[i], e, !demand, demand ? 0 : stamp);
+		if (demand) {
 			c->st.misses++;
 			c->mst[m].misses++;
+			if (i == skip && e)
+				err = e;
+			if (!e && ok == i - skip)
+				ok++;
 		}
-		good += !err;
-		if (!err && ok == i)
-			ok++;
+		good += !e;
 	}
-	if (!pf && ok)
+	if (ok)
 		__atomic_store_n(&c->clock, c->clock + 1, __ATOMIC_RELAXED);
-	err = pages[0]->err;
-	for (i = pf ? 0 : ok; i < k; i++)
-		unpin_one(c, pages[i]);
+	for (i = 0; i < k; i++)
+		if (i < skip || i >= skip + ok)
+			unpin_one(c, pages[i]);
 	pthread_cond_broadcast(&c->loaded);
 	pthread_mutex_unlock(&c->lock);
-	if (pf)
+	if (!want)
 		return (int)good;
 	return ok ? (int)ok : err;
 }
@@ -437,13 +440,46 @@ static int wait_loaded(apbi_cache *c, apbi_page *e)
 	return err;
 }
 
+/*
+ * Miss at page (lock held on entry, released here): claims it, the absent
+ * pages that follow up to max_n, and the absent rest of its load unit,
+ * then loads them all with one loader call.
+ */
+static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, uint64_t np,
+                    apbi_page **pages, uint32_t *n)
+{
+	apbi_page *run[MAX_RUN];
+	uint32_t al = c->cfg.model_align ? c->cfg.model_align[m] : 1, k, skip;
+	uint64_t lo = page, hi = page + (max_n < MAX_RUN ? max_n : MAX_RUN);
+	int r;
+	if (al > 1) {
+		uint64_t a0 = page / al * al, a1 = a0 + al < np ? a0 + al : np;
+		while (lo > a0 && page - lo < MAX_RUN / 2 && !lookup(c, m, lo - 1))
+			lo--;
+		if (hi < a1)
+			hi = a1;
+		if (hi - lo > MAX_RUN)
+			hi = lo + MAX_RUN;
+	}
+	skip = (uint32_t)(page - lo);
+	k = claim_run(c, m, lo, (uint32_t)(hi - lo), false, 0, run);
+	pthread_mutex_unlock(&c->lock);
+	if (!k)
+		return -ENOSPC;
+	r = load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c));
+	if (r < 0)
+		return r;
+	memcpy(pages, run + skip, (size_t)r * sizeof *pages);
+	*n = (uint32_t)r;
+	return 0;
+}
+
 /** See cache.h. */
 int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
                        apbi_page **pages, uint32_t *n)
 {
 	apbi_page *e;
 	uint64_t np;
-	uint32_t k;
 	int r;
 	*n = 0;
 	if (m >= c->cfg.n_models || page >= (np = apbi_cache_npages(c, m)) || !max_n)
@@ -466,15 +502,7 @@ int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
 		}
 		return r;
 	}
-	k = claim_run(c, m, page, max_n < MAX_RUN ? max_n : MAX_RUN, false, 0, pages);
-	pthread_mutex_unlock(&c->lock);
-	if (!k)
-		return -ENOSPC;
-	r = load_run(c, m, page, k, pages, false, 0);
-	if (r < 0)
-		return r;
-	*n = (uint32_t)r;
-	return 0;
+	return miss_run(c, m, page, max_n, np, pages, n);
 }
 
 /** See cache.h. */
@@ -541,7 +569,7 @@ uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t 
 		pthread_mutex_unlock(&c->lock);
 		if (!k)
 			break;
-		r = load_run(c, m, page, k, pages, true, stamp);
+		r = load_run(c, m, page, k, pages, 0, 0, stamp);
 		done += (uint64_t)r;
 		if ((uint32_t)r < k)
 			break;

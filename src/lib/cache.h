@@ -47,7 +47,10 @@ typedef struct apbi_cache_config {
 	apbi_cache_load_fn load;
 	void *load_ctx;
 	uint32_t max_run;                /* pages per coalesced load; 0 = 16 */
-	uint32_t align_pages;            /* miss runs start at multiples of this (0/1 = none) */
+	/* Per model (borrowed, may be NULL): pages per load unit (its checksum
+	 * block).  A miss also loads the unit's other absent pages, as cold
+	 * "prefetched" pages, since the loader reads the whole unit anyway. */
+	const uint32_t *model_align;
 	apbi_cache_evict_fn on_evict;    /* may be NULL */
 	void *evict_ctx;
 } apbi_cache_config;

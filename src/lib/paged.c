@@ -33,6 +33,7 @@ struct apb_paged {
 	apbi_manifest *man;
 	apb_paging_config cfg;
 	uint64_t *sizes;
+	uint32_t *align;          /* pages per checksum block (load unit) */
 	uint64_t **sums;          /* per model, published once with a CAS */
 	uint64_t sums_bytes;      /* bytes of kept tables */
 	uint64_t checksum_failures;
@@ -181,12 +182,21 @@ static int open_cache(apb_paged *pb)
 	};
 	int r;
 	pb->sizes = calloc(n ? n : 1, sizeof *pb->sizes);
+	pb->align = calloc(n ? n : 1, sizeof *pb->align);
 	pb->sums = calloc(n ? n : 1, sizeof *pb->sums);
-	if (!pb->sizes || !pb->sums)
+	if (!pb->sizes || !pb->sums || !pb->align)
 		return apbi_set_error(-ENOMEM, "out of memory for %llu models", (unsigned long long)n);
-	for (uint64_t i = 0; i < n; i++)
-		pb->sizes[i] = pb->man->models[i].size;
+	for (uint64_t i = 0; i < n; i++) {
+		const apbi_model *mod = &pb->man->models[i];
+		uint64_t unit = mod->has_block_table ? mod->block_size : mod->size;
+		pb->sizes[i] = mod->size;
+		pb->align[i] = 1;
+		if (mod->block_size && unit > pb->cfg.page_size)
+			pb->align[i] = (uint32_t)((unit + pb->cfg.page_size - 1) / pb->cfg.page_size < 64 ?
+			                          (unit + pb->cfg.page_size - 1) / pb->cfg.page_size : 64);
+	}
 	cc.model_sizes = pb->sizes;
+	cc.model_align = pb->align;
 	if ((r = apbi_cache_new(&cc, &pb->cache)) < 0)
 		return apbi_set_error(r, "cannot create a %llu-byte page cache",
 		                      (unsigned long long)pb->cfg.max_memory);
@@ -251,6 +261,7 @@ void apb_paged_close(apb_paged *pb)
 			free(pb->sums[i]);
 	free(pb->sums);
 	free(pb->sizes);
+	free(pb->align);
 	apbi_manifest_free(pb->man);
 	if (pb->fd >= 0)
 		close(pb->fd);

@@ -1,0 +1,239 @@
+/*
+ * bench_cache.c - micro-benchmark of the page cache (not a test).
+ *
+ * Prints a table of (1) hit-path page lookups per second with 1 and 2
+ * threads, through the cache (lookup + pin + unpin) and through
+ * apb_paged_read_index (4 KiB reads, copy included) on a temporary bundle,
+ * and (2) the cost of one insert-with-eviction (a miss in a full cache:
+ * victim, evict, claim, publish) at 10^3 .. 10^6 resident pages for each
+ * policy, plus the bare policy operations.  A flat cost across sizes is the
+ * evidence that every operation is O(1).
+ *
+ * Usage: bench_cache [seconds-per-measurement, default 0.5]
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apbundle.h"
+#include "cache.h"
+
+static double secs = 0.5;
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static ssize_t noop_load(void *ctx, uint32_t m, uint64_t first, uint32_t n,
+                         uint8_t *const dst[], int res[])
+{
+	(void)ctx; (void)m; (void)first; (void)dst; (void)res;
+	return (ssize_t)n;
+}
+
+typedef struct job {
+	apbi_cache *c;
+	apb_paged *pb;
+	uint64_t npages, ops;
+	uint64_t seed;
+	volatile int *stop;
+} job;
+
+static void *hit_loop(void *arg)
+{
+	job *j = arg;
+	apbi_page *p;
+	uint32_t n;
+	uint64_t s = j->seed, ops = 0;
+	while (!*j->stop) {
+		for (int k = 0; k < 1024; k++) {
+			if (apbi_cache_get_run(j->c, 0, xs(&s) % j->npages, 1, &p, &n) == 0)
+				apbi_cache_unpin(j->c, &p, 1);
+		}
+		ops += 1024;
+	}
+	j->ops = ops;
+	return NULL;
+}
+
+static void *read_loop(void *arg)
+{
+	job *j = arg;
+	char buf[4096];
+	uint64_t s = j->seed, ops = 0;
+	while (!*j->stop) {
+		for (int k = 0; k < 256; k++)
+			apb_paged_read_index(j->pb, 0, buf, sizeof buf, (xs(&s) % j->npages) * 4096);
+		ops += 256;
+	}
+	j->ops = ops;
+	return NULL;
+}
+
+/* Runs fn on nthreads threads for secs; returns total ops per second. */
+static double run_threads(void *(*fn)(void *), apbi_cache *c, apb_paged *pb, uint64_t np, int nt)
+{
+	pthread_t th[2];
+	job jobs[2];
+	volatile int stop = 0;
+	double t0 = now(), el;
+	uint64_t total = 0;
+	for (int i = 0; i < nt; i++) {
+		jobs[i] = (job){ .c = c, .pb = pb, .npages = np, .seed = 88172645463325252ull + (uint64_t)i,
+		                 .stop = &stop };
+		pthread_create(&th[i], NULL, fn, &jobs[i]);
+	}
+	usleep((useconds_t)(secs * 1e6));
+	stop = 1;
+	for (int i = 0; i < nt; i++) {
+		pthread_join(th[i], NULL);
+		total += jobs[i].ops;
+	}
+	el = now() - t0;
+	return (double)total / el;
+}
+
+static apbi_cache *make(const apbi_policy_ops *pol, uint64_t *sizes, uint64_t pages, uint32_t ps)
+{
+	apbi_cache_config cfg = {
+		.max_memory = pages * ps, .page_size = ps, .policy = pol, .n_models = 1,
+		.model_sizes = sizes, .load = noop_load,
+	};
+	apbi_cache *c;
+	if (apbi_cache_new(&cfg, &c)) {
+		fprintf(stderr, "bench_cache: cannot create a cache of %llu pages\n",
+		        (unsigned long long)pages);
+		exit(1);
+	}
+	return c;
+}
+
+static void bench_hits(void)
+{
+	uint64_t sizes[1] = { 1024ull * 4096 };
+	apbi_cache *c = make(&apbi_policy_lru, sizes, 1024, 4096);
+	apbi_page *p;
+	uint32_t n;
+	for (uint64_t i = 0; i < 1024; i++)
+		if (apbi_cache_get_run(c, 0, i, 1, &p, &n) == 0)
+			apbi_cache_unpin(c, &p, 1);
+	printf("%-44s %14.2f M/s\n", "cache hit lookup+pin+unpin, 1 thread",
+	       run_threads(hit_loop, c, NULL, 1024, 1) / 1e6);
+	printf("%-44s %14.2f M/s\n", "cache hit lookup+pin+unpin, 2 threads",
+	       run_threads(hit_loop, c, NULL, 1024, 2) / 1e6);
+	apbi_cache_free(c);
+}
+
+static void bench_paged_reads(void)
+{
+	char path[] = "/tmp/bench_cache.XXXXXX";
+	int fd = mkstemp(path);
+	size_t size = 16u << 20;
+	uint8_t *data = malloc(size);
+	apb_builder *bb;
+	apb_paged *pb;
+	char buf[4096];
+	if (fd < 0 || !data)
+		return;
+	close(fd);
+	memset(data, 7, size);
+	bb = apb_builder_new(path);
+	if (!bb || apb_builder_add_model(bb, "m", data, size) || apb_builder_build(bb)) {
+		fprintf(stderr, "bench_cache: cannot build %s: %s\n", path, apb_last_error());
+		goto out;
+	}
+	if (apb_paged_open(path, NULL, &pb)) {
+		fprintf(stderr, "bench_cache: cannot open %s: %s\n", path, apb_last_error());
+		goto out;
+	}
+	for (uint64_t off = 0; off < size; off += sizeof buf)
+		apb_paged_read_index(pb, 0, buf, sizeof buf, off);
+	printf("%-44s %14.2f M/s\n", "apb_paged_read_index 4 KiB hits, 1 thread",
+	       run_threads(read_loop, NULL, pb, size / 4096, 1) / 1e6);
+	printf("%-44s %14.2f M/s\n", "apb_paged_read_index 4 KiB hits, 2 threads",
+	       run_threads(read_loop, NULL, pb, size / 4096, 2) / 1e6);
+	apb_paged_close(pb);
+out:
+	apb_builder_free(bb);
+	unlink(path);
+	free(data);
+}
+
+/* ns per miss in a full cache of r pages (each miss evicts one page). */
+static double bench_evict(const apbi_policy_ops *pol, uint64_t r)
+{
+	uint64_t sizes[1] = { 4 * r * 512 }, ops = 0, p = 0, np = 4 * r;
+	apbi_cache *c = make(pol, sizes, r, 512);
+	apbi_page *pg;
+	uint32_t n;
+	double t0;
+	for (; p < r; p++)
+		if (apbi_cache_get_run(c, 0, p, 1, &pg, &n) == 0)
+			apbi_cache_unpin(c, &pg, 1);
+	t0 = now();
+	while (now() - t0 < secs) {
+		for (int k = 0; k < 4096; k++, p = (p + 1) % np)
+			if (apbi_cache_get_run(c, 0, p, 1, &pg, &n) == 0)
+				apbi_cache_unpin(c, &pg, 1);
+		ops += 4096;
+	}
+	t0 = (now() - t0) * 1e9 / (double)ops;
+	apbi_cache_free(c);
+	return t0;
+}
+
+/* ns per victim + remove + insert + touch on a policy holding r nodes. */
+static double bench_policy(const apbi_policy_ops *pol, uint64_t r)
+{
+	apbi_pol_node *nodes = calloc(r, sizeof *nodes);
+	void *p = pol->create(r);
+	uint64_t s = 12345, ops = 0;
+	double t0;
+	for (uint64_t i = 0; i < r; i++)
+		pol->insert(p, &nodes[i], APBI_POL_DEMAND);
+	t0 = now();
+	while (now() - t0 < secs) {
+		for (int k = 0; k < 4096; k++) {
+			apbi_pol_node *v = pol->victim(p);
+			pol->remove(p, v, true);
+			pol->insert(p, v, APBI_POL_DEMAND);
+			pol->touch(p, &nodes[xs(&s) % r]);
+		}
+		ops += 4096;
+	}
+	t0 = (now() - t0) * 1e9 / (double)ops;
+	pol->destroy(p);
+	free(nodes);
+	return t0;
+}
+
+int main(int argc, char **argv)
+{
+	static const apbi_policy_ops *pols[2] = { &apbi_policy_lru, &apbi_policy_lfu };
+	if (argc > 1)
+		secs = atof(argv[1]) > 0 ? atof(argv[1]) : secs;
+	printf("%-44s %18s\n", "hit path", "lookups/s");
+	bench_hits();
+	bench_paged_reads();
+	printf("\n%-10s %12s %22s %22s\n", "policy", "resident", "miss+evict ns/op",
+	       "policy ops ns/round");
+	for (int i = 0; i < 2; i++)
+		for (uint64_t r = 1000; r <= 1000000; r *= 10)
+			printf("%-10s %12llu %22.1f %22.1f\n", pols[i]->name, (unsigned long long)r,
+			       bench_evict(pols[i], r), bench_policy(pols[i], r));
+	return 0;
+}
