@@ -526,9 +526,10 @@ static json_object *read_json(const char *path)
 	while (root && end < len && strchr(" \t\r\n", buf[end]) && buf[end])
 		end++;
 	if (!root || end != len) {
+		enum json_tokener_error e = json_tokener_get_error(tok);
 		cli_msg("--metadata: %s: not valid JSON (%s at byte %zu)", cli_esc(path),
-		        root ? "trailing data" : json_tokener_error_desc(json_tokener_get_error(tok)),
-		        end);
+		        root ? "trailing data" : e == json_tokener_continue ? "the text ends early"
+		        : json_tokener_error_desc(e), end);
 		json_object_put(root);
 		root = NULL;
 	}

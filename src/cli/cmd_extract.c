@@ -13,8 +13,9 @@
  *    replaces a symlink itself rather than writing through it.
  *  - Each file is written to a fresh temporary file (O_EXCL | O_NOFOLLOW)
  *    in its target directory, verified block by block while it is
- *    written, fsynced, renamed over the target and the directory fsynced:
- *    the target holds either its old content or the complete good model.
+ *    written, fsynced and renamed over the target, and the directory is
+ *    fsynced after its last file: the target holds either its old content
+ *    or the complete good model.
  *    A bad model's temporary file is removed and the target left as it was.
  */
 #include <errno.h>
@@ -168,26 +169,76 @@ static int write_model(int fd, const apbi_manifest *m, uint64_t i, const char *b
 		        cli_esc(name), strerror(errno));
 		status = CLI_BAD;
 	}
-	if (status != CLI_OK) {
+	if (status != CLI_OK)
 		unlinkat(dfd, tmp, 0);
-		return status;
+	return status;
+}
+
+/*
+ * The directory of the previous model, kept open: models come sorted, so
+ * neighbours usually share a directory, which is then walked once and
+ * fsynced once (after its last rename) instead of once per file.
+ */
+typedef struct dircache {
+	char *parent;             /* name prefix before the last '/', or NULL */
+	int dfd;                  /* its descriptor (rootfd for "") or -1 */
+	bool dirty;               /* a file was renamed into it */
+} dircache;
+
+/* Syncs and closes the cached directory. */
+static void dircache_flush(dircache *dc, int rootfd)
+{
+	if (dc->dfd >= 0 && dc->dirty)
+		fsync(dc->dfd);
+	if (dc->dfd >= 0 && dc->dfd != rootfd)
+		close(dc->dfd);
+	free(dc->parent);
+	dc->parent = NULL;
+	dc->dfd = -1;
+	dc->dirty = false;
+}
+
+/* Returns the directory fd for name (cached or walked) and its last component. */
+static int dircache_get(dircache *dc, int rootfd, const char *bundle, const char *name,
+                        const char **base)
+{
+	const char *slash = strrchr(name, '/');
+	size_t plen = slash ? (size_t)(slash - name) : 0;
+	int dfd;
+
+	if (dc->parent && name[0] != '/' && strlen(dc->parent) == plen &&
+	    memcmp(dc->parent, name, plen) == 0 &&
+	    component_ok(name + plen + !!slash, strlen(name + plen + !!slash))) {
+		*base = name + plen + !!slash;
+		return dc->dfd;
 	}
-	fsync(dfd);
-	return CLI_OK;
+	dircache_flush(dc, rootfd);
+	dfd = open_parent(rootfd, bundle, name, base);
+	if (dfd < 0)
+		return -1;
+	dc->parent = strndup(name, plen);
+	if (!dc->parent) {
+		if (dfd != rootfd)
+			close(dfd);
+		cli_msg("out of memory");
+		return -1;
+	}
+	dc->dfd = dfd;
+	return dfd;
 }
 
 static int extract_one(int fd, const apbi_manifest *m, uint64_t i, const char *bundle,
-                       int rootfd, cli_progress *prog)
+                       int rootfd, dircache *dc, cli_progress *prog)
 {
 	const char *base;
-	int dfd = open_parent(rootfd, bundle, m->models[i].name, &base);
+	int dfd = dircache_get(dc, rootfd, bundle, m->models[i].name, &base);
 	int status;
 
 	if (dfd < 0)
 		return CLI_BAD;
 	status = write_model(fd, m, i, bundle, dfd, base, prog);
-	if (dfd != rootfd)
-		close(dfd);
+	if (status == CLI_OK)
+		dc->dirty = true;
 	return status;
 }
 
@@ -223,6 +274,7 @@ static int select_models(const apbi_manifest *m, const char *bundle, char **name
 static int extract_selected(int fd, const apbi_manifest *m, const char *bundle,
                             int rootfd, const bool *sel, bool verbose)
 {
+	dircache dc = { NULL, -1, false };
 	cli_progress prog;
 	uint64_t total = 0, bad = 0;
 
@@ -232,11 +284,12 @@ static int extract_selected(int fd, const apbi_manifest *m, const char *bundle,
 	for (uint64_t i = 0; i < m->n_models; i++) {
 		if (!sel[i])
 			continue;
-		if (extract_one(fd, m, i, bundle, rootfd, &prog) != CLI_OK)
+		if (extract_one(fd, m, i, bundle, rootfd, &dc, &prog) != CLI_OK)
 			bad++;
 		else if (verbose)
 			printf("%s\n", cli_esc(m->models[i].name));
 	}
+	dircache_flush(&dc, rootfd);
 	cli_progress_end(&prog);
 	if (bad)
 		cli_msg("%s: %llu models not extracted", cli_esc(bundle), (unsigned long long)bad);
