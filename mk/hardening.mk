@@ -52,3 +52,10 @@ TESTS += tests/check_faults
 # Hostile names at create and open, extraction through symlinks, mount exposure.
 dist_check_SCRIPTS += tests/security_test.sh
 TESTS += tests/security_test.sh
+
+# 8 readers + a chaos thread on a 16-page cache (APB_STRESS_SECONDS, default 2 per policy).
+check_PROGRAMS += tests/check_stress
+tests_check_stress_SOURCES = tests/check_stress.c
+tests_check_stress_CFLAGS = $(TESTFLAGS)
+tests_check_stress_LDADD = $(TESTLIBS)
+TESTS += tests/check_stress

@@ -13,6 +13,11 @@
  *  - paged reads: an error or the exact bytes, never other bytes; after the
  *    faults stop every model reads back exactly, and clear_cache brings
  *    memory_used to 0 (no pin or budget leaked by an error path).
+ * Known bug (docs/RELIABILITY.md): a block checksum table read with a
+ * flipped bit is kept for the life of the handle, so that model's blocks
+ * keep failing after the disk recovers.  Wrong bytes are still never
+ * served, which is what runs by default; APB_FAULTS_STRICT=1 also demands
+ * recovery after flips and fails until the bug is fixed.
  * The total number of faults injected is printed as a TAP comment.
  */
 #include <dirent.h>
@@ -46,6 +51,13 @@ static struct {
 
 /* Faults injected by this process, for the summary line. */
 static long injected_total;
+/* APB_FAULTS_STRICT=1: reads must recover after flipped reads (see top). */
+static int flip_strict;
+
+/* The last fault armed, for failure messages after disarm(). */
+static enum fmode last_mode;
+static long last_at;
+static int last_sticky;
 
 /* Counts one call of kind op; returns 1 when it must fail. */
 static int hit(int op)
@@ -153,6 +165,9 @@ static void arm(unsigned ops, enum fmode mode, long at, int sticky)
 	F.mode = mode;
 	F.at = at;
 	F.sticky = sticky;
+	last_mode = mode;
+	last_at = at;
+	last_sticky = sticky;
 	apbi_io_set(&fault_ops);
 }
 
@@ -231,6 +246,9 @@ static int build_at(const char *path)
 
 static void setup(void)
 {
+	const char *e = getenv("APB_FAULTS_STRICT");
+
+	flip_strict = e && *e == '1';
 	tu_setup();
 	make_content();
 }
@@ -418,6 +436,186 @@ START_TEST(builder_faults)
 }
 END_TEST
 
+/* ---- paged reads ---- */
+
+#define PAGE 1024u
+#define BUDGET (8u * PAGE)
+
+static void paged_cfg(apb_paging_config *cfg)
+{
+	apb_paging_config_init(cfg);
+	cfg->page_size = PAGE;
+	cfg->max_memory = BUDGET;
+	cfg->prefetch = false;
+}
+
+/* One read of model m: an error (allowed unless must) or exactly the right bytes. */
+static void read_checked(apb_paged *pb, int m, uint64_t off, size_t len, int must)
+{
+	unsigned char *buf = malloc(len + 1);
+	size_t want = off >= sizes[m] ? 0 : (sizes[m] - off < len ? sizes[m] - off : len);
+	apb_paging_stats st;
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(buf);
+	n = apb_paged_read(pb, names[m], buf, len, off);
+	ck_assert_msg(n >= 0 || !must, "read %s [%llu,+%zu) failed (after %s%s at read call %ld): %s",
+	              names[m], (unsigned long long)off, len, last_sticky ? "every read from " : "",
+	              mode_names[last_mode], last_at, apb_last_error());
+	if (n >= 0) {
+		ck_assert_msg((size_t)n == want, "read %s at %llu: %zd bytes, expected %zu",
+		              names[m], (unsigned long long)off, n, want);
+		ck_assert_msg(n == 0 || memcmp(buf, content[m] + off, (size_t)n) == 0,
+		              "WRONG BYTES served for %s [%llu,+%zd) (fault %s at call %ld)",
+		              names[m], (unsigned long long)off, n, mode_names[last_mode], last_at);
+	}
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_le(st.memory_used, BUDGET);
+	free(buf);
+}
+
+/* Sequential pass over every model in 1500-byte reads. */
+static void read_all(apb_paged *pb, int must)
+{
+	for (int m = 0; m < N_MODELS; m++)
+		for (uint64_t off = 0; off < sizes[m] || off == 0; off += 1500) {
+			read_checked(pb, m, off, 1500, must);
+			if (sizes[m] == 0)
+				break;
+		}
+}
+
+/*
+ * The faulted workload: a pass, random reads, a pinned view, an eviction.
+ * must: every operation has to succeed (faults that are retried away).
+ */
+static void paged_workload(apb_paged *pb, int must)
+{
+	uint64_t s = 12345;
+	const void *view;
+	size_t vsize;
+	int rc;
+
+	read_all(pb, must);
+	for (int k = 0; k < 40; k++) {
+		int m = (int)(tu_rand(&s) % N_MODELS);
+		uint64_t off = tu_rand(&s) % (sizes[m] + 1);
+		read_checked(pb, m, off, 1 + tu_rand(&s) % 3000, must);
+	}
+	rc = apb_paged_get_model(pb, "dir/c", &view, &vsize);
+	ck_assert_msg(rc == 0 || !must, "get_model failed: %s", apb_last_error());
+	if (rc == 0) {
+		ck_assert_uint_eq(vsize, sizes[2]);
+		ck_assert_msg(memcmp(view, content[2], vsize) == 0, "WRONG BYTES in a pinned view");
+		apb_paged_release(pb, view);
+	}
+	apb_paged_evict(pb, "big");
+	read_checked(pb, 3, 60000, 9000, must);
+}
+
+/* After the faults: every model exact, and no pin or budget leaked. */
+static void paged_after(apb_paged *pb, int strict)
+{
+	apb_paging_stats st;
+
+	read_all(pb, strict);
+	apb_paged_clear_cache(pb);
+	apb_paged_stats(pb, &st);
+	ck_assert_msg(st.memory_used == 0 && st.cached_pages == 0,
+	              "after clear_cache: memory_used %llu, cached_pages %llu (leaked pins?) "
+	              "after fault %s at call %ld", (unsigned long long)st.memory_used,
+	              (unsigned long long)st.cached_pages, mode_names[last_mode], last_at);
+}
+
+/*
+ * Runs the paged workload with fault (mode, at, sticky) on reads.  A flip
+ * during open may legitimately change the manifest (it has no checksum of
+ * its own), so then later failures are tolerated; so are they after any
+ * flip unless flip_strict (the known bug at the top).
+ */
+static void paged_fault_once(const char *path, enum fmode mode, long at, int sticky)
+{
+	apb_paging_config cfg;
+	apb_paged *pb = NULL;
+	long open_calls;
+	int rc, strict;
+
+	paged_cfg(&cfg);
+	arm(OP_PREAD | OP_READ, mode, at, sticky);
+	rc = apb_paged_open(path, &cfg, &pb);
+	open_calls = F.calls;
+	if (rc != 0) {
+		ck_assert_msg(mode != FM_EINTR && mode != FM_SHORT,
+		              "%s during open failed it: %s", mode_names[mode], apb_last_error());
+		disarm();
+		return;
+	}
+	/* EINTR and short reads are retried: nothing may fail under them */
+	paged_workload(pb, mode == FM_EINTR || mode == FM_SHORT);
+	strict = !(mode == FM_FLIP && (at <= open_calls || !flip_strict));
+	disarm();
+	paged_after(pb, strict);
+	apb_paged_close(pb);
+}
+
+START_TEST(paged_faults)
+{
+	static const enum fmode modes[] = { FM_EIO, FM_EINTR, FM_SHORT, FM_ZERO, FM_FLIP };
+	apb_paging_config cfg;
+	char *path = tu_path("p.apbundle");
+	apb_paged *pb = NULL;
+	long total;
+
+	ck_assert_int_eq(build_at(path), 0);
+	paged_cfg(&cfg);
+	arm(OP_PREAD | OP_READ, FM_EIO, 0, 0);
+	ck_assert_int_eq(apb_paged_open(path, &cfg, &pb), 0);
+	paged_workload(pb, 1);
+	total = F.calls;
+	disarm();
+	paged_after(pb, 1);
+	apb_paged_close(pb);
+	ck_assert_int_gt(total, 10);
+	for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
+		if (_i && modes[k] == FM_EINTR)
+			continue;       /* a disk that only ever says EINTR is retried forever */
+		for (long n = 1; n <= total; n++)
+			paged_fault_once(path, modes[k], n, _i);
+	}
+	free(path);
+}
+END_TEST
+
+/*
+ * While every read comes back altered nothing is served or cached; once
+ * the disk is good again reads give the exact bytes or (known bug, unless
+ * flip_strict) an error.
+ */
+START_TEST(paged_flip_not_cached)
+{
+	apb_paging_config cfg;
+	char *path = tu_path("p.apbundle");
+	apb_paged *pb = NULL;
+	apb_paging_stats st;
+	unsigned char buf[PAGE];
+
+	ck_assert_int_eq(build_at(path), 0);
+	paged_cfg(&cfg);
+	ck_assert_int_eq(apb_paged_open(path, &cfg, &pb), 0);
+	arm(OP_PREAD | OP_READ, FM_FLIP, 1, 1);     /* every read comes back altered */
+	for (uint64_t off = 0; off < sizes[3]; off += PAGE)
+		ck_assert_int_lt(apb_paged_read(pb, "big", buf, sizeof buf, off), 0);
+	ck_assert_int_gt(disarm(), 0);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_eq(st.memory_used, 0);
+	ck_assert_uint_gt(st.checksum_failures, 0);
+	read_all(pb, flip_strict);
+	paged_after(pb, flip_strict);
+	apb_paged_close(pb);
+	free(path);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("faults");
@@ -427,6 +625,8 @@ Suite *test_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, load_faults);
 	tcase_add_loop_test(tc, builder_faults, 0, 2);
+	tcase_add_loop_test(tc, paged_faults, 0, 2);
+	tcase_add_test(tc, paged_flip_not_cached);
 	suite_add_tcase(s, tc);
 	return s;
 }
