@@ -400,7 +400,22 @@ run create busy.apbundle small=src/a.bin
 check "a temp file of a dead run is removed" test ! -e busy.apbundle.tmp.abcdef
 check "only files of the exact temp pattern are touched" sh -c \
 	"test -e busy.apbundle.tmp.abcdefg && test -e busy.apbundle.tmp.ab-def && test -e busy.apbundle.tmp.abcdef.x && test -e busy.apbundleXtmp.abcdef"
-rm -f sparse.bin
+# An interrupted extract leaves neither the model nor its temp file.
+truncate -s 2G sparse2.bin
+"$APB" create sp.apbundle big=sparse2.bin 2>err
+rm -f sparse.bin sparse2.bin
+mkdir -p spx
+"$APB" extract sp.apbundle -C spx 2>err &
+BGPID=$!
+i=0
+while [ $i -lt 500 ] && [ -z "$(ls -A spx)" ]; do sleep 0.01; i=$((i + 1)); done
+kill -INT $BGPID
+wait $BGPID
+rc=$?
+BGPID=
+check "SIGINT during extract kills it (exit $rc)" test $rc -gt 128
+check "SIGINT during extract leaves no file behind" test -z "$(ls -A spx)"
+rm -f sp.apbundle
 
 # ---------------------------------------------------------------- load
 head -c 1048576 /dev/urandom >m1

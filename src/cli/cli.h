@@ -156,6 +156,18 @@ uint64_t cli_total_bytes(const apbi_manifest *m);
 /** Writes all of buf to fd, retrying on EINTR; returns 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
 
+/* ---- cleanup on SIGINT, SIGTERM, SIGHUP ---- */
+
+/**
+ * Installs fn for SIGINT, SIGTERM and SIGHUP, all three blocked while it
+ * runs.  fn must be async-signal-safe and should end by resetting the
+ * signal to SIG_DFL and raising it again, so the process dies of it.
+ */
+void cli_catch_signals(void (*fn)(int));
+
+/** Restores the dispositions that cli_catch_signals replaced. */
+void cli_restore_signals(void);
+
 /* ---- model metadata files (create --metadata) ---- */
 
 /** A parsed metadata file; md points into root and kv. */

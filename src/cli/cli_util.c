@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,6 +491,32 @@ out:
 	free(s.buf);
 	free(s.sums);
 	return status;
+}
+
+/* ---- fatal signals ---- */
+
+static const int caught[] = { SIGINT, SIGTERM, SIGHUP };
+static struct sigaction saved_act[3];
+
+/** Installs fn for SIGINT, SIGTERM and SIGHUP (each blocked while it runs). */
+void cli_catch_signals(void (*fn)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < 3; i++)
+		sigaddset(&sa.sa_mask, caught[i]);
+	for (size_t i = 0; i < 3; i++)
+		sigaction(caught[i], &sa, &saved_act[i]);
+}
+
+/** Restores the dispositions saved by cli_catch_signals. */
+void cli_restore_signals(void)
+{
+	for (size_t i = 0; i < 3; i++)
+		sigaction(caught[i], &saved_act[i], NULL);
 }
 
 /* ---- metadata files ---- */

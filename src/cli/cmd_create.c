@@ -437,26 +437,6 @@ static void on_signal(int sig)
 	raise(sig);     /* blocked until we return, then fatal */
 }
 
-static const int caught[] = { SIGINT, SIGTERM, SIGHUP };
-static struct sigaction saved_act[3];
-
-static void catch_signals(bool on)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < 3; i++)
-		sigaddset(&sa.sa_mask, caught[i]);
-	for (size_t i = 0; i < 3; i++) {
-		if (on)
-			sigaction(caught[i], &sa, &saved_act[i]);
-		else
-			sigaction(caught[i], &saved_act[i], NULL);
-	}
-}
-
 typedef struct stale {
 	char *name;
 	dev_t dev;
@@ -632,14 +612,14 @@ static int run_build(create_ctx *c)
 	cli_progress_start(&prog, c->total);
 	atomic_store(&watch_stop, false);
 	watching = pthread_create(&th, NULL, watcher, &prog) == 0;
-	catch_signals(true);
+	cli_catch_signals(on_signal);
 	apbi_clear_error();
 	rc = apb_builder_build(c->bb);
 	if (watching) {
 		atomic_store(&watch_stop, true);
 		pthread_join(th, NULL);
 	}
-	catch_signals(false);
+	cli_restore_signals();
 	cli_progress_end(&prog);
 	if (rc < 0)
 		return cli_lib_error(cli_esc(c->out), rc);

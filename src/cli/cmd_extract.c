@@ -16,11 +16,13 @@
  *    written, fsynced and renamed over the target, and the directory is
  *    fsynced after its last file: the target holds either its old content
  *    or the complete good model.
- *    A bad model's temporary file is removed and the target left as it was.
+ *    A bad model's temporary file is removed and the target left as it was;
+ *    so is the one being written when SIGINT, SIGTERM or SIGHUP arrives.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +110,23 @@ out:
 	return -1;
 }
 
+/*
+ * The temporary file being written, for the signal handler: its name is
+ * stored before it is created and the directory fd is cleared only after
+ * it was renamed or removed, so an interrupt never leaves it behind (an
+ * unlink of a name already renamed fails harmlessly).
+ */
+static char cur_tmp[64];
+static volatile sig_atomic_t cur_tmp_dfd = -1;
+
+static void on_signal(int sig)
+{
+	if (cur_tmp_dfd >= 0)
+		unlinkat(cur_tmp_dfd, cur_tmp, 0);
+	signal(sig, SIG_DFL);
+	raise(sig);     /* blocked until we return, then fatal */
+}
+
 /* Creates a fresh temporary file in dfd; its name goes to tmp. */
 static int make_temp(int dfd, char tmp[64])
 {
@@ -117,10 +136,16 @@ static int make_temp(int dfd, char tmp[64])
 
 		if (getrandom(r, sizeof(r), 0) < 0 && errno != ENOSYS)
 			return -1;
+		cur_tmp_dfd = -1;
 		snprintf(tmp, 64, ".apbundle-extract.%08x%08x.tmp", r[0], r[1]);
+		memcpy(cur_tmp, tmp, 64);
+		cur_tmp_dfd = dfd;
 		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-		if (fd >= 0 || errno != EEXIST)
+		if (fd >= 0)
 			return fd;
+		cur_tmp_dfd = -1;
+		if (errno != EEXIST)
+			return -1;
 	}
 	errno = EEXIST;
 	return -1;
@@ -171,6 +196,7 @@ static int write_model(int fd, const apbi_manifest *m, uint64_t i, const char *b
 	}
 	if (status != CLI_OK)
 		unlinkat(dfd, tmp, 0);
+	cur_tmp_dfd = -1;
 	return status;
 }
 
@@ -321,8 +347,10 @@ static int run_extract(const char *bundle, const char *dir, char **names, int n_
 	if (n_names == 0)
 		memset(sel, 1, m->n_models * sizeof(*sel));
 	status = select_models(m, bundle, names, n_names, sel);
+	cli_catch_signals(on_signal);
 	if (extract_selected(fd, m, bundle, rootfd, sel, verbose) != CLI_OK)
 		status = CLI_BAD;
+	cli_restore_signals();
 out:
 	free(sel);
 	apbi_manifest_free(m);
