@@ -86,4 +86,5 @@ for n in sizes:
             n, mb, n / dt, dt, limit + "MiB", len(warm), pct(warm, 50), pct(warm, 99), c50, c99))
 print("latency in ms per suggest process (spawn to exit); cold: %s" %
       ("40 queries, caches dropped before each" if root else "skipped (not root)"))
+print("load average at the end: %.2f %.2f %.2f on %d CPUs" % (os.getloadavg() + (os.cpu_count(),)))
 EOF
