@@ -10,7 +10,6 @@
  * the paged reader returns whole matches its manifest checksum (never
  * unverified bytes); bytes served by both readers agree.
  */
-#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
