@@ -275,6 +275,7 @@ static int open_model(opts *o, apb_paged **pb, sh_source *src, sh_meta *m)
 			goto fail;
 		o->limit_mb = m->memory_limit_mb ? m->memory_limit_mb : SH_DEFAULT_LIMIT_MB;
 		apb_paged_close(*pb);
+		*pb = NULL;
 	}
 	if (sh_store_open(o->model, o->limit_mb, pb, src) < 0 || sh_meta_read(src, m) < 0)
 		goto fail;

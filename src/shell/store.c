@@ -62,6 +62,7 @@ int sh_store_open(const char *path, uint64_t limit_mb, struct apb_paged **pb, sh
 	apb_paging_config cfg;
 	int rc;
 
+	*pb = NULL;
 	apb_paging_config_init(&cfg);
 	cfg.max_memory = limit_mb << 20;
 	cfg.page_size = SH_PAGE_SIZE;
