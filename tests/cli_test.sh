@@ -329,6 +329,14 @@ check "symlinked dirs, dangling links and FIFOs are left out" \
 	test "$("$APB" list sd.apbundle | awk 'NR>1 {print $1}' | tr '\n' ' ')" = "link real/f "
 check "each skipped entry is named in a warning" sh -c \
 	"grep -q 'skipping sd/dirlink' err && grep -q 'skipping sd/dangling' err && grep -q 'skipping sd/fifo' err"
+ln -s src srclink
+run create viasym.apbundle srclink/
+expect 0 "create DIR where DIR is a symlink to a directory"
+check "a symlinked DIR gives the same bundle" cmp -s viasym.apbundle b.apbundle
+run create nodir.apbundle no-such-dir
+expect 1 "a DIR that does not exist"
+run create nodir.apbundle src/a.bin
+expect 2 "a plain file operand without NAME= is a usage error"
 mkdir -p self && cp src/a.bin self/
 "$APB" create self/out.apbundle self 2>err
 run create self/out.apbundle self

@@ -214,14 +214,20 @@ static int cmp_source(const void *a, const void *b)
 /* Adds every file below dir, sorted by name. */
 static int add_dir(create_ctx *c, const char *dir)
 {
-	char *d = strdup(dir);
+	char *d = malloc(strlen(dir) + 3);
 	size_t len, first = c->n_src;
+	struct stat st;
 
 	if (!d)
 		return cli_msg("out of memory"), CLI_BAD;
+	strcpy(d, dir);
 	len = strlen(d);
 	while (len > 1 && d[len - 1] == '/')
 		d[--len] = '\0';
+	if (lstat(d, &st) == 0 && S_ISLNK(st.st_mode)) {
+		strcpy(d + len, "/.");   /* DIR itself is a symlink: walk its target */
+		len += 2;
+	}
 	walk.c = c;
 	walk.prefix = strcmp(d, "/") == 0 ? 1 : len + 1;
 	walk.status = CLI_OK;
@@ -249,12 +255,13 @@ static int gather(create_ctx *c, char **args, int n)
 			if (push_source(c, args[k], eq + 1, true) < 0)
 				return cli_msg("out of memory"), CLI_BAD;
 			*eq = '=';
-		} else if (stat(args[k], &st) == 0 && S_ISDIR(st.st_mode)) {
+		} else if (stat(args[k], &st) < 0) {
+			cli_msg("%s: %s (sources are NAME=PATH or DIR)", cli_esc(args[k]),
+			        strerror(errno));
+			return CLI_BAD;
+		} else if (S_ISDIR(st.st_mode)) {
 			if (add_dir(c, args[k]) != CLI_OK)
 				status = CLI_BAD;
-		} else if (errno == ENOENT && stat(args[k], &st) < 0) {
-			return cli_usage_error("'%s': no such directory (sources are NAME=PATH "
-			                       "or DIR)", cli_esc(args[k]));
 		} else {
 			return cli_usage_error("'%s' is not a directory: add a file as NAME=PATH",
 			                       cli_esc(args[k]));
