@@ -237,6 +237,8 @@ static int add_dir(create_ctx *c, const char *dir)
 		walk.status = CLI_BAD;
 	}
 	free(d);
+	if (walk.status == CLI_OK && c->n_src == first)
+		cli_msg("warning: %s: no regular files below it", cli_esc(dir));
 	qsort(c->src + first, c->n_src - first, sizeof(*c->src), cmp_source);
 	return walk.status;
 }
