@@ -73,21 +73,28 @@ static int hit(int op)
 	return 1;
 }
 
-static ssize_t f_pread(int fd, void *buf, size_t len, off_t off)
+/* The real read: pread at off, or read at the file position when off < 0. */
+static ssize_t real_read(int fd, void *buf, size_t len, off_t off)
+{
+	return off < 0 ? read(fd, buf, len) : pread(fd, buf, len, off);
+}
+
+/* A read (op OP_PREAD or OP_READ) that may carry the armed fault. */
+static ssize_t faulty_read(int op, int fd, void *buf, size_t len, off_t off)
 {
 	ssize_t n;
 
-	if (!hit(OP_PREAD))
-		return pread(fd, buf, len, off);
+	if (!hit(op))
+		return real_read(fd, buf, len, off);
 	switch (F.mode) {
 	case FM_SHORT:
-		return pread(fd, buf, len > 1 ? len / 2 : len, off);
+		return real_read(fd, buf, len > 1 ? len / 2 : len, off);
 	case FM_ZERO:   /* a premature end of file; no fault if it was the real end */
-		if (pread(fd, buf, len, off) == 0)
+		if (real_read(fd, buf, len, off) == 0)
 			__atomic_add_fetch(&F.noop, 1, __ATOMIC_SEQ_CST);
 		return 0;
 	case FM_FLIP:
-		n = pread(fd, buf, len, off);
+		n = real_read(fd, buf, len, off);
 		if (n > 0)
 			((unsigned char *)buf)[n / 2] ^= 0x01;
 		return n;
@@ -100,31 +107,14 @@ static ssize_t f_pread(int fd, void *buf, size_t len, off_t off)
 	}
 }
 
+static ssize_t f_pread(int fd, void *buf, size_t len, off_t off)
+{
+	return faulty_read(OP_PREAD, fd, buf, len, off);
+}
+
 static ssize_t f_read(int fd, void *buf, size_t len)
 {
-	ssize_t n;
-
-	if (!hit(OP_READ))
-		return read(fd, buf, len);
-	switch (F.mode) {
-	case FM_SHORT:
-		return read(fd, buf, len > 1 ? len / 2 : len);
-	case FM_ZERO:
-		if (read(fd, buf, len) == 0)
-			__atomic_add_fetch(&F.noop, 1, __ATOMIC_SEQ_CST);
-		return 0;
-	case FM_FLIP:
-		n = read(fd, buf, len);
-		if (n > 0)
-			((unsigned char *)buf)[n / 2] ^= 0x01;
-		return n;
-	case FM_EINTR:
-		errno = EINTR;
-		return -1;
-	default:
-		errno = EIO;
-		return -1;
-	}
+	return faulty_read(OP_READ, fd, buf, len, -1);
 }
 
 static ssize_t f_pwrite(int fd, const void *buf, size_t len, off_t off)
