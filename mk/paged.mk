@@ -1,6 +1,6 @@
 # cache layer and paged bundle: page cache, policies, prefetch, PagedBundle.
 libapbundle_internal_la_SOURCES += \
-	src/lib/cache.h src/lib/cache.c src/lib/policy.h \
+	src/lib/cache.h src/lib/cache_priv.h src/lib/cache.c src/lib/cache_view.c src/lib/policy.h \
 	src/lib/policy_lru.c src/lib/policy_lfu.c \
 	src/lib/prefetch.h src/lib/prefetch.c src/lib/paged.c
 
@@ -11,10 +11,16 @@ tests_check_cache_LDADD = $(TESTLIBS)
 TESTS += tests/check_cache
 
 check_PROGRAMS += tests/check_paged
-tests_check_paged_SOURCES = tests/check_paged.c
+tests_check_paged_SOURCES = tests/check_paged.c tests/tbundle.c tests/tbundle.h
 tests_check_paged_CFLAGS = $(TESTFLAGS)
 tests_check_paged_LDADD = $(TESTLIBS)
 TESTS += tests/check_paged
+
+check_PROGRAMS += tests/check_prefetch
+tests_check_prefetch_SOURCES = tests/check_prefetch.c tests/tbundle.c tests/tbundle.h
+tests_check_prefetch_CFLAGS = $(TESTFLAGS)
+tests_check_prefetch_LDADD = $(TESTLIBS)
+TESTS += tests/check_prefetch
 
 # Micro-benchmark of the cache (make scripts/bench/bench_cache; not a test).
 noinst_PROGRAMS += scripts/bench/bench_cache

@@ -1,12 +1,11 @@
 /*
- * check_paged.c - the PagedBundle API (paged.c, prefetch.c) on real bundle
+ * check_paged.c - the PagedBundle API (paged.c over cache.c) on real bundle
  * files written with the builder: upstream's behaviours made exact,
- * integrity, pins and views, fault injection, prefetch and many threads.
+ * integrity (corrupted blocks), views and pins, fault injection through the
+ * I/O seam, open errors.  Prefetch and threads: check_prefetch.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,89 +14,8 @@
 
 #include "apbundle.h"
 #include "internal.h"
+#include "tbundle.h"
 #include "testutil.h"
-
-#define MAXM 8
-
-typedef struct tb {
-	char *path;
-	int n;
-	char names[MAXM][16];
-	uint8_t *data[MAXM];
-	size_t size[MAXM];
-} tb;
-
-/* Builds a bundle of n models with the given sizes (block_size 0: default). */
-static void tb_build(tb *t, int n, const size_t *sizes, uint32_t block_size)
-{
-	apb_builder *bb;
-	memset(t, 0, sizeof *t);
-	t->path = tu_path("t.apbundle");
-	t->n = n;
-	bb = apb_builder_new(t->path);
-	ck_assert_ptr_nonnull(bb);
-	if (block_size)
-		ck_assert_int_eq(apb_builder_set_block_size(bb, block_size), 0);
-	for (int i = 0; i < n; i++) {
-		snprintf(t->names[i], sizeof t->names[i], "%c", 'A' + i);
-		t->size[i] = sizes[i];
-		t->data[i] = malloc(sizes[i] ? sizes[i] : 1);
-		tu_fill_random(t->data[i], sizes[i], (uint64_t)i + 1);
-		ck_assert_int_eq(apb_builder_add_model(bb, t->names[i], t->data[i], sizes[i]), 0);
-	}
-	ck_assert_int_eq(apb_builder_build(bb), 0);
-	apb_builder_free(bb);
-}
-
-static void tb_free(tb *t)
-{
-	for (int i = 0; i < t->n; i++)
-		free(t->data[i]);
-	free(t->path);
-}
-
-static apb_paged *tb_open(const tb *t, uint64_t max_memory, uint32_t page_size,
-                          apb_eviction ev, bool prefetch)
-{
-	apb_paging_config cfg;
-	apb_paged *pb = NULL;
-	apb_paging_config_init(&cfg);
-	cfg.max_memory = max_memory;
-	cfg.page_size = page_size;
-	cfg.eviction = ev;
-	cfg.prefetch = prefetch;
-	ck_assert_msg(apb_paged_open(t->path, &cfg, &pb) == 0, "open: %s", apb_last_error());
-	return pb;
-}
-
-/* Reads model i whole through apb_paged_read and checks every byte. */
-static void read_whole(apb_paged *pb, const tb *t, int i)
-{
-	uint8_t *buf = malloc(t->size[i] + 1);
-	ssize_t r = apb_paged_read(pb, t->names[i], buf, t->size[i] + 1, 0);
-	ck_assert_msg(r == (ssize_t)t->size[i], "read %s: %zd (%s)", t->names[i], r, apb_last_error());
-	ck_assert_mem_eq(buf, t->data[i], t->size[i]);
-	free(buf);
-}
-
-/* get_model + check + release. */
-static void get_whole(apb_paged *pb, const tb *t, int i)
-{
-	const void *d;
-	size_t sz;
-	ck_assert_msg(apb_paged_get_model(pb, t->names[i], &d, &sz) == 0, "get %s: %s",
-	              t->names[i], apb_last_error());
-	ck_assert_uint_eq(sz, t->size[i]);
-	ck_assert_mem_eq(d, t->data[i], sz);
-	apb_paged_release(pb, d);
-}
-
-static void check_budget(apb_paged *pb, uint64_t max)
-{
-	apb_paging_stats st;
-	apb_paged_stats(pb, &st);
-	ck_assert_uint_le(st.memory_used, max);
-}
 
 /* ---- upstream behaviours ---- */
 
@@ -208,145 +126,6 @@ START_TEST(clear_cache_empties)
 	for (int i = 0; i < 3; i++)
 		ck_assert(!apb_paged_is_cached(pb, t.names[i]));
 	read_whole(pb, &t, 1);
-	apb_paged_close(pb);
-	tb_free(&t);
-}
-END_TEST
-
-/* Polls (bounded) until the worker is done with model name. */
-static bool wait_cached(apb_paged *pb, const char *name)
-{
-	for (int i = 0; i < 400; i++) {
-		if (apb_paged_is_cached(pb, name))
-			return true;
-		usleep(5000);
-	}
-	return false;
-}
-
-START_TEST(prefetch_hint_makes_next_get_all_hits)
-{
-	size_t sizes[2] = { 20000, 3000 };
-	apb_paging_stats a, b;
-	tb t;
-	apb_paged *pb;
-	tb_build(&t, 2, sizes, 0);
-	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, true);
-	ck_assert_int_eq(apb_paged_prefetch_hint(pb, "A"), 0);
-	ck_assert(wait_cached(pb, "A"));
-	apb_paged_stats(pb, &a);
-	ck_assert_uint_eq(a.prefetches, 20);
-	ck_assert_uint_eq(a.misses, 0);
-	get_whole(pb, &t, 0);
-	apb_paged_stats(pb, &b);
-	ck_assert_uint_eq(b.misses, 0);
-	ck_assert_uint_eq(b.hits, 20);
-	ck_assert_uint_eq(b.prefetch_hits, 20);
-	apb_paged_close(pb);
-	/* prefetch off: the hint is refused */
-	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, false);
-	ck_assert_int_eq(apb_paged_prefetch_hint(pb, "A"), -EAGAIN);
-	apb_paged_close(pb);
-	tb_free(&t);
-}
-END_TEST
-
-static int thread_count(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	int n = 0;
-	struct dirent *e;
-	ck_assert_ptr_nonnull(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-START_TEST(open_starts_no_thread)
-{
-	size_t sizes[2] = { 9000, 9000 };
-	tb t;
-	apb_paged *pb;
-	int before, started;
-	tb_build(&t, 2, sizes, 0);
-	before = thread_count();
-	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, true);
-	ck_assert_int_eq(thread_count(), before);
-	ck_assert_int_eq(apb_paged_start_worker(pb), 0);
-	started = thread_count();   /* TSan may add its own helper thread here */
-	ck_assert_int_gt(started, before);
-	ck_assert_int_eq(apb_paged_start_worker(pb), 0);
-	ck_assert_int_eq(thread_count(), started);
-	apb_paged_close(pb);
-	ck_assert_int_eq(thread_count(), started - 1);
-	tb_free(&t);
-}
-END_TEST
-
-START_TEST(sequential_reads_trigger_readahead)
-{
-	size_t sizes[1] = { 64 * 1024 };
-	apb_paging_stats st;
-	uint8_t buf[2048];
-	tb t;
-	apb_paged *pb;
-	tb_build(&t, 1, sizes, 0);
-	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, true);
-	for (size_t off = 0; off < sizes[0]; off += sizeof buf) {
-		ck_assert_int_eq(apb_paged_read(pb, "A", buf, sizeof buf, off), (int)sizeof buf);
-		ck_assert_mem_eq(buf, t.data[0] + off, sizeof buf);
-		if (off == 8 * 1024)
-			usleep(50000);   /* let the worker get ahead once */
-	}
-	apb_paged_stats(pb, &st);
-	ck_assert_uint_gt(st.prefetches, 8);
-	ck_assert_uint_gt(st.prefetch_hits, 4);
-	ck_assert_uint_le(st.prefetch_hits, st.prefetches);
-	ck_assert_uint_eq(st.hits + st.misses, 64);
-	apb_paged_close(pb);
-	tb_free(&t);
-}
-END_TEST
-
-/* Waits (bounded) until the prefetch counter stops moving. */
-static void wait_quiet(apb_paged *pb)
-{
-	apb_paging_stats st;
-	uint64_t last = UINT64_MAX;
-	for (int i = 0; i < 100; i++) {
-		apb_paged_stats(pb, &st);
-		if (st.prefetches == last)
-			return;
-		last = st.prefetches;
-		usleep(20000);
-	}
-}
-
-START_TEST(predictor_prefetches_successor)
-{
-	size_t sizes[3] = { 3000, 5000, 4000 };
-	apb_paging_stats st;
-	uint64_t p0;
-	tb t;
-	apb_paged *pb;
-	tb_build(&t, 3, sizes, 0);
-	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, true);
-	/* learn A -> B (twice) and A -> C (once) */
-	read_whole(pb, &t, 0);
-	read_whole(pb, &t, 1);
-	read_whole(pb, &t, 0);
-	read_whole(pb, &t, 2);
-	read_whole(pb, &t, 0);
-	read_whole(pb, &t, 1);
-	wait_quiet(pb);
-	apb_paged_clear_cache(pb);
-	apb_paged_stats(pb, &st);
-	p0 = st.prefetches;
-	read_whole(pb, &t, 0);   /* B is A's most likely successor */
-	ck_assert(wait_cached(pb, "B"));
-	apb_paged_stats(pb, &st);
-	ck_assert_uint_ge(st.prefetches - p0, 5);
 	apb_paged_close(pb);
 	tb_free(&t);
 }
@@ -540,16 +319,6 @@ START_TEST(everything_pinned_reads_uncached)
 }
 END_TEST
 
-static void check_iov(const struct iovec *iov, int n, const uint8_t *want, ssize_t len)
-{
-	ssize_t at = 0;
-	for (int i = 0; i < n; i++) {
-		ck_assert_mem_eq(iov[i].iov_base, want + at, iov[i].iov_len);
-		at += (ssize_t)iov[i].iov_len;
-	}
-	ck_assert_int_eq(at, len);
-}
-
 START_TEST(pin_range_zero_copy)
 {
 	size_t sizes[1] = { 10000 };
@@ -724,95 +493,6 @@ START_TEST(config_and_metadata)
 }
 END_TEST
 
-/* ---- many threads ---- */
-
-typedef struct rd_arg {
-	apb_paged *pb;
-	const tb *t;
-	uint64_t seed;
-} rd_arg;
-
-static void thread_op(apb_paged *pb, const tb *t, uint64_t *s, uint8_t *buf)
-{
-	int m = (int)(tu_rand(s) % (uint64_t)t->n), kind = (int)(tu_rand(s) % 20);
-	uint64_t off = tu_rand(s) % (t->size[m] + 10), len = tu_rand(s) % 5000;
-	if (kind == 0) {
-		const void *d;
-		size_t sz;
-		int r = apb_paged_get_model(pb, t->names[m], &d, &sz);
-		ck_assert_msg(r == 0 || r == -EBUSY || r == -EFBIG, "get_model: %d", r);
-		if (r == 0) {
-			ck_assert_mem_eq(d, t->data[m], sz);
-			apb_paged_release(pb, d);
-		}
-	} else if (kind == 1) {
-		struct iovec iov[8];
-		apb_pinned *pins;
-		int n;
-		ssize_t r = apb_paged_pin_range(pb, (size_t)m, off, len, iov, 8, &n, &pins);
-		ck_assert_msg(r >= 0 || r == -ENOBUFS, "pin_range: %zd", r);
-		if (r > 0) {
-			check_iov(iov, n, t->data[m] + off, r);
-			apb_paged_unpin(pb, pins);
-		}
-	} else {
-		ssize_t want = off >= t->size[m] ? 0 :
-		               (ssize_t)(len < t->size[m] - off ? len : t->size[m] - off);
-		ssize_t r = apb_paged_read(pb, t->names[m], buf, len, off);
-		ck_assert_msg(r == want, "read %s %lu+%lu: %zd (%s)", t->names[m],
-		              (unsigned long)off, (unsigned long)len, r, apb_last_error());
-		if (r > 0 && memcmp(buf, t->data[m] + off, (size_t)r))
-			ck_abort_msg("bytes differ: %s %lu+%zd", t->names[m], (unsigned long)off, r);
-	}
-}
-
-static void *reader(void *arg)
-{
-	rd_arg *a = arg;
-	uint64_t s = a->seed;
-	uint8_t *buf = malloc(5000);
-	for (int i = 0; i < 2500; i++) {
-		thread_op(a->pb, a->t, &s, buf);
-		if (i % 50 == 0)
-			check_budget(a->pb, 4096);
-	}
-	free(buf);
-	return NULL;
-}
-
-START_TEST(threads_read_random_ranges)
-{
-	size_t sizes[5] = { 50000, 7777, 123, 30000, 3000 };
-	apb_paging_stats st;
-	pthread_t th[4];
-	rd_arg a[4];
-	tb t;
-	apb_paged *pb;
-	tb_build(&t, 5, sizes, 2048);
-	pb = tb_open(&t, 4096, 1024, _i ? APB_EVICT_LFU : APB_EVICT_LRU, true);
-	for (int i = 0; i < 4; i++) {
-		a[i] = (rd_arg){ .pb = pb, .t = &t, .seed = 1000 * (uint64_t)_i + (uint64_t)i + 1 };
-		ck_assert_int_eq(pthread_create(&th[i], NULL, reader, &a[i]), 0);
-	}
-	for (int i = 0; i < 4; i++)
-		pthread_join(th[i], NULL);
-	apb_paged_stats(pb, &st);
-	ck_assert_uint_le(st.memory_used, 4096);
-	ck_assert_uint_gt(st.evictions, 100);
-	ck_assert_uint_eq(st.checksum_failures, 0);
-	apb_paged_close(pb);
-	/* no pin or budget leaked: without prefetch, clearing empties */
-	pb = tb_open(&t, 4096, 1024, APB_EVICT_LRU, false);
-	a[0].pb = pb;
-	reader(&a[0]);
-	apb_paged_clear_cache(pb);
-	apb_paged_stats(pb, &st);
-	ck_assert_uint_eq(st.memory_used, 0);
-	apb_paged_close(pb);
-	tb_free(&t);
-}
-END_TEST
-
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("paged");
@@ -823,13 +503,9 @@ Suite *test_suite(void)
 	tcase_add_loop_test(tc, lfu_evicts_exactly_b, 0, 2);
 	tcase_add_test(tc, unknown_names);
 	tcase_add_test(tc, clear_cache_empties);
-	tcase_add_test(tc, prefetch_hint_makes_next_get_all_hits);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("paged");
 	tu_add_fixture(tc);
-	tcase_add_test(tc, open_starts_no_thread);
-	tcase_add_test(tc, sequential_reads_trigger_readahead);
-	tcase_add_test(tc, predictor_prefetches_successor);
 	tcase_add_loop_test(tc, corrupted_block_is_refused_not_cached, 0, 3);
 	tcase_add_test(tc, small_pages_load_whole_blocks);
 	tcase_add_test(tc, get_model_too_large_changes_nothing);
@@ -839,11 +515,6 @@ Suite *test_suite(void)
 	tcase_add_test(tc, failed_reads_cache_nothing);
 	tcase_add_test(tc, open_errors);
 	tcase_add_test(tc, config_and_metadata);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("threads");
-	tu_add_fixture(tc);
-	tcase_set_timeout(tc, 120);
-	tcase_add_loop_test(tc, threads_read_random_ranges, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

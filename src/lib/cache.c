@@ -1,6 +1,7 @@
 /*
  * cache.c - byte-budgeted page cache: hash of page descriptors, pins,
- * single-flight loads, pluggable eviction policy (see cache.h).
+ * single-flight loads, pluggable eviction policy (see cache.h; whole-model
+ * views are in cache_view.c, the shared internals in cache_priv.h).
  *
  * One mutex guards all metadata; it is held only for hash lookups, policy
  * calls and counters, never across the loader or a memcpy of page data,
@@ -32,79 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "cache.h"
-
-#define MAX_RUN 64u
-#define EXTRA_DESCS 1024u
-#define MMAP_MIN (64u * 1024u)
-
-enum { ST_FREE = 0, ST_LOADING, ST_READY, ST_FAILED };
-enum {
-	F_INHASH = 1, F_INPOL = 2, F_PARKED = 4, F_UNUSED_PF = 8,
-	F_SLAB = 16, F_VIEW = 32,
-};
-
-struct apbi_page {
-	apbi_pol_node pol;
-	apbi_page *hnext;    /* hash chain, or free list */
-	apbi_page *owner;    /* view pages: the view head; else NULL */
-	apbi_page *vnext;    /* view: next page of the view */
-	uint8_t *data;
-	uint64_t page;
-	uint64_t stamp;      /* clock of the last use (prefetch: of the request) */
-	uint32_t model, len, pins;
-	uint8_t state, flags;
-	int err;
-};
-
-typedef struct vref {
-	const void *data;
-	apbi_page *root;
-	struct vref *next;
-} vref;
-
-struct apbi_cache {
-	pthread_mutex_t lock;
-	pthread_cond_t loaded;
-	apbi_cache_config cfg;
-	void *pol;
-	unsigned shift;
-	apbi_page **buckets;
-	uint64_t hmask;
-	apbi_page *pool, *free_descs;
-	uint64_t pool_cap, pool_hw, ndesc;
-	uint8_t *slab;
-	uint32_t *slots;      /* stack of free slot indices */
-	uint64_t nslots, nfree_slots, slab_hw;
-	uint64_t used, clock;
-	apbi_cache_counters st;
-	apb_model_stats *mst;
-	vref *views;
-};
-
-#define ROOT(e) ((e)->owner ? (e)->owner : (e))
-
-static inline uint64_t hash_key(const apbi_cache *c, uint32_t m, uint64_t p)
-{
-	uint64_t h = (p + ((uint64_t)m << 40)) * 0x9E3779B97F4A7C15ull;
-	return (h ^ (h >> 29)) & c->hmask;
-}
-
-static inline apbi_page *lookup(const apbi_cache *c, uint32_t m, uint64_t p)
-{
-	apbi_page *e = c->buckets[hash_key(c, m, p)];
-	while (e && (e->page != p || e->model != m))
-		e = e->hnext;
-	return e;
-}
-
-static void hash_insert(apbi_cache *c, apbi_page *e)
-{
-	apbi_page **b = &c->buckets[hash_key(c, e->model, e->page)];
-	e->hnext = *b;
-	*b = e;
-	e->flags |= F_INHASH;
-}
+#include "cache_priv.h"
 
 static void hash_remove(apbi_cache *c, apbi_page *e)
 {
@@ -130,7 +59,8 @@ uint32_t apbi_cache_page_len(const apbi_cache *c, uint32_t m, uint64_t p)
 	return left < c->cfg.page_size ? (uint32_t)left : c->cfg.page_size;
 }
 
-static apbi_page *desc_alloc(apbi_cache *c)
+/** See cache_priv.h. */
+apbi_page *apbi_cache_desc_alloc(apbi_cache *c)
 {
 	apbi_page *e = c->free_descs;
 	if (e)
@@ -142,7 +72,8 @@ static apbi_page *desc_alloc(apbi_cache *c)
 	return e;
 }
 
-static void desc_free(apbi_cache *c, apbi_page *e)
+/** See cache_priv.h. */
+void apbi_cache_desc_free(apbi_cache *c, apbi_page *e)
 {
 	e->state = ST_FREE;
 	e->hnext = c->free_descs;
@@ -160,29 +91,11 @@ static uint8_t *buf_alloc(apbi_cache *c, apbi_page *e)
 	}
 	return malloc(e->len ? e->len : 1);
 }
-
-static uint8_t *view_alloc(uint64_t size)
-{
-	void *p;
-	if (size < MMAP_MIN)
-		return malloc(size);
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static void view_unmap(uint8_t *p, uint64_t size)
-{
-	if (size < MMAP_MIN)
-		free(p);
-	else if (p)
-		munmap(p, size);
-}
-
 /* Frees e's buffer and gives its bytes back to the budget. */
 static void buf_free(apbi_cache *c, apbi_page *e)
 {
 	if (e->flags & F_VIEW) {
-		view_unmap(e->data, c->cfg.model_sizes[e->model]);
+		apbi_view_unmap(e->data, c->cfg.model_sizes[e->model]);
 		c->used -= c->cfg.model_sizes[e->model];
 	} else {
 		if (e->flags & F_SLAB)
@@ -195,8 +108,8 @@ static void buf_free(apbi_cache *c, apbi_page *e)
 	e->flags &= (uint8_t)~F_SLAB;
 }
 
-/* Takes root e (and a view's pages) out of the hash and the policy. */
-static void detach(apbi_cache *c, apbi_page *e)
+/** Takes root e (and a view's pages) out of the hash and the policy. */
+void apbi_cache_detach(apbi_cache *c, apbi_page *e)
 {
 	apbi_page *v;
 	if (e->flags & F_INPOL)
@@ -213,17 +126,17 @@ static void detach(apbi_cache *c, apbi_page *e)
 	}
 }
 
-/* Frees a detached root: its buffer (unless already freed) and descriptors. */
-static void destroy(apbi_cache *c, apbi_page *e)
+/** Frees a detached root: its buffer (unless already freed) and descriptors. */
+void apbi_cache_destroy(apbi_cache *c, apbi_page *e)
 {
 	apbi_page *v, *nv;
 	if (e->state != ST_FAILED)
 		buf_free(c, e);
 	for (v = e->vnext; v; v = nv) {
 		nv = v->vnext;
-		desc_free(c, v);
+		apbi_cache_desc_free(c, v);
 	}
-	desc_free(c, e);
+	apbi_cache_desc_free(c, e);
 }
 
 static void evict(apbi_cache *c, apbi_page *e)
@@ -236,16 +149,16 @@ static void evict(apbi_cache *c, apbi_page *e)
 		if (c->cfg.on_evict)
 			c->cfg.on_evict(c->cfg.evict_ctx, v->model, v->page);
 	}
-	detach(c, e);
-	destroy(c, e);
+	apbi_cache_detach(c, e);
+	apbi_cache_destroy(c, e);
 }
 
-/*
+/**
  * Makes room for bytes and ndesc descriptors, evicting policy victims.  A
  * prefetch (pf) only evicts pages used before stamp that are not unused
  * prefetches.  On success the bytes are counted in used.
  */
-static bool reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, uint64_t stamp)
+bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, uint64_t stamp)
 {
 	while (c->used + bytes > c->cfg.max_memory || c->ndesc + ndesc > c->pool_cap) {
 		apbi_pol_node *v = c->cfg.policy->victim(c->pol);
@@ -266,21 +179,22 @@ static bool reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, uint
 	return true;
 }
 
-static void unpin_one(apbi_cache *c, apbi_page *p)
+/** See cache_priv.h. */
+void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p)
 {
 	apbi_page *e = ROOT(p);
 	if (--e->pins)
 		return;
 	if (!(e->flags & F_INHASH)) {
-		destroy(c, e);
+		apbi_cache_destroy(c, e);
 	} else if (e->flags & F_PARKED) {
 		e->flags = (uint8_t)((e->flags & ~F_PARKED) | F_INPOL);
 		c->cfg.policy->insert(c->pol, &e->pol, APBI_POL_DEMAND);
 	}
 }
 
-/* A lookup that found page p usable: counters, policy, pin. */
-static void use_page(apbi_cache *c, apbi_page *p, bool hit)
+/** A lookup that found page p usable: counters, policy, pin. */
+void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 {
 	apbi_page *e = ROOT(p);
 	uint64_t now = c->clock + 1;
@@ -317,16 +231,16 @@ static uint32_t claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max
 		apbi_page *e;
 		if (k > 0 && lookup(c, m, p))
 			break;
-		if (!reserve(c, len, 1, pf, stamp))
+		if (!apbi_cache_reserve(c, len, 1, pf, stamp))
 			break;
-		e = desc_alloc(c);
+		e = apbi_cache_desc_alloc(c);
 		e->model = m;
 		e->page = p;
 		e->len = len;
 		e->data = buf_alloc(c, e);
 		if (!e->data) {
 			c->used -= len;
-			desc_free(c, e);
+			apbi_cache_desc_free(c, e);
 			break;
 		}
 		e->state = ST_LOADING;
@@ -400,7 +314,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 		__atomic_store_n(&c->clock, c->clock + 1, __ATOMIC_RELAXED);
 	for (i = 0; i < k; i++)
 		if (i < skip || i >= skip + ok)
-			unpin_one(c, pages[i]);
+			apbi_cache_unpin_one(c, pages[i]);
 	pthread_cond_broadcast(&c->loaded);
 	pthread_mutex_unlock(&c->lock);
 	if (!want)
@@ -414,7 +328,7 @@ static uint32_t take_hits(apbi_cache *c, apbi_page *first, uint32_t max_n, apbi_
 	uint32_t n = 0;
 	apbi_page *e = first;
 	while (e && e->state == ST_READY) {
-		use_page(c, e, true);
+		apbi_cache_use(c, e, true);
 		pages[n++] = e;
 		if (n == max_n)
 			break;
@@ -431,12 +345,12 @@ static int wait_loaded(apbi_cache *c, apbi_page *e)
 	while (e->state == ST_LOADING)
 		pthread_cond_wait(&c->loaded, &c->lock);
 	if (e->state == ST_READY) {
-		use_page(c, e, false);
-		unpin_one(c, e);
+		apbi_cache_use(c, e, false);
+		apbi_cache_unpin_one(c, e);
 		return 0;
 	}
 	err = e->err;
-	unpin_one(c, e);
+	apbi_cache_unpin_one(c, e);
 	return err;
 }
 
@@ -510,7 +424,7 @@ void apbi_cache_unpin(apbi_cache *c, apbi_page *const *pages, uint32_t n)
 {
 	pthread_mutex_lock(&c->lock);
 	for (uint32_t i = 0; i < n; i++)
-		unpin_one(c, pages[i]);
+		apbi_cache_unpin_one(c, pages[i]);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -583,201 +497,6 @@ uint64_t apbi_cache_now(apbi_cache *c)
 {
 	return __atomic_load_n(&c->clock, __ATOMIC_RELAXED);
 }
-
-/* ---- whole-model views ---- */
-
-static int vref_add(apbi_cache *c, const void *data, apbi_page *root)
-{
-	vref *v = malloc(sizeof *v);
-	if (!v)
-		return -ENOMEM;
-	v->data = data;
-	v->root = root;
-	v->next = c->views;
-	c->views = v;
-	return 0;
-}
-
-/** See cache.h. */
-bool apbi_cache_release(apbi_cache *c, const void *data)
-{
-	vref **pp, *v = NULL;
-	pthread_mutex_lock(&c->lock);
-	for (pp = &c->views; *pp; pp = &(*pp)->next) {
-		if ((*pp)->data == data) {
-			v = *pp;
-			*pp = v->next;
-			unpin_one(c, v->root);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-	free(v);
-	return v != NULL;
-}
-
-/*
- * Fills buf with model m: resident pages are copied (hits), the rest is
- * loaded straight into buf (misses).  Lock not held.
- */
-static int view_fill(apbi_cache *c, uint32_t m, uint64_t np, uint8_t *buf)
-{
-	uint8_t *dst[MAX_RUN] = { 0 };
-	int res[MAX_RUN] = { 0 };
-	for (uint64_t i = 0; i < np;) {
-		apbi_page *e;
-		uint32_t k = 0;
-		ssize_t got;
-		pthread_mutex_lock(&c->lock);
-		e = lookup(c, m, i);
-		if (e && e->state == ST_READY) {
-			use_page(c, e, true);
-			pthread_mutex_unlock(&c->lock);
-			memcpy(buf + (i << c->shift), e->data, e->len);
-			apbi_cache_unpin(c, &e, 1);
-			i++;
-			continue;
-		}
-		do {
-			dst[k] = buf + ((i + k) << c->shift);
-			res[k] = 0;
-			k++;
-		} while (k < MAX_RUN && i + k < np &&
-		         (!(e = lookup(c, m, i + k)) || e->state != ST_READY));
-		c->st.misses += k;
-		c->mst[m].misses += k;
-		pthread_mutex_unlock(&c->lock);
-		got = c->cfg.load(c->cfg.load_ctx, m, i, k, dst, res);
-		pthread_mutex_lock(&c->lock);
-		c->st.bytes_loaded += got > 0 ? (uint64_t)got : 0;
-		pthread_mutex_unlock(&c->lock);
-		if (got < 0)
-			return (int)got;
-		for (uint32_t j = 0; j < k; j++)
-			if (res[j])
-				return res[j];
-		i += k;
-	}
-	return 0;
-}
-
-/* Replaces model m's pages by the view head..descs (lock held). */
-static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head, uint8_t *buf)
-{
-	apbi_page *v = head;
-	for (uint64_t i = 0; i < np; i++, v = v->vnext) {
-		apbi_page *old = lookup(c, m, i), *r;
-		if (old) {
-			r = ROOT(old);
-			detach(c, r);
-			if (!r->pins)
-				destroy(c, r);   /* replaced: not an eviction */
-		}
-		v->model = m;
-		v->page = i;
-		v->len = apbi_cache_page_len(c, m, i);
-		v->data = buf + (i << c->shift);
-		v->owner = i ? head : NULL;
-		v->state = ST_READY;
-		hash_insert(c, v);
-	}
-	head->flags |= F_VIEW | F_INPOL;
-	head->pins = 1;
-	head->stamp = c->clock;
-	c->st.cached_pages += np;
-	c->mst[m].cached_bytes += c->cfg.model_sizes[m];
-	c->cfg.policy->insert(c->pol, &head->pol, APBI_POL_DEMAND);
-}
-
-/* Reserves size bytes and np descriptors (linked through vnext) for a view. */
-static apbi_page *view_reserve(apbi_cache *c, uint32_t m, uint64_t np)
-{
-	apbi_page *head = NULL, **tail = &head;
-	if (!reserve(c, c->cfg.model_sizes[m], np, false, 0))
-		return NULL;
-	for (uint64_t i = 0; i < np; i++) {
-		*tail = desc_alloc(c);
-		(*tail)->state = ST_LOADING;
-		tail = &(*tail)->vnext;
-	}
-	return head;
-}
-
-static void view_unreserve(apbi_cache *c, uint32_t m, apbi_page *head)
-{
-	apbi_page *nv;
-	c->used -= c->cfg.model_sizes[m];
-	for (; head; head = nv) {
-		nv = head->vnext;
-		desc_free(c, head);
-	}
-}
-
-/* A model already held as a view: count np hits, pin once (lock held). */
-static const uint8_t *view_hit(apbi_cache *c, apbi_page *head, uint64_t np)
-{
-	apbi_page *v = head;
-	for (uint64_t i = 0; i < np; i++, v = v->vnext)
-		use_page(c, v, true);
-	for (uint64_t i = 1; i < np; i++)
-		head->pins--;
-	return head->data;
-}
-
-/** See cache.h. */
-int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data)
-{
-	uint64_t np = apbi_cache_npages(c, m), size = c->cfg.model_sizes[m];
-	apbi_page *e, *head;
-	uint8_t *buf;
-	uint32_t n;
-	int r;
-	if (size > c->cfg.max_memory)
-		return -EFBIG;
-	if (np <= 1) {
-		*data = (const uint8_t *)"";
-		if (!np)
-			return 0;
-		r = apbi_cache_get_run(c, m, 0, 1, &e, &n);
-		if (r)
-			return r == -ENOSPC ? -EBUSY : r;
-		*data = e->data;
-		pthread_mutex_lock(&c->lock);
-		r = vref_add(c, e->data, e);
-		if (r)
-			unpin_one(c, e);
-		pthread_mutex_unlock(&c->lock);
-		return r;
-	}
-	pthread_mutex_lock(&c->lock);
-	e = lookup(c, m, 0);
-	if (e && (e->flags & F_VIEW) && e->state == ST_READY) {
-		*data = view_hit(c, e, np);
-		r = vref_add(c, e->data, e);
-		if (r)
-			unpin_one(c, e);
-		pthread_mutex_unlock(&c->lock);
-		return r;
-	}
-	head = view_reserve(c, m, np);
-	pthread_mutex_unlock(&c->lock);
-	if (!head)
-		return -EBUSY;
-	buf = view_alloc(size);
-	r = buf ? view_fill(c, m, np, buf) : -ENOMEM;
-	pthread_mutex_lock(&c->lock);
-	if (!r && !(r = vref_add(c, buf, head))) {
-		view_publish(c, m, np, head, buf);
-		*data = buf;
-	} else {
-		view_unreserve(c, m, head);
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (r)
-		view_unmap(buf, size);
-	return r;
-}
-
 /** See cache.h. */
 bool apbi_cache_model_resident(apbi_cache *c, uint32_t m)
 {
@@ -797,8 +516,8 @@ static void drop_root(apbi_cache *c, apbi_page *e)
 	e = ROOT(e);
 	if (e->state != ST_READY || e->pins)
 		return;
-	detach(c, e);
-	destroy(c, e);
+	apbi_cache_detach(c, e);
+	apbi_cache_destroy(c, e);
 }
 
 /** See cache.h. */
@@ -904,7 +623,7 @@ void apbi_cache_free(apbi_cache *c)
 		if (e->state == ST_FREE || e->state == ST_FAILED || e->owner)
 			continue;
 		if (e->flags & F_VIEW)
-			view_unmap(e->data, c->cfg.model_sizes[e->model]);
+			apbi_view_unmap(e->data, c->cfg.model_sizes[e->model]);
 		else if (!(e->flags & F_SLAB))
 			free(e->data);
 	}

@@ -1,0 +1,110 @@
+/*
+ * cache_priv.h - internals shared by cache.c and cache_view.c only.
+ *
+ * Everything here runs under apbi_cache.lock unless said otherwise; the
+ * invariants are listed at the top of cache.c.
+ */
+#ifndef APB_CACHE_PRIV_H
+#define APB_CACHE_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+#define MAX_RUN 64u
+#define EXTRA_DESCS 1024u
+#define MMAP_MIN (64u * 1024u)
+
+enum { ST_FREE = 0, ST_LOADING, ST_READY, ST_FAILED };
+enum {
+	F_INHASH = 1, F_INPOL = 2, F_PARKED = 4, F_UNUSED_PF = 8,
+	F_SLAB = 16, F_VIEW = 32,
+};
+
+struct apbi_page {
+	apbi_pol_node pol;
+	apbi_page *hnext;    /* hash chain, or free list */
+	apbi_page *owner;    /* view pages: the view head; else NULL */
+	apbi_page *vnext;    /* view: next page of the view */
+	uint8_t *data;
+	uint64_t page;
+	uint64_t stamp;      /* clock of the last use (prefetch: of the request) */
+	uint32_t model, len, pins;
+	uint8_t state, flags;
+	int err;
+};
+
+typedef struct vref {
+	const void *data;
+	apbi_page *root;
+	struct vref *next;
+} vref;
+
+struct apbi_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t loaded;
+	apbi_cache_config cfg;
+	void *pol;
+	unsigned shift;
+	apbi_page **buckets;
+	uint64_t hmask;
+	apbi_page *pool, *free_descs;
+	uint64_t pool_cap, pool_hw, ndesc;
+	uint8_t *slab;
+	uint32_t *slots;      /* stack of free slot indices */
+	uint64_t nslots, nfree_slots, slab_hw;
+	uint64_t used, clock;
+	apbi_cache_counters st;
+	apb_model_stats *mst;
+	vref *views;
+};
+
+#define ROOT(e) ((e)->owner ? (e)->owner : (e))
+
+static inline uint64_t hash_key(const apbi_cache *c, uint32_t m, uint64_t p)
+{
+	uint64_t h = (p + ((uint64_t)m << 40)) * 0x9E3779B97F4A7C15ull;
+	return (h ^ (h >> 29)) & c->hmask;
+}
+
+static inline apbi_page *lookup(const apbi_cache *c, uint32_t m, uint64_t p)
+{
+	apbi_page *e = c->buckets[hash_key(c, m, p)];
+	while (e && (e->page != p || e->model != m))
+		e = e->hnext;
+	return e;
+}
+
+static inline void hash_insert(apbi_cache *c, apbi_page *e)
+{
+	apbi_page **b = &c->buckets[hash_key(c, e->model, e->page)];
+	e->hnext = *b;
+	*b = e;
+	e->flags |= F_INHASH;
+}
+
+/** A fresh zeroed descriptor from the pool (the caller reserved it). */
+apbi_page *apbi_cache_desc_alloc(apbi_cache *c);
+/** Returns a descriptor to the pool. */
+void apbi_cache_desc_free(apbi_cache *c, apbi_page *e);
+/** Takes root e (and a view's pages) out of the hash and the policy. */
+void apbi_cache_detach(apbi_cache *c, apbi_page *e);
+/** Frees a detached root: its buffer (unless already freed) and descriptors. */
+void apbi_cache_destroy(apbi_cache *c, apbi_page *e);
+/**
+ * Makes room for bytes and ndesc descriptors by evicting; counts the bytes
+ * in used on success.  pf: a prefetch made at stamp (see cache.c).
+ */
+bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, uint64_t stamp);
+/** Drops one pin of p's root; the last pin frees or re-lists it. */
+void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p);
+/** Records a lookup that found p usable (hit or waited miss) and pins its root. */
+void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit);
+/** Buffer for a view of size bytes (mmap from MMAP_MIN on); NULL when out of memory. */
+uint8_t *apbi_view_alloc(uint64_t size);
+/** Frees a buffer from apbi_view_alloc of that size; NULL ok. */
+void apbi_view_unmap(uint8_t *p, uint64_t size);
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * cache_view.c - whole-model views of the page cache (apbi_cache_get_model).
+ *
+ * A model of more than one page is served as one contiguous buffer that
+ * replaces its pages: budget and descriptors for the whole model are
+ * reserved first (so memory_used never overshoots), resident pages are
+ * copied in (hits) and missing ones loaded straight into it (misses), then
+ * the view is published: its pages go into the hash pointing into the
+ * buffer, the old pages leave (freed now, or by their last unpin), and the
+ * view enters the policy as one entry, evicted as a whole and counted per
+ * page.  Outstanding views are found again by their data pointer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "cache_priv.h"
+
+/** See cache_priv.h. */
+uint8_t *apbi_view_alloc(uint64_t size)
+{
+	void *p;
+	if (size < MMAP_MIN)
+		return malloc(size);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/** See cache_priv.h. */
+void apbi_view_unmap(uint8_t *p, uint64_t size)
+{
+	if (size < MMAP_MIN)
+		free(p);
+	else if (p)
+		munmap(p, size);
+}
+
+static int vref_add(apbi_cache *c, const void *data, apbi_page *root)
+{
+	vref *v = malloc(sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	v->data = data;
+	v->root = root;
+	v->next = c->views;
+	c->views = v;
+	return 0;
+}
+
+/** See cache.h. */
+bool apbi_cache_release(apbi_cache *c, const void *data)
+{
+	vref **pp, *v = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (pp = &c->views; *pp; pp = &(*pp)->next) {
+		if ((*pp)->data == data) {
+			v = *pp;
+			*pp = v->next;
+			apbi_cache_unpin_one(c, v->root);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(v);
+	return v != NULL;
+}
+
+/*
+ * Fills buf with model m: resident pages are copied (hits), the rest is
+ * loaded straight into buf (misses).  Lock not held.
+ */
+static int view_fill(apbi_cache *c, uint32_t m, uint64_t np, uint8_t *buf)
+{
+	uint8_t *dst[MAX_RUN] = { 0 };
+	int res[MAX_RUN] = { 0 };
+	for (uint64_t i = 0; i < np;) {
+		apbi_page *e;
+		uint32_t k = 0;
+		ssize_t got;
+		pthread_mutex_lock(&c->lock);
+		e = lookup(c, m, i);
+		if (e && e->state == ST_READY) {
+			apbi_cache_use(c, e, true);
+			pthread_mutex_unlock(&c->lock);
+			memcpy(buf + (i << c->shift), e->data, e->len);
+			apbi_cache_unpin(c, &e, 1);
+			i++;
+			continue;
+		}
+		do {
+			dst[k] = buf + ((i + k) << c->shift);
+			res[k] = 0;
+			k++;
+		} while (k < MAX_RUN && i + k < np &&
+		         (!(e = lookup(c, m, i + k)) || e->state != ST_READY));
+		c->st.misses += k;
+		c->mst[m].misses += k;
+		pthread_mutex_unlock(&c->lock);
+		got = c->cfg.load(c->cfg.load_ctx, m, i, k, dst, res);
+		pthread_mutex_lock(&c->lock);
+		c->st.bytes_loaded += got > 0 ? (uint64_t)got : 0;
+		pthread_mutex_unlock(&c->lock);
+		if (got < 0)
+			return (int)got;
+		for (uint32_t j = 0; j < k; j++)
+			if (res[j])
+				return res[j];
+		i += k;
+	}
+	return 0;
+}
+
+/* Replaces model m's pages by the view head..descs (lock held). */
+static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head, uint8_t *buf)
+{
+	apbi_page *v = head;
+	for (uint64_t i = 0; i < np; i++, v = v->vnext) {
+		apbi_page *old = lookup(c, m, i), *r;
+		if (old) {
+			r = ROOT(old);
+			apbi_cache_detach(c, r);
+			if (!r->pins)
+				apbi_cache_destroy(c, r);   /* replaced: not an eviction */
+		}
+		v->model = m;
+		v->page = i;
+		v->len = apbi_cache_page_len(c, m, i);
+		v->data = buf + (i << c->shift);
+		v->owner = i ? head : NULL;
+		v->state = ST_READY;
+		hash_insert(c, v);
+	}
+	head->flags |= F_VIEW | F_INPOL;
+	head->pins = 1;
+	head->stamp = c->clock;
+	c->st.cached_pages += np;
+	c->mst[m].cached_bytes += c->cfg.model_sizes[m];
+	c->cfg.policy->insert(c->pol, &head->pol, APBI_POL_DEMAND);
+}
+
+/* Reserves size bytes and np descriptors (linked through vnext) for a view. */
+static apbi_page *view_reserve(apbi_cache *c, uint32_t m, uint64_t np)
+{
+	apbi_page *head = NULL, **tail = &head;
+	if (!apbi_cache_reserve(c, c->cfg.model_sizes[m], np, false, 0))
+		return NULL;
+	for (uint64_t i = 0; i < np; i++) {
+		*tail = apbi_cache_desc_alloc(c);
+		(*tail)->state = ST_LOADING;
+		tail = &(*tail)->vnext;
+	}
+	return head;
+}
+
+static void view_unreserve(apbi_cache *c, uint32_t m, apbi_page *head)
+{
+	apbi_page *nv;
+	c->used -= c->cfg.model_sizes[m];
+	for (; head; head = nv) {
+		nv = head->vnext;
+		apbi_cache_desc_free(c, head);
+	}
+}
+
+/* A model already held as a view: count np hits, pin once (lock held). */
+static const uint8_t *view_hit(apbi_cache *c, apbi_page *head, uint64_t np)
+{
+	apbi_page *v = head;
+	for (uint64_t i = 0; i < np; i++, v = v->vnext)
+		apbi_cache_use(c, v, true);
+	for (uint64_t i = 1; i < np; i++)
+		head->pins--;
+	return head->data;
+}
+
+/** See cache.h. */
+int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data)
+{
+	uint64_t np = apbi_cache_npages(c, m), size = c->cfg.model_sizes[m];
+	apbi_page *e, *head;
+	uint8_t *buf;
+	uint32_t n;
+	int r;
+	if (size > c->cfg.max_memory)
+		return -EFBIG;
+	if (np <= 1) {
+		*data = (const uint8_t *)"";
+		if (!np)
+			return 0;
+		r = apbi_cache_get_run(c, m, 0, 1, &e, &n);
+		if (r)
+			return r == -ENOSPC ? -EBUSY : r;
+		*data = e->data;
+		pthread_mutex_lock(&c->lock);
+		r = vref_add(c, e->data, e);
+		if (r)
+			apbi_cache_unpin_one(c, e);
+		pthread_mutex_unlock(&c->lock);
+		return r;
+	}
+	pthread_mutex_lock(&c->lock);
+	e = lookup(c, m, 0);
+	if (e && (e->flags & F_VIEW) && e->state == ST_READY) {
+		*data = view_hit(c, e, np);
+		r = vref_add(c, e->data, e);
+		if (r)
+			apbi_cache_unpin_one(c, e);
+		pthread_mutex_unlock(&c->lock);
+		return r;
+	}
+	head = view_reserve(c, m, np);
+	pthread_mutex_unlock(&c->lock);
+	if (!head)
+		return -EBUSY;
+	buf = apbi_view_alloc(size);
+	r = buf ? view_fill(c, m, np, buf) : -ENOMEM;
+	pthread_mutex_lock(&c->lock);
+	if (!r && !(r = vref_add(c, buf, head))) {
+		view_publish(c, m, np, head, buf);
+		*data = buf;
+	} else {
+		view_unreserve(c, m, head);
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (r)
+		apbi_view_unmap(buf, size);
+	return r;
+}

@@ -1,0 +1,253 @@
+/*
+ * check_prefetch.c - prefetching of the PagedBundle (prefetch.c through
+ * paged.c): hints, readahead, the next-model predictor, the lazily started
+ * worker, and many threads reading while it runs.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "apbundle.h"
+#include "tbundle.h"
+#include "testutil.h"
+
+START_TEST(prefetch_hint_makes_next_get_all_hits)
+{
+	size_t sizes[2] = { 20000, 3000 };
+	apb_paging_stats a, b;
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 2, sizes, 0);
+	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, true);
+	ck_assert_int_eq(apb_paged_prefetch_hint(pb, "A"), 0);
+	ck_assert(wait_cached(pb, "A"));
+	apb_paged_stats(pb, &a);
+	ck_assert_uint_eq(a.prefetches, 20);
+	ck_assert_uint_eq(a.misses, 0);
+	get_whole(pb, &t, 0);
+	apb_paged_stats(pb, &b);
+	ck_assert_uint_eq(b.misses, 0);
+	ck_assert_uint_eq(b.hits, 20);
+	ck_assert_uint_eq(b.prefetch_hits, 20);
+	apb_paged_close(pb);
+	/* prefetch off: the hint is refused */
+	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, false);
+	ck_assert_int_eq(apb_paged_prefetch_hint(pb, "A"), -EAGAIN);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	int n = 0;
+	struct dirent *e;
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+START_TEST(open_starts_no_thread)
+{
+	size_t sizes[2] = { 9000, 9000 };
+	tb t;
+	apb_paged *pb;
+	int before, started;
+	tb_build(&t, 2, sizes, 0);
+	before = thread_count();
+	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, true);
+	ck_assert_int_eq(thread_count(), before);
+	ck_assert_int_eq(apb_paged_start_worker(pb), 0);
+	started = thread_count();   /* TSan may add its own helper thread here */
+	ck_assert_int_gt(started, before);
+	ck_assert_int_eq(apb_paged_start_worker(pb), 0);
+	ck_assert_int_eq(thread_count(), started);
+	apb_paged_close(pb);
+	ck_assert_int_eq(thread_count(), started - 1);
+	tb_free(&t);
+}
+END_TEST
+
+START_TEST(sequential_reads_trigger_readahead)
+{
+	size_t sizes[1] = { 64 * 1024 };
+	apb_paging_stats st;
+	uint8_t buf[2048];
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 1, sizes, 0);
+	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, true);
+	for (size_t off = 0; off < sizes[0]; off += sizeof buf) {
+		ck_assert_int_eq(apb_paged_read(pb, "A", buf, sizeof buf, off), (int)sizeof buf);
+		ck_assert_mem_eq(buf, t.data[0] + off, sizeof buf);
+		if (off == 8 * 1024)
+			usleep(50000);   /* let the worker get ahead once */
+	}
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_gt(st.prefetches, 8);
+	ck_assert_uint_gt(st.prefetch_hits, 4);
+	ck_assert_uint_le(st.prefetch_hits, st.prefetches);
+	ck_assert_uint_eq(st.hits + st.misses, 64);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
+/* Waits (bounded) until the prefetch counter stops moving. */
+static void wait_quiet(apb_paged *pb)
+{
+	apb_paging_stats st;
+	uint64_t last = UINT64_MAX;
+	for (int i = 0; i < 100; i++) {
+		apb_paged_stats(pb, &st);
+		if (st.prefetches == last)
+			return;
+		last = st.prefetches;
+		usleep(20000);
+	}
+}
+
+START_TEST(predictor_prefetches_successor)
+{
+	size_t sizes[3] = { 3000, 5000, 4000 };
+	apb_paging_stats st;
+	uint64_t p0;
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 3, sizes, 0);
+	pb = tb_open(&t, 1 << 20, 1024, APB_EVICT_LRU, true);
+	/* learn A -> B (twice) and A -> C (once) */
+	read_whole(pb, &t, 0);
+	read_whole(pb, &t, 1);
+	read_whole(pb, &t, 0);
+	read_whole(pb, &t, 2);
+	read_whole(pb, &t, 0);
+	read_whole(pb, &t, 1);
+	wait_quiet(pb);
+	apb_paged_clear_cache(pb);
+	apb_paged_stats(pb, &st);
+	p0 = st.prefetches;
+	read_whole(pb, &t, 0);   /* B is A's most likely successor */
+	ck_assert(wait_cached(pb, "B"));
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_ge(st.prefetches - p0, 5);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
+/* ---- many threads ---- */
+
+typedef struct rd_arg {
+	apb_paged *pb;
+	const tb *t;
+	uint64_t seed;
+} rd_arg;
+
+static void thread_op(apb_paged *pb, const tb *t, uint64_t *s, uint8_t *buf)
+{
+	int m = (int)(tu_rand(s) % (uint64_t)t->n), kind = (int)(tu_rand(s) % 20);
+	uint64_t off = tu_rand(s) % (t->size[m] + 10), len = tu_rand(s) % 5000;
+	if (kind == 0) {
+		const void *d;
+		size_t sz;
+		int r = apb_paged_get_model(pb, t->names[m], &d, &sz);
+		ck_assert_msg(r == 0 || r == -EBUSY || r == -EFBIG, "get_model: %d", r);
+		if (r == 0) {
+			ck_assert_mem_eq(d, t->data[m], sz);
+			apb_paged_release(pb, d);
+		}
+	} else if (kind == 1) {
+		struct iovec iov[8];
+		apb_pinned *pins;
+		int n;
+		ssize_t r = apb_paged_pin_range(pb, (size_t)m, off, len, iov, 8, &n, &pins);
+		ck_assert_msg(r >= 0 || r == -ENOBUFS, "pin_range: %zd", r);
+		if (r > 0) {
+			check_iov(iov, n, t->data[m] + off, r);
+			apb_paged_unpin(pb, pins);
+		}
+	} else {
+		ssize_t want = off >= t->size[m] ? 0 :
+		               (ssize_t)(len < t->size[m] - off ? len : t->size[m] - off);
+		ssize_t r = apb_paged_read(pb, t->names[m], buf, len, off);
+		ck_assert_msg(r == want, "read %s %lu+%lu: %zd (%s)", t->names[m],
+		              (unsigned long)off, (unsigned long)len, r, apb_last_error());
+		if (r > 0 && memcmp(buf, t->data[m] + off, (size_t)r))
+			ck_abort_msg("bytes differ: %s %lu+%zd", t->names[m], (unsigned long)off, r);
+	}
+}
+
+static void *reader(void *arg)
+{
+	rd_arg *a = arg;
+	uint64_t s = a->seed;
+	uint8_t *buf = malloc(5000);
+	for (int i = 0; i < 2500; i++) {
+		thread_op(a->pb, a->t, &s, buf);
+		if (i % 50 == 0)
+			check_budget(a->pb, 4096);
+	}
+	free(buf);
+	return NULL;
+}
+
+START_TEST(threads_read_random_ranges)
+{
+	size_t sizes[5] = { 50000, 7777, 123, 30000, 3000 };
+	apb_paging_stats st;
+	pthread_t th[4];
+	rd_arg a[4];
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 5, sizes, 2048);
+	pb = tb_open(&t, 4096, 1024, _i ? APB_EVICT_LFU : APB_EVICT_LRU, true);
+	for (int i = 0; i < 4; i++) {
+		a[i] = (rd_arg){ .pb = pb, .t = &t, .seed = 1000 * (uint64_t)_i + (uint64_t)i + 1 };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, reader, &a[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_le(st.memory_used, 4096);
+	ck_assert_uint_gt(st.evictions, 100);
+	ck_assert_uint_eq(st.checksum_failures, 0);
+	apb_paged_close(pb);
+	/* no pin or budget leaked: without prefetch, clearing empties */
+	pb = tb_open(&t, 4096, 1024, APB_EVICT_LRU, false);
+	a[0].pb = pb;
+	reader(&a[0]);
+	apb_paged_clear_cache(pb);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_eq(st.memory_used, 0);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
+Suite *test_suite(void)
+{
+	Suite *s = suite_create("prefetch");
+	TCase *tc = tcase_create("prefetch");
+	tu_add_fixture(tc);
+	tcase_add_test(tc, prefetch_hint_makes_next_get_all_hits);
+	tcase_add_test(tc, open_starts_no_thread);
+	tcase_add_test(tc, sequential_reads_trigger_readahead);
+	tcase_add_test(tc, predictor_prefetches_successor);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("threads");
+	tu_add_fixture(tc);
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, threads_read_random_ranges, 0, 2);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+APB_TEST_MAIN()
