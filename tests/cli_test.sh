@@ -380,7 +380,7 @@ for sig in TERM INT; do
 	i=0
 	while [ $i -lt 500 ] && ! ls sig.apbundle.tmp.* >/dev/null 2>&1; do sleep 0.01; i=$((i + 1)); done
 	kill -"$sig" $BGPID
-	wait $BGPID
+	wait $BGPID 2>/dev/null
 	rc=$?
 	BGPID=
 	check "SIG$sig during create kills it (exit $rc)" test $rc -gt 128
@@ -392,9 +392,9 @@ BGPID=$!
 i=0
 while [ $i -lt 500 ] && ! ls sig.apbundle.tmp.* >/dev/null 2>&1; do sleep 0.01; i=$((i + 1)); done
 kill -KILL $BGPID
-wait $BGPID
+wait $BGPID 2>/dev/null
 BGPID=
-check "SIGKILL leaves a recognizable temp file" ls sig.apbundle.tmp.* >/dev/null 2>&1
+check "SIGKILL leaves a recognizable temp file" sh -c "ls sig.apbundle.tmp.* >/dev/null 2>&1"
 run create sig.apbundle small=src/a.bin
 expect 0 "the next create succeeds"
 err_has "it reports removing the stale temp file" "removed stale temporary file"
@@ -423,7 +423,7 @@ BGPID=$!
 i=0
 while [ $i -lt 500 ] && [ -z "$(ls -A spx)" ]; do sleep 0.01; i=$((i + 1)); done
 kill -INT $BGPID
-wait $BGPID
+wait $BGPID 2>/dev/null
 rc=$?
 BGPID=
 check "SIGINT during extract kills it (exit $rc)" test $rc -gt 128
