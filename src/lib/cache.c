@@ -81,16 +81,26 @@ void apbi_cache_desc_free(apbi_cache *c, apbi_page *e)
 	c->ndesc--;
 }
 
-/* Buffer for a page of len bytes whose budget is already reserved. */
+/*
+ * Buffer for page e (budget already reserved): a slab slot while one is
+ * free, whatever the length, else malloc.  A short page gives the unused
+ * tail of its slot back to the kernel, so resident slab memory stays close
+ * to the bytes counted in used.
+ */
 static uint8_t *buf_alloc(apbi_cache *c, apbi_page *e)
 {
-	if (e->len == c->cfg.page_size && (c->nfree_slots || c->slab_hw < c->nslots)) {
+	if (c->nfree_slots || c->slab_hw < c->nslots) {
 		uint64_t s = c->nfree_slots ? c->slots[--c->nfree_slots] : c->slab_hw++;
+		uint8_t *p = c->slab + (s << c->shift);
+		uint64_t keep = ((uint64_t)e->len + 4095) & ~(uint64_t)4095;
+		if (keep + 4096 <= c->cfg.page_size)
+			madvise(p + keep, c->cfg.page_size - keep, MADV_DONTNEED);
 		e->flags |= F_SLAB;
-		return c->slab + (s << c->shift);
+		return p;
 	}
 	return malloc(e->len ? e->len : 1);
 }
+
 /* Frees e's buffer and gives its bytes back to the budget. */
 static void buf_free(apbi_cache *c, apbi_page *e)
 {
@@ -364,7 +374,7 @@ static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, ui
 {
 	apbi_page *run[MAX_RUN];
 	uint32_t al = c->cfg.model_align ? c->cfg.model_align[m] : 1, k, skip;
-	uint64_t lo = page, hi = page + (max_n < MAX_RUN ? max_n : MAX_RUN);
+	uint64_t lo = page, hi = page + (max_n < c->max_run ? max_n : c->max_run);
 	int r;
 	if (al > 1) {
 		uint64_t a0 = page / al * al, a1 = a0 + al < np ? a0 + al : np;
@@ -478,7 +488,7 @@ uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t 
 			page++;
 		k = 0;
 		if (page < end)
-			k = claim_run(c, m, page, end - page < MAX_RUN ? (uint32_t)(end - page) : MAX_RUN,
+			k = claim_run(c, m, page, end - page < c->max_run ? (uint32_t)(end - page) : c->max_run,
 			              true, stamp, pages);
 		pthread_mutex_unlock(&c->lock);
 		if (!k)
@@ -602,6 +612,7 @@ int apbi_cache_new(const apbi_cache_config *cfg, apbi_cache **out)
 		return -ENOMEM;
 	c->cfg = *cfg;
 	c->shift = (unsigned)__builtin_ctz(cfg->page_size);
+	c->max_run = cfg->max_run && cfg->max_run < MAX_RUN ? cfg->max_run : MAX_RUN;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->loaded, NULL);
 	r = cache_alloc(c);

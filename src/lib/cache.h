@@ -46,7 +46,7 @@ typedef struct apbi_cache_config {
 	const uint64_t *model_sizes;     /* borrowed, n_models entries, outlives the cache */
 	apbi_cache_load_fn load;
 	void *load_ctx;
-	uint32_t max_run;                /* pages per coalesced load; 0 = 16 */
+	uint32_t max_run;                /* pages per coalesced load (0 or > 64: 64) */
 	/* Per model (borrowed, may be NULL): pages per load unit (its checksum
 	 * block).  A miss also loads the unit's other absent pages, as cold
 	 * "prefetched" pages, since the loader reads the whole unit anyway. */

@@ -48,6 +48,7 @@ struct apbi_cache {
 	apbi_cache_config cfg;
 	void *pol;
 	unsigned shift;
+	uint32_t max_run;     /* pages per coalesced load, <= MAX_RUN */
 	apbi_page **buckets;
 	uint64_t hmask;
 	apbi_page *pool, *free_descs;

@@ -15,8 +15,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -27,6 +29,8 @@
 
 #define SUMS_KEEP (8u << 20)
 #define RUN 64u
+#define SCRATCH_N 4u            /* load buffers kept for coalesced reads */
+#define SCRATCH_SIZE (1u << 20) /* ... of this size; also the coalescing limit */
 
 struct apb_paged {
 	int fd;
@@ -39,6 +43,9 @@ struct apb_paged {
 	uint64_t checksum_failures;
 	apbi_cache *cache;
 	apbi_prefetch *pf;        /* NULL when prefetch is off */
+	pthread_mutex_t scratch_lock;
+	uint8_t *scratch[SCRATCH_N]; /* mmap'ed on first use */
+	bool scratch_busy[SCRATCH_N];
 };
 
 struct apb_pinned {
@@ -118,18 +125,77 @@ static int verify_range(apb_paged *pb, uint32_t m, const uint8_t *buf, uint64_t 
 	return 0;
 }
 
-/* The cache's loader: one pread of the whole blocks covering the pages. */
+/*
+ * A load buffer of len bytes: one of the SCRATCH_N kept buffers when len
+ * fits and one is free (no allocation, no page faults once warm), a fresh
+ * allocation for an oversized block, or NULL when all are busy (the caller
+ * then reads page by page).  Kept buffers bound the memory used for I/O.
+ */
+static uint8_t *scratch_get(apb_paged *pb, uint64_t len, bool *kept)
+{
+	uint8_t *p = NULL;
+	*kept = len <= SCRATCH_SIZE;
+	if (!*kept)
+		return malloc(len);
+	pthread_mutex_lock(&pb->scratch_lock);
+	for (unsigned i = 0; i < SCRATCH_N && !p; i++) {
+		if (pb->scratch_busy[i])
+			continue;
+		if (!pb->scratch[i]) {
+			void *m = mmap(NULL, SCRATCH_SIZE, PROT_READ | PROT_WRITE,
+			               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (m == MAP_FAILED)
+				break;
+			pb->scratch[i] = m;
+		}
+		pb->scratch_busy[i] = true;
+		p = pb->scratch[i];
+	}
+	pthread_mutex_unlock(&pb->scratch_lock);
+	return p;
+}
+
+static void scratch_put(apb_paged *pb, uint8_t *p, bool kept)
+{
+	if (!kept) {
+		free(p);
+		return;
+	}
+	pthread_mutex_lock(&pb->scratch_lock);
+	for (unsigned i = 0; i < SCRATCH_N; i++)
+		if (pb->scratch[i] == p)
+			pb->scratch_busy[i] = false;
+	pthread_mutex_unlock(&pb->scratch_lock);
+}
+
+/* Reads and verifies model bytes [lo, hi) into buf (0 or an error). */
+static int read_verified(apb_paged *pb, uint32_t m, uint8_t *buf, uint64_t lo, uint64_t hi,
+                         uint64_t first, uint32_t n, int res[])
+{
+	const apbi_model *mod = &pb->man->models[m];
+	int r = apbi_pread_full(pb->fd, buf, hi - lo, pb->man->data_start + mod->offset + lo);
+	if (r == 0 && mod->block_size)
+		r = verify_range(pb, m, buf, lo, hi, first, n, res);
+	return r;
+}
+
+/*
+ * The cache's loader: one pread of the whole blocks covering the pages,
+ * straight into the page when it is one whole unit, else through a load
+ * buffer; when every buffer is busy and pages hold whole blocks, one pread
+ * per page into the pages themselves.
+ */
 static ssize_t paged_load(void *ctx, uint32_t m, uint64_t first, uint32_t n,
                           uint8_t *const dst[], int res[])
 {
 	apb_paged *pb = ctx;
 	const apbi_model *mod = &pb->man->models[m];
 	unsigned shift = (unsigned)__builtin_ctz(pb->cfg.page_size);
-	uint64_t off = first << shift, end = (first + n) << shift, lo = off, hi, bs;
+	uint64_t off = first << shift, end = (first + n) << shift, lo = off, hi, bs = 0;
 	uint8_t *buf;
-	int r = 0;
-	if (end > mod->size)
-		end = mod->size;
+	bool kept = false;
+	int r;
+	end = end < mod->size ? end : mod->size;
 	hi = end;
 	if (mod->block_size) {
 		bs = mod->has_block_table ? mod->block_size : mod->size;
@@ -137,23 +203,32 @@ static ssize_t paged_load(void *ctx, uint32_t m, uint64_t first, uint32_t n,
 		hi = (end + bs - 1) / bs * bs;
 		hi = hi < mod->size ? hi : mod->size;
 	}
-	buf = (lo == off && hi == end && n == 1) ? dst[0] : malloc(hi - lo);
-	if (!buf)
-		return apbi_set_error(-ENOMEM, "model \"%.200s\": no memory for a %llu-byte read",
-		                      mod->name, (unsigned long long)(hi - lo));
-	r = apbi_pread_full(pb->fd, buf, hi - lo, pb->man->data_start + mod->offset + lo);
-	if (r == 0 && mod->block_size)
-		r = verify_range(pb, m, buf, lo, hi, first, n, res);
-	if (r == 0 && buf != dst[0]) {
+	if (lo == off && hi == end && n == 1)
+		return (r = read_verified(pb, m, dst[0], lo, hi, first, 1, res)) < 0 ? r : (ssize_t)(hi - lo);
+	buf = scratch_get(pb, hi - lo, &kept);
+	if (!buf && kept && bs <= pb->cfg.page_size) {   /* every page is whole blocks */
 		for (uint32_t i = 0; i < n; i++) {
-			uint64_t ps = (first + i) << shift;
-			if (!res[i])
-				memcpy(dst[i], buf + (ps - lo), (end - ps) < pb->cfg.page_size ?
-				       end - ps : pb->cfg.page_size);
+			uint64_t ps = (first + i) << shift, pe = ps + pb->cfg.page_size < end ?
+			              ps + pb->cfg.page_size : end;
+			if ((r = read_verified(pb, m, dst[i], ps, pe, first + i, 1, res + i)) < 0)
+				return r;
 		}
+		return (ssize_t)(hi - lo);
 	}
-	if (buf != dst[0])
-		free(buf);
+	if (!buf) {   /* buffers busy and pages split blocks: a one-off buffer */
+		kept = false;
+		if (!(buf = malloc(hi - lo)))
+			return apbi_set_error(-ENOMEM, "model \"%.200s\": no memory for a %llu-byte read",
+			                      mod->name, (unsigned long long)(hi - lo));
+	}
+	r = read_verified(pb, m, buf, lo, hi, first, n, res);
+	for (uint32_t i = 0; r == 0 && i < n; i++) {
+		uint64_t ps = (first + i) << shift;
+		if (!res[i])
+			memcpy(dst[i], buf + (ps - lo), end - ps < pb->cfg.page_size ?
+			       end - ps : pb->cfg.page_size);
+	}
+	scratch_put(pb, buf, kept);
 	return r < 0 ? r : (ssize_t)(hi - lo);
 }
 
@@ -179,6 +254,7 @@ static int open_cache(apb_paged *pb)
 		.max_memory = pb->cfg.max_memory, .page_size = pb->cfg.page_size,
 		.policy = apbi_policy_get(pb->cfg.eviction), .n_models = (uint32_t)n,
 		.load = paged_load, .load_ctx = pb,
+		.max_run = SCRATCH_SIZE / pb->cfg.page_size ? SCRATCH_SIZE / pb->cfg.page_size : 1,
 	};
 	int r;
 	pb->sizes = calloc(n ? n : 1, sizeof *pb->sizes);
@@ -223,6 +299,7 @@ int apb_paged_open(const char *path, const apb_paging_config *cfg, apb_paged **o
 	if (!(pb = calloc(1, sizeof *pb)))
 		return apbi_set_error(-ENOMEM, "out of memory");
 	pb->fd = -1;
+	pthread_mutex_init(&pb->scratch_lock, NULL);
 	if (cfg)
 		pb->cfg = *cfg;
 	else
@@ -262,6 +339,10 @@ void apb_paged_close(apb_paged *pb)
 	free(pb->sums);
 	free(pb->sizes);
 	free(pb->align);
+	for (unsigned i = 0; i < SCRATCH_N; i++)
+		if (pb->scratch[i])
+			munmap(pb->scratch[i], SCRATCH_SIZE);
+	pthread_mutex_destroy(&pb->scratch_lock);
 	apbi_manifest_free(pb->man);
 	if (pb->fd >= 0)
 		close(pb->fd);
