@@ -612,6 +612,36 @@ START_TEST(view_replaces_pages)
 }
 END_TEST
 
+/* LFU: one get_model (or one read call) counts once for a view, not per page */
+START_TEST(lfu_counts_a_view_once_per_call)
+{
+	fake f;
+	apbi_page *pages[4];
+	const uint8_t *d;
+	uint32_t n;
+	apbi_cache *c;
+	fake_init(&f, 512);
+	for (int m = 0; m < 3; m++)
+		f.sizes[m] = 4 * 512;
+	c = make_cache(&f, 10 * 512, &apbi_policy_lfu, 3, NULL);
+	for (int k = 0; k < 2; k++) {          /* view of model 0: key 2 */
+		ck_assert_int_eq(apbi_cache_get_model(c, 0, &d), 0);
+		ck_assert(apbi_cache_release(c, d));
+	}
+	for (int k = 0; k < 3; k++) {          /* model 1's pages: key 3 each */
+		ck_assert_int_eq(apbi_cache_get_run(c, 1, 0, 4, pages, &n), 0);
+		ck_assert_uint_eq(n, 4);
+		apbi_cache_unpin(c, pages, n);
+	}
+	ck_assert_int_eq(apbi_cache_get_run(c, 2, 0, 4, pages, &n), 0);
+	ck_assert_uint_eq(n, 4);
+	apbi_cache_unpin(c, pages, n);
+	ck_assert(!apbi_cache_model_resident(c, 0));
+	ck_assert(apbi_cache_model_resident(c, 1));
+	apbi_cache_free(c);
+}
+END_TEST
+
 START_TEST(prefetch_respects_recent_pages)
 {
 	fake f;
@@ -787,6 +817,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, miss_loads_whole_unit);
 	tcase_add_test(tc, view_replaces_pages);
 	tcase_add_test(tc, prefetch_respects_recent_pages);
+	tcase_add_test(tc, lfu_counts_a_view_once_per_call);
 	tcase_add_test(tc, bad_config_is_refused);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("threads");

@@ -140,6 +140,8 @@ void apbi_cache_detach(apbi_cache *c, apbi_page *e)
 void apbi_cache_destroy(apbi_cache *c, apbi_page *e)
 {
 	apbi_page *v, *nv;
+	if (c->last_view == e)
+		c->last_view = NULL;
 	if (e->state != ST_FAILED)
 		buf_free(c, e);
 	for (v = e->vnext; v; v = nv) {
@@ -220,8 +222,10 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 		c->st.prefetch_hits++;
 		e->flags &= (uint8_t)~F_UNUSED_PF;
 	}
-	if (e->flags & F_INPOL)
+	/* the lookups of one call within one view are one use of it (LFU: one count) */
+	if ((e->flags & F_INPOL) && !(e == c->last_view && (e->flags & F_VIEW)))
 		c->cfg.policy->touch(c->pol, &e->pol);
+	c->last_view = e;
 	e->stamp = now;
 	e->pins++;
 }
@@ -337,6 +341,7 @@ static uint32_t take_hits(apbi_cache *c, apbi_page *first, uint32_t max_n, apbi_
 {
 	uint32_t n = 0;
 	apbi_page *e = first;
+	c->last_view = NULL;   /* one use per call */
 	while (e && e->state == ST_READY) {
 		apbi_cache_use(c, e, true);
 		pages[n++] = e;

@@ -60,6 +60,7 @@ struct apbi_cache {
 	apbi_cache_counters st;
 	apb_model_stats *mst;
 	vref *views;
+	apbi_page *last_view;  /* root of the latest use (see apbi_cache_use) */
 };
 
 #define ROOT(e) ((e)->owner ? (e)->owner : (e))

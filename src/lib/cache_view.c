@@ -115,6 +115,7 @@ static int view_fill(apbi_cache *c, uint32_t m, uint64_t np, uint8_t *buf)
 static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head, uint8_t *buf)
 {
 	apbi_page *v = head;
+	c->last_view = NULL;   /* one use per call */
 	for (uint64_t i = 0; i < np; i++, v = v->vnext) {
 		apbi_page *old = lookup(c, m, i), *r;
 		if (old) {
@@ -167,6 +168,7 @@ static void view_unreserve(apbi_cache *c, uint32_t m, apbi_page *head)
 static const uint8_t *view_hit(apbi_cache *c, apbi_page *head, uint64_t np)
 {
 	apbi_page *v = head;
+	c->last_view = NULL;   /* one use per call */
 	for (uint64_t i = 0; i < np; i++, v = v->vnext)
 		apbi_cache_use(c, v, true);
 	for (uint64_t i = 1; i < np; i++)

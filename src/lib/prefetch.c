@@ -15,6 +15,12 @@
  * arrive slightly out of order) keep it going and double the window, up to
  * a quarter of the budget.  When less than half a window is left ahead of
  * the reader, the next window is queued.  A read elsewhere ends the stream.
+ *
+ * Prediction: on a switch from model A to model B the transition A->B is
+ * counted, and B's most frequent successors are queued (the first
+ * max_memory/(prefetch_count+1) bytes of each) when B is read from its
+ * start, otherwise at most once per PREDICT_GAP reads, so that readers
+ * interleaving models do not flood the worker.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +32,7 @@
 #define TOPK 4u
 #define RA_INIT 4u
 #define RA_MAX 1024u
+#define PREDICT_GAP 64u
 
 typedef struct request {
 	uint32_t m;
@@ -36,6 +43,7 @@ typedef struct stream {
 	uint64_t next;     /* page after the furthest read so far */
 	uint64_t ra_end;   /* readahead issued up to here */
 	uint32_t window;   /* 0: no stream */
+	uint64_t predicted; /* note count + 1 when m's successors were last queued */
 } stream;
 
 typedef struct succ {
@@ -52,6 +60,7 @@ struct apbi_prefetch {
 	succ *next;        /* TOPK per model, allocated on the first switch */
 	uint32_t max_window;
 	int64_t last_model;
+	uint64_t notes;    /* demand reads seen */
 	request q[QCAP];
 	uint32_t head, len;
 	bool started, stop, busy;
@@ -206,10 +215,18 @@ void apbi_prefetch_note(apbi_prefetch *pf, uint32_t m, uint64_t page, uint64_t n
 		if (pf->next) {
 			if (pf->last_model >= 0)
 				count_transition(pf, (uint32_t)pf->last_model, m);
-			predict(pf, m);
+			/* readers interleaving models switch on every read: predict
+			 * when m is read from its start, else at most once per
+			 * PREDICT_GAP reads */
+			if (page == 0 || !pf->ra[m].predicted ||
+			    pf->notes + 1 - pf->ra[m].predicted > PREDICT_GAP) {
+				pf->ra[m].predicted = pf->notes + 1;
+				predict(pf, m);
+			}
 		}
 	}
 	pf->last_model = m;
+	pf->notes++;
 	pthread_mutex_unlock(&pf->lock);
 }
 
