@@ -4,8 +4,14 @@ libapbundle_internal_la_SOURCES += \
 	src/lib/policy_lru.c src/lib/policy_lfu.c \
 	src/lib/prefetch.h src/lib/prefetch.c src/lib/paged.c
 
+check_PROGRAMS += tests/check_policy
+tests_check_policy_SOURCES = tests/check_policy.c tests/refpol.h
+tests_check_policy_CFLAGS = $(TESTFLAGS)
+tests_check_policy_LDADD = $(TESTLIBS)
+TESTS += tests/check_policy
+
 check_PROGRAMS += tests/check_cache
-tests_check_cache_SOURCES = tests/check_cache.c
+tests_check_cache_SOURCES = tests/check_cache.c tests/refpol.h
 tests_check_cache_CFLAGS = $(TESTFLAGS)
 tests_check_cache_LDADD = $(TESTLIBS)
 TESTS += tests/check_cache

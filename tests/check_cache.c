@@ -1,10 +1,10 @@
 /*
- * check_cache.c - unit tests of the eviction policies and the page cache
- * (policy_lru.c, policy_lfu.c, cache.c) with a fake in-memory loader.
+ * check_cache.c - unit tests of the page cache (cache.c, cache_view.c) with
+ * a fake in-memory loader, so no bundle file is involved.
  *
- * Policies and the cache are driven by random workloads and compared step
- * by step with small reference models written the obvious (O(n)) way;
- * the cache's eviction order is observed through its on_evict hook.
+ * The cache is driven by random workloads and compared step by step with a
+ * small reference model written the obvious (O(n)) way over refpol.h; its
+ * eviction order is observed through the on_evict hook.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,124 +13,8 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "refpol.h"
 #include "testutil.h"
-
-/* ---- policies against reference models ---- */
-
-#define NN 64
-
-typedef struct ref_pol {
-	bool lfu, in[NN];
-	int64_t rank[NN];     /* LRU: order value (victim = min); LFU: key */
-	uint64_t seq[NN];     /* LFU: time of entering the current bucket */
-	int64_t hi, lo;
-	uint64_t clock, floor;
-} ref_pol;
-
-static void ref_insert(ref_pol *r, int i, bool pf)
-{
-	r->in[i] = true;
-	r->seq[i] = ++r->clock;
-	if (r->lfu)
-		r->rank[i] = (int64_t)(r->floor + (pf ? 0 : 1));
-	else
-		r->rank[i] = pf ? --r->lo : ++r->hi;
-}
-
-static void ref_touch(ref_pol *r, int i)
-{
-	r->seq[i] = ++r->clock;
-	r->rank[i] = r->lfu ? r->rank[i] + 1 : ++r->hi;
-}
-
-static int ref_victim(const ref_pol *r)
-{
-	int best = -1;
-	for (int i = 0; i < NN; i++) {
-		if (!r->in[i])
-			continue;
-		if (best < 0 || r->rank[i] < r->rank[best] ||
-		    (r->lfu && r->rank[i] == r->rank[best] && r->seq[i] < r->seq[best]))
-			best = i;
-	}
-	return best;
-}
-
-static void policy_random(const apbi_policy_ops *ops, bool lfu, uint64_t seed)
-{
-	apbi_pol_node nodes[NN];
-	ref_pol ref;
-	void *pol = ops->create(NN);
-	uint64_t s = seed;
-	memset(&ref, 0, sizeof ref);
-	memset(nodes, 0, sizeof nodes);
-	ref.lfu = lfu;
-	ck_assert_ptr_nonnull(pol);
-	for (int step = 0; step < 20000; step++) {
-		int i = (int)(tu_rand(&s) % NN), op = (int)(tu_rand(&s) % 10);
-		apbi_pol_node *v = ops->victim(pol);
-		int rv = ref_victim(&ref);
-		if (rv < 0 ? v != NULL : v != &nodes[rv])
-			ck_abort_msg("%s step %d: victim %ld, reference %d", ops->name, step,
-			             v ? (long)(v - nodes) : -1L, rv);
-		if (!ref.in[i]) {
-			bool pf = op < 2;
-			ops->insert(pol, &nodes[i], pf ? APBI_POL_PREFETCH : APBI_POL_DEMAND);
-			ref_insert(&ref, i, pf);
-		} else if (op < 6) {
-			ops->touch(pol, &nodes[i]);
-			ref_touch(&ref, i);
-		} else if (op < 9 && rv >= 0) {
-			ops->remove(pol, &nodes[rv], true);
-			if (lfu && (uint64_t)ref.rank[rv] > ref.floor)
-				ref.floor = (uint64_t)ref.rank[rv];
-			ref.in[rv] = false;
-		} else {
-			ops->remove(pol, &nodes[i], false);
-			ref.in[i] = false;
-		}
-	}
-	ops->destroy(pol);
-}
-
-START_TEST(lru_matches_reference)
-{
-	policy_random(&apbi_policy_lru, false, 1 + (uint64_t)_i);
-}
-END_TEST
-
-START_TEST(lfu_matches_reference)
-{
-	policy_random(&apbi_policy_lfu, true, 7 + (uint64_t)_i);
-}
-END_TEST
-
-START_TEST(lfu_ages_out_early_popularity)
-{
-	apbi_pol_node hot, fresh[8];
-	void *pol = apbi_policy_lfu.create(16);
-	int evicted_at = -1;
-	apbi_policy_lfu.insert(pol, &hot, APBI_POL_DEMAND);
-	for (int i = 0; i < 100; i++)
-		apbi_policy_lfu.touch(pol, &hot);
-	/* a stream of new pages, each used twice: the cache holds hot + 8 */
-	for (int i = 0; i < 8; i++)
-		apbi_policy_lfu.insert(pol, &fresh[i], APBI_POL_DEMAND);
-	for (int step = 0; step < 1000 && evicted_at < 0; step++) {
-		apbi_pol_node *v = apbi_policy_lfu.victim(pol);
-		apbi_policy_lfu.remove(pol, v, true);
-		if (v == &hot) {
-			evicted_at = step;
-			break;
-		}
-		apbi_policy_lfu.insert(pol, v, APBI_POL_DEMAND);
-		apbi_policy_lfu.touch(pol, v);
-	}
-	ck_assert_msg(evicted_at > 0, "hot page never aged out");
-	ck_assert_int_lt(evicted_at, 1000);
-	apbi_policy_lfu.destroy(pol);
-}
-END_TEST
 
 /* ---- fake loader ---- */
 
@@ -243,9 +127,7 @@ static bool ref_reserve(ref_cache *r, uint32_t len)
 		int v = ref_victim(&r->pol);
 		if (v < 0)
 			return false;
-		if (r->pol.lfu && (uint64_t)r->pol.rank[v] > r->pol.floor)
-			r->pol.floor = (uint64_t)r->pol.rank[v];
-		r->pol.in[v] = false;
+		ref_evict(&r->pol, v);
 		r->used -= r->len[v];
 		r->evictions++;
 		log_evict(&r->expect, (uint32_t)v / MAXP, (uint64_t)v % MAXP);
@@ -794,20 +676,13 @@ START_TEST(bad_config_is_refused)
 	cfg.page_size = 512;
 	cfg.max_memory = 0;
 	ck_assert_int_eq(apbi_cache_new(&cfg, &c), -EINVAL);
-	ck_assert_ptr_null(apbi_policy_get((apb_eviction)7));
-	ck_assert_ptr_eq(apbi_policy_get(APB_EVICT_LFU), &apbi_policy_lfu);
 }
 END_TEST
 
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("cache");
-	TCase *tc = tcase_create("policy");
-	tcase_add_loop_test(tc, lru_matches_reference, 0, 4);
-	tcase_add_loop_test(tc, lfu_matches_reference, 0, 4);
-	tcase_add_test(tc, lfu_ages_out_early_popularity);
-	suite_add_tcase(s, tc);
-	tc = tcase_create("cache");
+	TCase *tc = tcase_create("cache");
 	tcase_add_loop_test(tc, cache_lru_matches_reference, 0, 6);
 	tcase_add_loop_test(tc, cache_lfu_matches_reference, 0, 6);
 	tcase_add_test(tc, pinned_pages_are_never_evicted);
