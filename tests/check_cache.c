@@ -541,6 +541,8 @@ START_TEST(prefetch_respects_recent_pages)
 	ck_assert_int_eq(apbi_cache_get_run(c, 0, 0, 4, pages, &n), 0);   /* used after stamp */
 	apbi_cache_unpin(c, pages, n);
 	/* only the free 2 pages may be taken */
+	ck_assert_uint_eq(apbi_cache_prefetch(c, 1, 8, 4, stamp), 0);   /* past the end */
+	ck_assert_uint_eq(apbi_cache_prefetch(c, 5, 0, 4, stamp), 0);   /* no such model */
 	ck_assert_uint_eq(apbi_cache_prefetch(c, 1, 0, 8, stamp), 2);
 	ck_assert_int_eq(log.n, 0);
 	/* a later prefetch may evict model 0's pages but not the unused prefetches */

@@ -482,9 +482,8 @@ uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t 
 	uint64_t end, done = 0;
 	uint32_t k;
 	int r;
-	if (m >= c->cfg.n_models)
+	if (m >= c->cfg.n_models || page >= (end = apbi_cache_npages(c, m)))
 		return 0;
-	end = apbi_cache_npages(c, m);
 	if (n < end - page)
 		end = page + n;
 	while (page < end) {
