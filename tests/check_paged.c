@@ -423,6 +423,72 @@ START_TEST(failed_reads_cache_nothing)
 }
 END_TEST
 
+/* ---- aprender legacy bundles: served unverified ---- */
+
+static void le(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Writes a legacy bundle with one model "old" of len bytes (layout of check_format). */
+static void write_legacy(const char *path, const uint8_t *data, size_t len)
+{
+	uint8_t *b = calloc(1, 64 + len);
+	size_t p = 20;
+	memcpy(b, "APBUNDLE", 8);
+	le(b + 8, 1, 4);
+	le(b + p, 0, 4);        /* no created_at */
+	le(b + p + 4, 0, 8);
+	le(b + p + 12, 0, 4);   /* empty description */
+	le(b + p + 16, 1, 4);   /* one model */
+	le(b + p + 20, 3, 4);
+	memcpy(b + p + 24, "old", 3);
+	le(b + p + 27, len, 8);
+	le(b + p + 35, 0, 8);
+	p += 43;
+	le(b + 12, p - 20, 8);
+	memcpy(b + p, data, len);
+	tu_write_file(path, b, p + len);
+	free(b);
+}
+
+START_TEST(legacy_bundle_served_unverified)
+{
+	apb_paging_config cfg;
+	apb_paging_stats st;
+	apb_model_info info;
+	uint8_t data[5000], buf[5000];
+	const void *d;
+	size_t sz;
+	char *path = tu_path("old.apbundle");
+	apb_paged *pb;
+	tu_fill_random(data, sizeof data, 9);
+	write_legacy(path, data, sizeof data);
+	apb_paging_config_init(&cfg);
+	cfg.page_size = 1024;
+	cfg.prefetch = false;
+	ck_assert_msg(apb_paged_open(path, &cfg, &pb) == 0, "%s", apb_last_error());
+	ck_assert_int_eq(apb_paged_model_info(pb, 0, &info), 0);
+	ck_assert_uint_eq(info.block_size, 0);
+	ck_assert(!info.has_checksum);
+	ck_assert_int_eq(apb_paged_read(pb, "old", buf, sizeof buf, 0), (int)sizeof buf);
+	ck_assert_mem_eq(buf, data, sizeof data);
+	ck_assert_int_eq(apb_paged_read(pb, "old", buf, 100, 4950), 50);
+	ck_assert_mem_eq(buf, data + 4950, 50);
+	apb_paged_clear_cache(pb);
+	ck_assert_int_eq(apb_paged_get_model(pb, "old", &d, &sz), 0);
+	ck_assert_uint_eq(sz, sizeof data);
+	ck_assert_mem_eq(d, data, sz);
+	apb_paged_release(pb, d);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_eq(st.checksum_failures, 0);
+	ck_assert_uint_eq(st.misses, 10);
+	apb_paged_close(pb);
+	free(path);
+}
+END_TEST
+
 /* ---- open ---- */
 
 START_TEST(open_errors)
@@ -513,6 +579,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, everything_pinned_reads_uncached);
 	tcase_add_test(tc, pin_range_zero_copy);
 	tcase_add_test(tc, failed_reads_cache_nothing);
+	tcase_add_test(tc, legacy_bundle_served_unverified);
 	tcase_add_test(tc, open_errors);
 	tcase_add_test(tc, config_and_metadata);
 	suite_add_tcase(s, tc);
