@@ -27,3 +27,6 @@ check_LTLIBRARIES += tests/librsswrap.la
 tests_librsswrap_la_SOURCES = tests/rsswrap.c
 tests_librsswrap_la_CFLAGS = $(WARN_CFLAGS)
 tests_librsswrap_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+
+# Key-binding snippets, installed to $(pkgdatadir) (README).
+dist_pkgdata_DATA = scripts/apbundle-shell.bash scripts/apbundle-shell.zsh
