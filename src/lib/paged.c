@@ -389,15 +389,21 @@ static size_t copy_pages(const apb_paged *pb, apbi_page *const *pages, uint32_t 
 	return done;
 }
 
-/* Serves page p uncached (everything is pinned) into dst. */
+/*
+ * Serves page p uncached (everything is pinned) into dst: straight into
+ * the caller's buffer when it wants the whole page, else through a
+ * temporary page buffer.
+ */
 static ssize_t read_uncached(apb_paged *pb, uint32_t m, uint64_t p, uint64_t pos,
                              uint64_t end, uint8_t *dst)
 {
 	uint32_t len = apbi_cache_page_len(pb->cache, m, p);
 	uint64_t at = pos - p * pb->cfg.page_size, k = len - at;
-	uint8_t *tmp = malloc(len);
+	uint8_t *tmp;
 	ssize_t r;
-	if (!tmp)
+	if (at == 0 && end - pos >= len)
+		return apbi_cache_read_uncached(pb->cache, m, p, dst);
+	if (!(tmp = malloc(len)))
 		return apbi_set_error(-ENOMEM, "out of memory");
 	r = apbi_cache_read_uncached(pb->cache, m, p, tmp);
 	if (r >= 0) {
