@@ -23,6 +23,7 @@
 #ifndef APBUNDLE_H
 #define APBUNDLE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -239,11 +240,29 @@ void apb_builder_set_timestamp(apb_builder *bb, bool on);
 int apb_builder_set_metadata(apb_builder *bb, const char *name, const apb_metadata *md);
 
 /**
+ * Lets the caller cancel apb_builder_build, typically from a signal
+ * handler: the build reads *flag after every chunk of at most 1 MiB
+ * (copied from a source or hashed over a hole), before every model and
+ * before renaming its temporary file; once *flag is non-zero it stops,
+ * removes the temporary file and returns -ECANCELED (detail "... cancelled"),
+ * leaving path untouched.  The rename is the commit point: a flag set
+ * after it is not looked at and the build completes.  I/O already under
+ * way (a slow read, the fsync) is not interrupted.  flag must stay valid
+ * until the build returns; NULL (the default) turns the check off.
+ */
+void apb_builder_set_cancel(apb_builder *bb, const volatile sig_atomic_t *flag);
+
+/**
  * Writes the bundle: to "path.tmp.XXXXXX" in the same directory, fsync,
  * rename over path, fsync the directory.  On any failure the temporary file
  * is removed and path is untouched.  A builder can build once.
+ * While it exists the temporary file is locked with flock(LOCK_EX) on the
+ * builder's descriptor, so a cleaner can tell it from one left by a killed
+ * process, which nobody locks: remove "path.tmp.XXXXXX" files only after
+ * taking their lock with flock(LOCK_EX | LOCK_NB).
  * Errors: negative errno (I/O, a source file that changed size: -EIO),
- * -EINVAL (already built), -EFBIG (offsets would overflow).
+ * -ECANCELED (see apb_builder_set_cancel), -EINVAL (already built),
+ * -EFBIG (offsets would overflow).
  */
 int apb_builder_build(apb_builder *bb);
 

@@ -5,7 +5,9 @@
  * and xxhash directly, independently of the library's own reader: header,
  * manifest key order and padding, alignment, model bytes, checksums, block
  * tables; then reproducibility, -EFBIG and atomicity under
- * failures (changing sources, unwritable targets, injected I/O faults).
+ * failures (changing sources, unwritable targets, injected I/O faults),
+ * under cancellation (after every write in turn, inside a hole) and the
+ * flock the builder holds on its temporary file.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -557,6 +560,8 @@ static int f_fsync(int fd)
 static const apbi_io_ops faulty = { f_pread, f_pwrite, f_read, f_fsync };
 static const apbi_io_ops early_eof = { f_pread, pwrite, f_read_eof, fsync };
 
+static volatile sig_atomic_t cancel_flag; /* build_mixed's cancel flag */
+
 /* Builds models from memory and from a file; returns the build's code. */
 static int build_mixed(const char *out, const char *src)
 {
@@ -569,6 +574,7 @@ static int build_mixed(const char *out, const char *src)
 	ck_assert_int_eq(apb_builder_add_model(bb, "mem", buf, sizeof buf), 0);
 	ck_assert_int_eq(apb_builder_add_file(bb, "file", src), 0);
 	ck_assert_int_eq(apb_builder_add_model(bb, "tail", buf, 100), 0);
+	apb_builder_set_cancel(bb, &cancel_flag);
 	rc = apb_builder_build(bb);
 	apb_builder_free(bb);
 	return rc;
@@ -706,6 +712,163 @@ START_TEST(test_atomic_bad_targets)
 }
 END_TEST
 
+/* ---- cancellation and the temp file's lock ---- */
+
+static int cancel_after;      /* pwrite calls before the flag is set (-1: never) */
+static int writes, writes_after_flag;
+
+/* Whole writes (no short ones), setting cancel_flag after cancel_after of them. */
+static ssize_t c_pwrite(int fd, const void *b, size_t l, off_t o)
+{
+	writes_after_flag += cancel_flag != 0;
+	if (writes++ == cancel_after)
+		cancel_flag = 1;
+	return pwrite(fd, b, l, o);
+}
+static const apbi_io_ops cancelling = { f_pread, c_pwrite, read, fsync };
+
+/* Cancels after every pwrite of a build in turn: each one leaves no trace. */
+static void cancel_sweep(const char *out, const char *src, const void *old, size_t old_len)
+{
+	int rc = -1, n;
+
+	for (n = 0; rc != 0; n++) {
+		cancel_flag = 0;
+		cancel_after = n;
+		writes = writes_after_flag = 0;
+		apbi_io_set(&cancelling);
+		rc = build_mixed(out, src);
+		apbi_io_set(NULL);
+		if (rc == 0)
+			break;
+		ck_assert_msg(rc == -ECANCELED, "cancel after write %d gave %d (%s)", n, rc,
+		              apb_last_error());
+		ck_assert_ptr_nonnull(strstr(apb_last_error(), "cancelled"));
+		ck_assert_int_eq(writes_after_flag, 0); /* stopped at once */
+		assert_clean(out, old, old_len);
+	}
+	ck_assert_int_eq(writes, n); /* succeeded only once no write set the flag */
+	ck_assert_int_eq(n, 10);     /* 5 file chunks, 2 memory models, 2 block tables, the head */
+	cancel_flag = 0;
+}
+
+START_TEST(test_cancel)
+{
+	char *out = tu_path("k.apbundle"), *src = tu_path("src.bin");
+	static uint8_t data[(4u << 20) + 3];
+	size_t old_len;
+	uint8_t *old;
+	raw_bundle rb;
+
+	tu_fill_random(data, sizeof data, 5);
+	tu_write_file(src, data, sizeof data);
+	cancel_flag = 1; /* set before the build: nothing is written at all */
+	writes = 0;
+	apbi_io_set(&cancelling);
+	ck_assert_int_eq(build_mixed(out, src), -ECANCELED);
+	apbi_io_set(NULL);
+	ck_assert_int_eq(writes, 0);
+	assert_clean(out, NULL, 0);
+	cancel_sweep(out, src, NULL, 0);
+	raw_open(&rb, out);
+	check_model(&rb, 1, "file", data, sizeof data, 4096, 4096);
+	raw_close(&rb);
+	old = tu_read_file(out, &old_len); /* an existing bundle survives every cancel */
+	cancel_sweep(out, src, old, old_len);
+	free(old);
+	free(out);
+	free(src);
+}
+END_TEST
+
+static uint64_t progress_bytes;
+
+static void cancel_at_3m(void *ctx, uint64_t n)
+{
+	(void)ctx;
+	progress_bytes += n;
+	if (progress_bytes >= (3u << 20))
+		cancel_flag = 1;
+}
+
+START_TEST(test_cancel_in_hole)
+{
+	char *out = tu_path("h.apbundle"), *src = tu_path("hole.bin");
+	int fd = open(src, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	apb_builder *bb = apb_builder_new(out);
+
+	ck_assert_int_eq(ftruncate(fd, 1ll << 30), 0); /* 1 GiB hole: hashed, not written */
+	close(fd);
+	ck_assert_int_eq(apb_builder_add_file(bb, "hole", src), 0);
+	cancel_flag = 0;
+	progress_bytes = 0;
+	apb_builder_set_cancel(bb, &cancel_flag);
+	apbi_builder_set_progress(bb, cancel_at_3m, NULL);
+	ck_assert_int_eq(apb_builder_build(bb), -ECANCELED);
+	ck_assert_uint_eq(progress_bytes, 3u << 20); /* stopped after the chunk that set it */
+	apb_builder_free(bb);
+	assert_clean(out, NULL, 0);
+	cancel_flag = 0;
+	free(out);
+	free(src);
+}
+END_TEST
+
+static int lock_probes, lock_busy;
+
+/* Opens the one temp file in the test directory and tries to lock it. */
+static void probe_lock(void)
+{
+	DIR *d = opendir(tu_tmpdir());
+	struct dirent *e;
+
+	while (d && (e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "l.apbundle.tmp.", 15) != 0 || strlen(e->d_name) != 21)
+			continue;
+		int fd = openat(dirfd(d), e->d_name, O_RDONLY);
+		lock_probes++;
+		lock_busy += fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == -1 && errno == EWOULDBLOCK;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (d)
+		closedir(d);
+}
+static ssize_t l_pwrite(int fd, const void *b, size_t l, off_t o)
+{
+	probe_lock();
+	return pwrite(fd, b, l, o);
+}
+static int l_fsync(int fd)
+{
+	probe_lock(); /* the file's sync (temp present) and the directory's (renamed) */
+	return fsync(fd);
+}
+static const apbi_io_ops lock_probing = { f_pread, l_pwrite, read, l_fsync };
+
+START_TEST(test_temp_locked)
+{
+	char *out = tu_path("l.apbundle"), *src = tu_path("src.bin");
+	static uint8_t data[3u << 20];
+	int fd;
+
+	tu_fill_random(data, sizeof data, 9);
+	tu_write_file(src, data, sizeof data);
+	lock_probes = lock_busy = 0;
+	apbi_io_set(&lock_probing);
+	ck_assert_msg(build_mixed(out, src) == 0, "%s", apb_last_error());
+	apbi_io_set(NULL);
+	ck_assert_int_gt(lock_probes, 5);       /* every chunk, the tables, the head, the sync */
+	ck_assert_int_eq(lock_busy, lock_probes); /* locked each time it was seen */
+	fd = open(out, O_RDONLY); /* once built, nothing holds the lock */
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
+	close(fd);
+	assert_no_temp();
+	free(out);
+	free(src);
+}
+END_TEST
+
 /* Reads len bytes at off of path. */
 static void pread_at(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -794,6 +957,9 @@ Suite *test_suite(void)
 	tcase_add_test(tc, test_atomic_io_faults);
 	tcase_add_test(tc, test_atomic_source_changes);
 	tcase_add_test(tc, test_atomic_bad_targets);
+	tcase_add_test(tc, test_cancel);
+	tcase_add_test(tc, test_cancel_in_hole);
+	tcase_add_test(tc, test_temp_locked);
 	tcase_add_test(tc, test_sparse_over_4g);
 	suite_add_tcase(s, tc);
 	return s;

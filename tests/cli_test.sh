@@ -374,19 +374,42 @@ check "nothing at OUT after a missing source" test ! -e gone.apbundle
 
 # Signals during the build: a big sparse source keeps the build busy.
 truncate -s 16G sparse.bin 2>/dev/null || dd if=/dev/zero of=sparse.bin bs=1 count=0 seek=16G 2>/dev/null
-for sig in TERM INT; do
-	"$APB" create sig.apbundle big=sparse.bin small=src/a.bin 2>err &
+# start_big OUT: starts a long create of OUT in the background ($BGPID)
+# and waits until its temp file exists.
+start_big() {
+	"$APB" create "$1" big=sparse.bin small=src/a.bin 2>err &
 	BGPID=$!
 	i=0
-	while [ $i -lt 500 ] && ! ls sig.apbundle.tmp.* >/dev/null 2>&1; do sleep 0.01; i=$((i + 1)); done
-	kill -"$sig" $BGPID
+	while [ $i -lt 500 ] && ! ls "$1".tmp.* >/dev/null 2>&1; do sleep 0.01; i=$((i + 1)); done
+}
+# stop_big SIG: sends SIG to the background create, sets rc to its status.
+stop_big() {
+	kill -"$1" $BGPID
 	wait $BGPID 2>/dev/null
 	rc=$?
 	BGPID=
-	check "SIG$sig during create kills it (exit $rc)" test $rc -gt 128
-	check "SIG$sig leaves nothing at OUT and no temp file" \
+}
+for sig in TERM:143 INT:130 HUP:129; do
+	start_big sig.apbundle
+	stop_big "${sig%:*}"
+	check "SIG${sig%:*} during create kills it with it (exit $rc)" test $rc -eq "${sig#*:}"
+	check "SIG${sig%:*} leaves nothing at OUT and no temp file" \
 		sh -c "test ! -e sig.apbundle && ! ls sig.apbundle.tmp.* 2>/dev/null"
 done
+cp n.apbundle sig.apbundle
+start_big sig.apbundle
+stop_big INT
+check "SIGINT over an existing OUT leaves it untouched, no temp file" \
+	sh -c "test $rc -eq 130 && cmp -s sig.apbundle n.apbundle && ! ls sig.apbundle.tmp.* 2>/dev/null"
+# A second create of the same OUT must not take a running create's
+# (locked) temp file for a stale one.
+start_big sig.apbundle
+live=$(ls sig.apbundle.tmp.* 2>/dev/null)
+run create sig.apbundle small=src/a.bin
+expect 0 "a create of OUT while another create of OUT runs succeeds"
+check "it keeps the running create's temp file" sh -c "test -n '$live' && test -e '$live' && ! grep -q 'removed stale' err"
+stop_big TERM
+check "the running create still cancels cleanly" sh -c "test $rc -eq 143 && test ! -e '$live'"
 "$APB" create sig.apbundle big=sparse.bin small=src/a.bin 2>err &
 BGPID=$!
 i=0
@@ -399,12 +422,26 @@ run create sig.apbundle small=src/a.bin
 expect 0 "the next create succeeds"
 err_has "it reports removing the stale temp file" "removed stale temporary file"
 check "it removed the stale temp file" no_temp sig.apbundle
-# A temp file that a live process holds open is not stale.
+# A temp file whose flock another live process holds is not stale.
 : >busy.apbundle.tmp.abcdef
+# One process holds the lock: the subshell locks its fd 8, then becomes sleep.
+(exec 8<busy.apbundle.tmp.abcdef && flock 8 && exec sleep 30) &
+BGPID=$!
+i=0
+while [ $i -lt 500 ] && flock -n busy.apbundle.tmp.abcdef true; do sleep 0.01; i=$((i + 1)); done
+run create busy.apbundle small=src/a.bin
+expect 0 "create succeeds next to a locked temp file"
+check "a temp file locked by a live process is kept" test -e busy.apbundle.tmp.abcdef
+kill $BGPID
+wait $BGPID 2>/dev/null
+BGPID=
+# Merely holding it open (without the lock) does not keep it: only a lock
+# tells a live create (which locks its file) from a dead one.
 exec 7<busy.apbundle.tmp.abcdef
 run create busy.apbundle small=src/a.bin
 exec 7<&-
-check "a temp file held open by a process is kept" test -e busy.apbundle.tmp.abcdef
+check "an open but unlocked temp file is removed" test ! -e busy.apbundle.tmp.abcdef
+: >busy.apbundle.tmp.abcdef
 : >busy.apbundle.tmp.abcdefg
 : >busy.apbundle.tmp.ab-def
 : >busy.apbundle.tmp.abcdef.x

@@ -160,8 +160,10 @@ int cli_write_all(int fd, const void *buf, size_t len);
 
 /**
  * Installs fn for SIGINT, SIGTERM and SIGHUP, all three blocked while it
- * runs.  fn must be async-signal-safe and should end by resetting the
- * signal to SIG_DFL and raising it again, so the process dies of it.
+ * runs, with SA_RESTART.  fn must be async-signal-safe; it either ends by
+ * resetting the signal to SIG_DFL and raising it again, so the process
+ * dies of it, or only sets a flag that the caller acts on (and then dies
+ * of the signal the same way).
  */
 void cli_catch_signals(void (*fn)(int));
 

@@ -505,6 +505,7 @@ void cli_catch_signals(void (*fn)(int))
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = fn;
+	sa.sa_flags = SA_RESTART;     /* a handler that returns must not fail stdio */
 	sigemptyset(&sa.sa_mask);
 	for (size_t i = 0; i < 3; i++)
 		sigaddset(&sa.sa_mask, caught[i]);

@@ -12,18 +12,19 @@
  *    anything else (symlinks to directories, dangling symlinks, FIFOs,
  *    sockets, devices, OUT itself) is skipped with a warning naming it:
  *    nothing is skipped silently.  An unreadable directory is an error.
- *  - The builder writes "<OUT>.tmp.XXXXXX" and renames it over OUT.  During
- *    the build a watcher thread spots that file among this process's open
- *    descriptors (/proc/self/fd), records its path and flock()s it.  On
- *    SIGINT, SIGTERM or SIGHUP the handler (async-signal-safe calls only)
- *    unlinks the temporary file, found the same way or as recorded, and
- *    re-raises the signal: OUT is untouched and nothing is left behind.
+ *  - The builder writes "<OUT>.tmp.XXXXXX", holding flock(LOCK_EX) on it,
+ *    and renames it over OUT.  SIGINT, SIGTERM and SIGHUP only set the
+ *    builder's cancel flag; the builder stops at its next chunk, removes
+ *    the temporary file and fails with -ECANCELED, and create then dies of
+ *    the same signal (status 128 + signo).  OUT is untouched, or, when the
+ *    signal came after the rename (the commit point), the complete bundle.
  *  - After a SIGKILL or power loss a "<OUT>.tmp.XXXXXX" file may remain.
- *    Each create of OUT first removes such files of earlier runs, but only
- *    when they are regular files owned by the caller's user that no
- *    process holds open (checked through /proc/PID/fd) and that no process
- *    has flock()ed; if some process's descriptors could not be inspected,
- *    the file must also be older than a minute.  Each removal is reported.
+ *    Each create of OUT first removes such files (exactly 6 characters of
+ *    [A-Za-z0-9] after ".tmp.") that are regular, owned by the caller's
+ *    user and whose flock(LOCK_EX | LOCK_NB) succeeds: a live builder holds
+ *    that lock for the file's whole life and the kernel drops it when the
+ *    builder dies, so a free lock means a dead writer.  Each removal is
+ *    reported.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,18 +32,16 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "format_write.h"
 #include "internal.h"
 
 static const char create_usage[] =
@@ -313,22 +312,22 @@ static int feed_builder(create_ctx *c)
 }
 
 /* ------------------------------------------------------------------ */
-/* temporary files: interrupted builds and stale leftovers              */
+/* temporary files: names and stale leftovers                          */
 /* ------------------------------------------------------------------ */
 
-static char tmp_prefix[PATH_MAX + 16];   /* "<absolute dir>/<base>.tmp." */
-static size_t tmp_prefix_len;
-static char out_dir[PATH_MAX];
-static const char *out_base;
+static char out_dir[PATH_MAX];           /* OUT's directory, resolved */
+static const char *out_base;             /* OUT's last component */
 
-/* True when s (len bytes) is a temp name's suffix: 6 of [A-Za-z0-9], as the builder makes. */
-static bool suffix_ok(const char *s, size_t len)
+/* True when name is "<OUT base>.tmp." and 6 of [A-Za-z0-9], as the builder makes. */
+static bool temp_name(const char *name)
 {
-	if (len != 6)
+	size_t blen = strlen(out_base);
+
+	if (strncmp(name, out_base, blen) != 0 || strncmp(name + blen, ".tmp.", 5) != 0 ||
+	    strlen(name + blen + 5) != 6)
 		return false;
-	for (size_t i = 0; i < len; i++) {
-		char ch = s[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+	for (const char *s = name + blen + 5; *s; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
 			return false;
 	}
 	return true;
@@ -338,23 +337,21 @@ static bool suffix_ok(const char *s, size_t len)
 static bool is_out_temp(const char *path)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	size_t blen = strlen(out_base);
 	char dir[PATH_MAX], real[PATH_MAX];
 
-	if (strncmp(base, out_base, blen) != 0 || strncmp(base + blen, ".tmp.", 5) != 0 ||
-	    !suffix_ok(base + blen + 5, strlen(base + blen + 5)) ||
-	    (size_t)(base - path) >= sizeof(dir))
+	if (!temp_name(base) || (size_t)(base - path) >= sizeof(dir))
 		return false;
 	memcpy(dir, path, (size_t)(base - path));
 	dir[base - path] = '\0';
 	return realpath(dir[0] ? dir : ".", real) && strcmp(real, out_dir) == 0;
 }
 
-/* Computes out_dir, out_base and tmp_prefix; returns CLI_OK or CLI_USAGE. */
+/* Computes out_dir and out_base; returns CLI_OK, CLI_BAD or CLI_USAGE. */
 static int plan_temp_names(const char *out)
 {
 	char *copy = strdup(out), *slash;
 	const char *dir = ".";
+	int status = CLI_OK;
 
 	if (!copy)
 		return cli_msg("out of memory"), CLI_BAD;
@@ -365,274 +362,111 @@ static int plan_temp_names(const char *out)
 		dir = slash == copy ? "/" : copy;
 	}
 	if (!out_base[0] || strcmp(out_base, ".") == 0 || strcmp(out_base, "..") == 0) {
-		free(copy);
-		return cli_usage_error("'%s' is not a file name for OUT", cli_esc(out));
-	}
-	if (!realpath(dir, out_dir)) {
+		status = cli_usage_error("'%s' is not a file name for OUT", cli_esc(out));
+	} else if (!realpath(dir, out_dir)) {
 		cli_msg("%s: %s", cli_esc(dir), strerror(errno));
-		free(copy);
-		return CLI_BAD;
+		status = CLI_BAD;
 	}
 	free(copy);
-	tmp_prefix_len = (size_t)snprintf(tmp_prefix, sizeof(tmp_prefix), "%s%s%s.tmp.", out_dir,
-	                                  strcmp(out_dir, "/") ? "/" : "", out_base);
-	if (tmp_prefix_len >= sizeof(tmp_prefix))
-		return cli_msg("%s: path too long", cli_esc(out)), CLI_BAD;
-	return CLI_OK;
-}
-
-static char own_tmp[PATH_MAX + 32];       /* our temp file, once the watcher saw it */
-static volatile sig_atomic_t own_tmp_known;
-
-/*
- * Finds the descriptor of this process open on "<OUT>.tmp.XXXXXX" and
- * copies its path into out (PATH_MAX + 32 bytes).  Returns the descriptor
- * or -1.  Async-signal-safe: raw getdents64/readlink, no stdio, no malloc.
- */
-static int find_own_temp(char *out)
-{
-	char dents[4096], fdpath[64];
-	ssize_t n;
-	int found = -1, d = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (d < 0)
-		return -1;
-	while (found < 0 && (n = getdents64(d, dents, sizeof(dents))) > 0) {
-		for (ssize_t pos = 0; found < 0 && pos < n;) {
-			struct dirent64 *e = (struct dirent64 *)(dents + pos);
-			size_t k = sizeof("/proc/self/fd/") - 1, j = 0;
-			ssize_t ll;
-			int fd = 0;
-
-			pos += e->d_reclen;
-			memcpy(fdpath, "/proc/self/fd/", k);
-			for (; e->d_name[j] >= '0' && e->d_name[j] <= '9' && k < 40; j++) {
-				fdpath[k++] = e->d_name[j];
-				fd = fd * 10 + (e->d_name[j] - '0');
-			}
-			fdpath[k] = '\0';
-			if (j == 0 || e->d_name[j] || fd == d)
-				continue;
-			ll = readlink(fdpath, out, PATH_MAX + 31);
-			if (ll > (ssize_t)tmp_prefix_len &&
-			    memcmp(out, tmp_prefix, tmp_prefix_len) == 0 &&
-			    suffix_ok(out + tmp_prefix_len, (size_t)ll - tmp_prefix_len)) {
-				out[ll] = '\0';
-				found = fd;
-			}
-		}
-	}
-	close(d);
-	return found;
+	return status;
 }
 
 /*
- * Signal handler: removes our temporary file (the one still open, and the
- * one the watcher recorded, which the builder may have closed just before
- * renaming it: unlinking that name after the rename fails harmlessly),
- * then dies of the same signal.
+ * Removes name, seen as st in OUT's directory dfd, when no live create
+ * writes it: a builder holds flock(LOCK_EX) on its temporary file from
+ * creation to rename, so a lock we can take means its writer is dead.
+ * Holding that lock, we unlink only while the name is still that file.
  */
-static void on_signal(int sig)
+static void remove_stale(int dfd, const char *name, const struct stat *st)
 {
-	static char path[PATH_MAX + 32];
+	struct stat locked, now;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
-	if (find_own_temp(path) >= 0)
-		unlink(path);
-	if (own_tmp_known) {
-		atomic_thread_fence(memory_order_acquire);
-		unlink(own_tmp);
-	}
-	signal(sig, SIG_DFL);
-	raise(sig);     /* blocked until we return, then fatal */
-}
-
-typedef struct stale {
-	char *name;
-	dev_t dev;
-	ino_t ino;
-	time_t mtime;
-	bool busy;
-} stale;
-
-/*
- * Marks candidates that some process holds open.  Returns true when every
- * process's descriptors could be inspected.
- */
-static bool mark_open(stale *s, size_t n)
-{
-	DIR *proc = opendir("/proc");
-	struct dirent *p;
-	bool complete = proc != NULL;
-
-	while (proc && (p = readdir(proc)) != NULL) {
-		char fddir[300];
-		DIR *fds;
-		struct dirent *f;
-		struct stat st;
-
-		if (p->d_name[0] < '1' || p->d_name[0] > '9')
-			continue;
-		snprintf(fddir, sizeof(fddir), "/proc/%s/fd", p->d_name);
-		fds = opendir(fddir);
-		if (!fds) {
-			if (errno != ENOENT)
-				complete = false;
-			continue;
-		}
-		while ((f = readdir(fds)) != NULL) {
-			if (f->d_name[0] == '.' || fstatat(dirfd(fds), f->d_name, &st, 0) < 0)
-				continue;
-			for (size_t i = 0; i < n; i++)
-				if (st.st_dev == s[i].dev && st.st_ino == s[i].ino)
-					s[i].busy = true;
-		}
-		closedir(fds);
-	}
-	if (proc)
-		closedir(proc);
-	return complete;
-}
-
-/* Removes candidate s if nobody uses it; dfd is OUT's directory. */
-static void remove_stale(int dfd, const stale *s, bool complete)
-{
-	struct stat st;
-	int fd;
-
-	if (s->busy || (!complete && time(NULL) - s->mtime < 60))
-		return;
-	fd = openat(dfd, s->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
-	    st.st_dev == s->dev && st.st_ino == s->ino && unlinkat(dfd, s->name, 0) == 0)
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &locked) == 0 &&
+	    locked.st_dev == st->st_dev && locked.st_ino == st->st_ino &&
+	    fstatat(dfd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    now.st_dev == st->st_dev && now.st_ino == st->st_ino && unlinkat(dfd, name, 0) == 0)
 		cli_msg("removed stale temporary file %s/%s (left by an interrupted create)",
-		        cli_esc(out_dir), cli_esc(s->name));
+		        cli_esc(out_dir), cli_esc(name));
 	close(fd);
 }
 
-/* Removes "<OUT>.tmp.XXXXXX" files that earlier, dead runs left behind. */
+/* Removes the "<OUT>.tmp.XXXXXX" regular files of ours that dead runs left. */
 static void clean_stale(void)
 {
-	size_t blen = strlen(out_base), n = 0, cap = 0;
-	stale *s = NULL;
-	struct dirent *e;
 	DIR *d = opendir(out_dir);
+	struct dirent *e;
+	struct stat st;
 
 	while (d && (e = readdir(d)) != NULL) {
-		struct stat st;
-
-		if (strncmp(e->d_name, out_base, blen) != 0 ||
-		    strncmp(e->d_name + blen, ".tmp.", 5) != 0 ||
-		    !suffix_ok(e->d_name + blen + 5, strlen(e->d_name + blen + 5)) ||
-		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
-			continue;
-		if (n == cap) {
-			stale *g = realloc(s, (cap * 2 + 4) * sizeof(*s));
-			if (!g)
-				break;
-			s = g;
-			cap = cap * 2 + 4;
-		}
-		s[n] = (stale){ strdup(e->d_name), st.st_dev, st.st_ino, st.st_mtime, false };
-		if (s[n].name)
-			n++;
+		if (temp_name(e->d_name) &&
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_uid == geteuid())
+			remove_stale(dirfd(d), e->d_name, &st);
 	}
-	if (n) {
-		bool complete = mark_open(s, n);
-		for (size_t i = 0; i < n; i++)
-			remove_stale(dirfd(d), &s[i], complete);
-	}
-	for (size_t i = 0; i < n; i++)
-		free(s[i].name);
-	free(s);
 	if (d)
 		closedir(d);
 }
 
 /* ------------------------------------------------------------------ */
-/* the watcher thread: temp file discovery, flock, progress             */
+/* the build: progress and interruption                                 */
 /* ------------------------------------------------------------------ */
 
-static atomic_bool watch_stop;
+static volatile sig_atomic_t caught_signal;   /* the builder's cancel flag */
 
-/* Bytes this process has read so far (the builder reports no progress). */
-static uint64_t read_chars(void)
+/* Only records the signal: the builder polls the flag and cleans up. */
+static void on_signal(int sig)
 {
-	char buf[512];
-	unsigned long long v = 0;
-	int fd = open("/proc/self/io", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	caught_signal = sig;
+}
 
-	if (fd >= 0)
-		close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		sscanf(buf, "rchar: %llu", &v);
-	}
-	return v;
+/* Dies of sig as if it had not been caught, so the shell sees 128 + sig. */
+static void die_of_signal(int sig)
+{
+	sigset_t set;
+
+	fflush(NULL);
+	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+	_exit(128 + sig);         /* not reached */
+}
+
+static void add_progress(void *ctx, uint64_t n)
+{
+	cli_progress_add(ctx, n);
 }
 
 /*
- * Runs during the build: records the builder's temporary file as soon as
- * it appears and flock()s it (so other creates see it is in use), then
- * drives the progress line when there is one.  Signals are blocked here so
- * that the handler runs in the building thread.
+ * Runs the build with a progress line.  SIGINT, SIGTERM and SIGHUP cancel
+ * it (the builder removes its temporary file), then kill us.
  */
-static void *watcher(void *arg)
-{
-	cli_progress *p = arg;
-	uint64_t base = read_chars(), last = 0;
-	char path[PATH_MAX + 32];
-	sigset_t all;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	while (!atomic_load(&watch_stop)) {
-		int fd;
-
-		if (!own_tmp_known && (fd = find_own_temp(path)) >= 0) {
-			flock(fd, LOCK_EX | LOCK_NB);
-			memcpy(own_tmp, path, sizeof(own_tmp));
-			atomic_thread_fence(memory_order_release);
-			own_tmp_known = 1;
-		}
-		if (p->on) {
-			uint64_t now = read_chars() - base;
-			if (now > p->total)
-				now = p->total;
-			if (now > last)
-				cli_progress_add(p, now - last), last = now;
-		}
-		usleep(own_tmp_known ? 200000 : 2000);
-	}
-	return NULL;
-}
-
-/* Runs the build with signal handling, the watcher and maybe progress. */
 static int run_build(create_ctx *c)
 {
 	cli_progress prog;
-	pthread_t th;
-	bool watching;
 	int rc;
 
 	cli_progress_start(&prog, c->total);
-	atomic_store(&watch_stop, false);
-	watching = pthread_create(&th, NULL, watcher, &prog) == 0;
+	apbi_builder_set_progress(c->bb, add_progress, &prog);
+	caught_signal = 0;
+	apb_builder_set_cancel(c->bb, &caught_signal);
 	cli_catch_signals(on_signal);
 	apbi_clear_error();
 	rc = apb_builder_build(c->bb);
-	if (watching) {
-		atomic_store(&watch_stop, true);
-		pthread_join(th, NULL);
-	}
 	cli_restore_signals();
 	cli_progress_end(&prog);
-	if (rc < 0)
-		return cli_lib_error(cli_esc(c->out), rc);
-	return CLI_OK;
+	if (rc < 0 && rc != -ECANCELED)
+		cli_lib_error(cli_esc(c->out), rc);
+	if (caught_signal) {
+		if (rc == 0)   /* the signal came after the rename, the commit point */
+			cli_msg("%s was written before the interruption", cli_esc(c->out));
+		die_of_signal(caught_signal);
+	}
+	return rc < 0 ? CLI_BAD : CLI_OK;
 }
 
 /* ------------------------------------------------------------------ */

@@ -14,6 +14,15 @@
  *    the same directory, which is fsynced, renamed over path, and the
  *    directory fsynced.  On any failure before the rename the temporary
  *    file is unlinked and path is untouched.
+ *  - The temporary file's descriptor holds flock(LOCK_EX) from creation
+ *    until the rename or unlink, so a cleaner can tell a live build's file
+ *    (locked) from a killed one's (the kernel drops the lock).  Should a
+ *    cleaner lock and unlink it between our open and flock, st_nlink is 0
+ *    once we hold the lock and we take another name.  Without flock support
+ *    the build goes on unlocked (a cleaner cannot lock it either).
+ *  - The cancel flag is read after every chunk, before every model and
+ *    before the rename (the commit point); once set, the build fails with
+ *    -ECANCELED through the ordinary error path.
  *  - The temporary file is ftruncated to its final size first, so padding
  *    and all-zero chunks need no write; holes of a source (SEEK_DATA) are
  *    hashed as zeros without being read, so sparse sources stay cheap.
@@ -27,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -58,6 +68,9 @@ struct apb_builder {
 	apbi_wmodel *w;
 	struct bsrc *src;
 	apbi_nameidx idx;
+	const volatile sig_atomic_t *cancel;  /* apb_builder_set_cancel, or NULL */
+	apbi_progress_fn progress;            /* apbi_builder_set_progress, or NULL */
+	void *progress_ctx;
 };
 
 /* ------------------------------------------------------------------ */
@@ -161,6 +174,18 @@ void apb_builder_set_timestamp(apb_builder *bb, bool on)
 {
 	if (bb)
 		bb->timestamp = on;
+}
+
+void apb_builder_set_cancel(apb_builder *bb, const volatile sig_atomic_t *flag)
+{
+	if (bb)
+		bb->cancel = flag;
+}
+
+void apbi_builder_set_progress(apb_builder *bb, apbi_progress_fn fn, void *ctx)
+{
+	if (bb)
+		bb->progress = fn, bb->progress_ctx = ctx;
 }
 
 /* ------------------------------------------------------------------ */
@@ -425,24 +450,39 @@ static void hash_feed(struct hasher *h, const uint8_t *p, size_t n)
 	}
 }
 
+/* -ECANCELED once the caller's cancel flag is set, else 0. */
+static int check_cancel(const struct wctx *c)
+{
+	if (c->bb->cancel && *c->bb->cancel)
+		return apbi_set_error(-ECANCELED, "building %s: cancelled", c->bb->path);
+	return 0;
+}
+
+/* Ends a chunk of n source bytes: reports progress, then checks the flag. */
+static int chunk_done(const struct wctx *c, uint64_t n)
+{
+	if (c->bb->progress)
+		c->bb->progress(c->bb->progress_ctx, n);
+	return check_cancel(c);
+}
+
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
-/* Hashes and writes n bytes of model i found at model offset pos. */
+/* Hashes and writes n bytes of model i found at model offset pos; ends the chunk. */
 static int put_chunk(struct wctx *c, size_t i, const uint8_t *p, size_t n, uint64_t pos)
 {
 	uint64_t off = c->data_start + c->bb->w[i].offset + pos;
 	int rc;
 
 	hash_feed(&c->h, p, n);
-	if (all_zero(p, n)) /* the file was ftruncated: already zeros */
-		return 0;
-	if ((rc = apbi_pwrite_full(c->fd, p, n, off)) != 0)
+	/* all zeros: the file was ftruncated, so they are there already */
+	if (!all_zero(p, n) && (rc = apbi_pwrite_full(c->fd, p, n, off)) != 0)
 		return apbi_set_error(rc, "writing model \"%s\" to %s at offset %llu: %s",
 		                      c->bb->w[i].name, c->tmp, (unsigned long long)off, strerror(-rc));
-	return 0;
+	return chunk_done(c, n);
 }
 
 /* Reads up to want bytes (fewer only at end of file). */
@@ -502,14 +542,19 @@ static int copy_run(struct wctx *c, size_t i, int fd, uint64_t run, uint64_t *po
 }
 
 /* Hashes run zero bytes (a hole: the output already holds zeros there). */
-static void feed_zeros(struct wctx *c, uint64_t run)
+static int feed_zeros(struct wctx *c, uint64_t run)
 {
+	int rc;
+
 	memset(c->buf, 0, run < CHUNK ? (size_t)run : CHUNK);
 	while (run) {
 		size_t n = run < CHUNK ? (size_t)run : CHUNK;
 		hash_feed(&c->h, c->buf, n);
+		if ((rc = chunk_done(c, n)) != 0)
+			return rc;
 		run -= n;
 	}
+	return 0;
 }
 
 /* Streams a file source; holes are hashed as zeros without reading them. */
@@ -527,7 +572,7 @@ static int stream_file(struct wctx *c, size_t i)
 		goto changed;
 	while (pos < m->size && rc == 0) {
 		if ((run = hole_run(fd, pos, m->size)) != 0) {
-			feed_zeros(c, run);
+			rc = feed_zeros(c, run);
 			pos += run;
 			continue;
 		}
@@ -608,6 +653,23 @@ out:
 /* Build                                                                */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Takes the temporary file's lock (waiting out a cleaner that holds it for
+ * a moment).  Returns 1 when the file was unlinked before we got the lock,
+ * else 0.
+ */
+static int lock_temp(struct wctx *c)
+{
+	struct stat st;
+
+	while (flock(c->fd, LOCK_EX) != 0) {
+		if (errno != EINTR)
+			return 0; /* no flock on this filesystem: a cleaner cannot lock it either */
+	}
+	return fstat(c->fd, &st) == 0 && st.st_nlink == 0;
+}
+
+/* Creates and locks "<path>.tmp.XXXXXX": c->fd and c->tmp. */
 static int open_temp(struct wctx *c)
 {
 	static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -629,8 +691,14 @@ static int open_temp(struct wctx *c)
 			c->tmp[n + 5 + k] = al[r[k] % (sizeof al - 1)];
 		c->tmp[n + 11] = '\0';
 		c->fd = open(c->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (c->fd >= 0)
+		if (c->fd >= 0 && !lock_temp(c))
 			return 0;
+		if (c->fd >= 0) { /* a cleaner removed it in between: take another name */
+			close(c->fd);
+			c->fd = -1;
+			err = EEXIST;
+			continue;
+		}
 		if ((err = errno) != EEXIST)
 			break;
 	}
@@ -712,7 +780,7 @@ out:
 	return rc;
 }
 
-/* Fills the open temporary file completely and syncs it. */
+/* Fills the open temporary file completely and syncs it (it stays open and locked). */
 static int write_all(struct wctx *c, size_t len)
 {
 	int rc;
@@ -726,17 +794,13 @@ static int write_all(struct wctx *c, size_t len)
 	if (!c->buf || !c->h.model || !c->h.block)
 		return apbi_set_error(-ENOMEM, "out of memory for the copy buffer");
 	for (size_t i = 0; i < c->wb.n_models; i++) {
-		if ((rc = stream_model(c, i)) != 0)
+		if ((rc = check_cancel(c)) != 0 || (rc = stream_model(c, i)) != 0)
 			return rc;
 	}
 	if ((rc = write_head(c, len)) != 0)
 		return rc;
 	if ((rc = apbi_fsync(c->fd)) != 0)
 		return apbi_set_error(rc, "syncing %s: %s", c->tmp, strerror(-rc));
-	rc = close(c->fd);
-	c->fd = -1;
-	if (rc != 0)
-		return apbi_set_error(-errno, "closing %s: %s", c->tmp, strerror(errno));
 	return 0;
 }
 
@@ -762,8 +826,10 @@ int apb_builder_build(apb_builder *bb)
 	    (rc = open_temp(&c)) != 0)
 		goto out;
 	c.data_start = APBI_HEADER_SIZE + len;
-	if ((rc = write_all(&c, len)) != 0)
+	if ((rc = write_all(&c, len)) != 0 || (rc = check_cancel(&c)) != 0)
 		goto out;
+	/* The commit point; the lock is held across it (a cleaner never sees
+	 * the file unlocked), and close cannot lose data after the fsync. */
 	if (rename(c.tmp, bb->path) != 0) {
 		rc = apbi_set_error(-errno, "renaming %s to %s: %s", c.tmp, bb->path, strerror(errno));
 		goto out;
@@ -771,10 +837,10 @@ int apb_builder_build(apb_builder *bb)
 	renamed = true;
 	rc = sync_dir(bb->path);
 out:
+	if (c.tmp && !renamed)
+		unlink(c.tmp); /* while still locked */
 	if (c.fd >= 0)
 		close(c.fd);
-	if (c.tmp && !renamed)
-		unlink(c.tmp);
 	free(c.tmp);
 	free(text);
 	free(c.buf);
