@@ -1,3 +1,496 @@
-/* main.c - placeholder until its owner lands it */
+/*
+ * main.c - apbundle-mount: options, bundle validation, session, signals, daemon.
+ *
+ * Order matters and is kept strictly: parse and validate every option, open
+ * and validate the bundle and build the inode tree (all in the foreground,
+ * so any mistake is a one-line error, a non-zero exit and nothing mounted);
+ * then mount; then daemonize (the parent exits only once the kernel mount
+ * exists); only then start threads (the cache's worker, the readahead
+ * tuner, the session loop), because fork() keeps only the calling thread.
+ * Exit status: 0 after a clean unmount (fusermount3 -u, SIGTERM, SIGINT,
+ * SIGHUP), 1 bad usage or option, 2 bundle cannot be opened, 3 mount
+ * failed, 4 the session failed while mounted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
-int main(void) { fputs("not built yet\n", stderr); return 2; }
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+
+#include <fuse_opt.h>
+
+#include "internal.h"
+#include "mount.h"
+
+#define PROG "apbundle-mount"
+#define FUSE_SUPER_MAGIC 0x65735546
+
+enum { EXIT_USAGE = 1, EXIT_BUNDLE = 2, EXIT_MOUNT = 3, EXIT_RUNTIME = 4 };
+enum { KEY_IGNORE = 1 };
+
+/* Our -o options, as given; validated by check_opts(). */
+typedef struct cli_opts {
+	char *max_memory, *page_size, *eviction, *prefetch, *prefetch_count;
+	char *readahead, *max_read, *uid, *gid;
+	int direct_io;
+	char *bundle;
+} cli_opts;
+
+#define OPT(t, m) { t, offsetof(cli_opts, m), 1 }
+static const struct fuse_opt opt_spec[] = {
+	OPT("max_memory=%s", max_memory),
+	OPT("page_size=%s", page_size),
+	OPT("eviction=%s", eviction),
+	OPT("prefetch=%s", prefetch),
+	OPT("prefetch_count=%s", prefetch_count),
+	OPT("readahead=%s", readahead),
+	OPT("max_read=%s", max_read),
+	OPT("uid=%s", uid),
+	OPT("gid=%s", gid),
+	OPT("direct_io", direct_io),
+	/* fstab options that mean nothing to a FUSE file system */
+	FUSE_OPT_KEY("defaults", KEY_IGNORE),
+	FUSE_OPT_KEY("auto", KEY_IGNORE),
+	FUSE_OPT_KEY("noauto", KEY_IGNORE),
+	FUSE_OPT_KEY("nofail", KEY_IGNORE),
+	FUSE_OPT_KEY("_netdev", KEY_IGNORE),
+	FUSE_OPT_KEY("user", KEY_IGNORE),
+	FUSE_OPT_KEY("users", KEY_IGNORE),
+	FUSE_OPT_KEY("nouser", KEY_IGNORE),
+	FUSE_OPT_END
+};
+
+static apbm_fs *log_fs;	/* for libfuse's own messages once daemonized */
+
+void apbm_log(apbm_fs *fs, int prio, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (fs && fs->use_syslog) {
+		vsyslog(prio, fmt, ap);
+	} else {
+		char line[1024];
+		vsnprintf(line, sizeof(line), fmt, ap);
+		fprintf(stderr, PROG ": %s\n", line);
+	}
+	va_end(ap);
+}
+
+static void fuse_log_to_syslog(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	vsyslog((int)level, fmt, ap);
+}
+
+static void usage(const char *argv0)
+{
+	printf("usage: %s [options] BUNDLE MOUNTPOINT\n\n"
+	       "Serves the models of BUNDLE as read-only files under MOUNTPOINT,\n"
+	       "read through a page cache bounded by max_memory.\n\n"
+	       "apbundle-mount options:\n"
+	       "    -o max_memory=SIZE     bytes of model data cached (default 100M)\n"
+	       "    -o page_size=SIZE      cache page size, a power of two >= 512 (default 64K)\n"
+	       "    -o eviction=lru|lfu    eviction policy (default lru)\n"
+	       "    -o prefetch=0|1        readahead and next-model prefetch (default 1)\n"
+	       "    -o prefetch_count=N    next-likely models to prefetch (default 2)\n"
+	       "    -o direct_io           every read goes through the page cache: exact\n"
+	       "                           statistics, no kernel caching, no shared mmap\n"
+	       "    -o readahead=SIZE      kernel readahead of the mount (default 1M, 0 = keep)\n"
+	       "    -o max_read=SIZE       largest read request, 4K..1M (default 1M)\n"
+	       "    -o uid=N,gid=N         owner of every file (default: the bundle's owner)\n"
+	       "    SIZE takes K, M or G suffixes meaning KiB, MiB, GiB.\n"
+	       "    The mount is always read-only; default_permissions is always on.\n\n",
+	       argv0);
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	cli_opts *o = data;
+
+	if (key == KEY_IGNORE)
+		return 0;
+	if (key == FUSE_OPT_KEY_NONOPT && !o->bundle) {
+		o->bundle = strdup(arg);
+		return o->bundle ? 0 : -1;
+	}
+	if (key == FUSE_OPT_KEY_OPT &&
+	    (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0))
+		return 0;	/* fstab annotations for other tools */
+	return 1;
+}
+
+/* Parses an optional size option into *out; errors print one line. */
+static bool size_opt(const char *name, const char *val, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v;
+
+	if (!val)
+		return true;
+	if (apbi_parse_size(val, &v) != 0 || v < min || v > max) {
+		fprintf(stderr, PROG ": invalid %s '%s': expected a size from %llu to %llu bytes "
+		        "(K, M, G suffixes allowed)\n", name, val,
+		        (unsigned long long)min, (unsigned long long)max);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+/* Parses a user or group given by number or name. */
+static bool id_opt(const char *name, const char *val, bool group, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!val)
+		return true;
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (*val && !*end && errno == 0 && v < UINT_MAX) {
+		*out = (unsigned)v;
+		return true;
+	}
+	if (!group && getpwnam(val)) {
+		*out = getpwnam(val)->pw_uid;
+		return true;
+	}
+	if (group && getgrnam(val)) {
+		*out = getgrnam(val)->gr_gid;
+		return true;
+	}
+	fprintf(stderr, PROG ": invalid %s '%s': no such %s\n", name, val, group ? "group" : "user");
+	return false;
+}
+
+static bool bool_opt(const char *name, const char *val, bool *out)
+{
+	if (!val)
+		return true;
+	if (!strcmp(val, "1") || !strcmp(val, "yes") || !strcmp(val, "on") || !strcmp(val, "true"))
+		*out = true;
+	else if (!strcmp(val, "0") || !strcmp(val, "no") || !strcmp(val, "off") || !strcmp(val, "false"))
+		*out = false;
+	else {
+		fprintf(stderr, PROG ": invalid %s '%s': expected 0 or 1\n", name, val);
+		return false;
+	}
+	return true;
+}
+
+static bool check_eviction(const char *val, apb_eviction *out)
+{
+	if (!val)
+		return true;
+	if (!strcmp(val, "lru"))
+		*out = APB_EVICT_LRU;
+	else if (!strcmp(val, "lfu"))
+		*out = APB_EVICT_LFU;
+	else {
+		fprintf(stderr, PROG ": invalid eviction '%s': expected lru or lfu\n", val);
+		return false;
+	}
+	return true;
+}
+
+/* Validates every option into fs->cfg and friends.  Prints one line on error. */
+static bool check_opts(const cli_opts *o, apbm_fs *fs)
+{
+	uint64_t page = fs->cfg.page_size, count = fs->cfg.prefetch_count, mr = fs->max_read;
+
+	if (!size_opt("max_memory", o->max_memory, 1, UINT64_MAX, &fs->cfg.max_memory) ||
+	    !size_opt("page_size", o->page_size, 512, 1u << 30, &page) ||
+	    !size_opt("readahead", o->readahead, 0, 1u << 30, &fs->readahead) ||
+	    !size_opt("max_read", o->max_read, 4096, APBM_DEFAULT_MAX_READ, &mr) ||
+	    !check_eviction(o->eviction, &fs->cfg.eviction) ||
+	    !bool_opt("prefetch", o->prefetch, &fs->cfg.prefetch) ||
+	    !id_opt("uid", o->uid, false, &fs->uid) || !id_opt("gid", o->gid, true, &fs->gid))
+		return false;
+	if (page & (page - 1)) {
+		fprintf(stderr, PROG ": invalid page_size '%s': not a power of two\n", o->page_size);
+		return false;
+	}
+	if (o->prefetch_count) {
+		char *end;
+		errno = 0;
+		count = strtoull(o->prefetch_count, &end, 10);
+		if (!*o->prefetch_count || *end || errno || count > 1024 || o->prefetch_count[0] == '-') {
+			fprintf(stderr, PROG ": invalid prefetch_count '%s': expected 0 to 1024\n",
+			        o->prefetch_count);
+			return false;
+		}
+	}
+	fs->cfg.page_size = (uint32_t)page;
+	fs->cfg.prefetch_count = (uint32_t)count;
+	fs->max_read = (uint32_t)mr;
+	fs->direct_io = o->direct_io;
+	return true;
+}
+
+/* Opens and validates the bundle and builds the tree.  Prints one line on error. */
+static int open_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_gid)
+{
+	struct stat st;
+	int rc;
+
+	fs->bundle_path = realpath(path, NULL);
+	if (!fs->bundle_path || stat(fs->bundle_path, &st) != 0) {
+		fprintf(stderr, PROG ": cannot open bundle '%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, PROG ": cannot open bundle '%s': not a regular file\n", path);
+		return -1;
+	}
+	rc = apb_paged_open(fs->bundle_path, &fs->cfg, &fs->pb);
+	if (rc != 0) {
+		fprintf(stderr, PROG ": cannot open bundle '%s': %s\n", path, apb_last_error());
+		return -1;
+	}
+	apb_paged_config(fs->pb, &fs->cfg);
+	fs->atime = st.st_atim;
+	fs->mtime = st.st_mtim;
+	fs->ctime = st.st_ctim;
+	fs->bundle_size = (uint64_t)st.st_size;
+	if (!have_uid)
+		fs->uid = st.st_uid;
+	if (!have_gid)
+		fs->gid = st.st_gid;
+	rc = apbm_tree_build(fs);
+	if (rc != 0) {
+		fprintf(stderr, PROG ": cannot serve bundle '%s': %s\n", path, strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* Adds the options every mount gets: ro last, so that an fstab "rw" loses. */
+static int add_mount_args(struct fuse_args *args, const apbm_fs *fs)
+{
+	char *head = NULL, tail[128], *fsname;
+	int rc;
+
+	if (asprintf(&fsname, "fsname=%s", fs->bundle_path) < 0)
+		return -1;
+	rc = fuse_opt_add_opt_escaped(&head, fsname);
+	free(fsname);
+	if (rc == 0)
+		rc = fuse_opt_add_opt(&head, "subtype=" PROG);
+	if (rc == 0)
+		rc = fuse_opt_insert_arg(args, 1, "-o");
+	if (rc == 0)
+		rc = fuse_opt_insert_arg(args, 2, head);
+	free(head);
+	snprintf(tail, sizeof(tail), "ro,default_permissions,max_read=%u", fs->max_read);
+	if (rc == 0)
+		rc = fuse_opt_add_arg(args, "-o");
+	if (rc == 0)
+		rc = fuse_opt_add_arg(args, tail);
+	return rc;
+}
+
+typedef struct ra_job {
+	char *mountpoint;
+	uint64_t bytes;
+	apbm_fs *fs;
+} ra_job;
+
+/*
+ * Raises the mount's bdi read_ahead_kb (the kernel caps readahead of a FUSE
+ * mount at 128 KiB by default).  Runs on its own thread: the stat() below
+ * waits for the session loop to answer INIT, after which the kernel no longer
+ * lowers the value.  Failure (not root, no sysfs) just keeps the default.
+ */
+static void *readahead_thread(void *arg)
+{
+	ra_job *j = arg;
+	struct stat st;
+	struct statfs sfs;
+	char path[96];
+	int fd;
+
+	if (stat(j->mountpoint, &st) == 0 && st.st_ino == 1 &&
+	    statfs(j->mountpoint, &sfs) == 0 && sfs.f_type == FUSE_SUPER_MAGIC) {
+		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		         major(st.st_dev), minor(st.st_dev));
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			dprintf(fd, "%llu\n", (unsigned long long)(j->bytes / 1024));
+			close(fd);
+		}
+	}
+	free(j->mountpoint);
+	free(j);
+	return NULL;
+}
+
+static void start_readahead(apbm_fs *fs, const char *mountpoint)
+{
+	pthread_t t;
+	ra_job *j;
+
+	if (fs->readahead == 0 || fs->direct_io || !(j = calloc(1, sizeof(*j))))
+		return;
+	j->mountpoint = strdup(mountpoint);
+	j->bytes = fs->readahead;
+	j->fs = fs;
+	if (!j->mountpoint || pthread_create(&t, NULL, readahead_thread, j) != 0) {
+		free(j->mountpoint);
+		free(j);
+		return;
+	}
+	pthread_detach(t);
+}
+
+/* Mounts, daemonizes, serves until unmounted.  Returns the exit status. */
+static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_opts *co)
+{
+	struct fuse_session *se;
+	int ret, status = 0;
+
+	se = fuse_session_new(args, &apbm_ops, sizeof(apbm_ops), fs);
+	if (!se)
+		return EXIT_USAGE;	/* libfuse printed the offending option */
+	/*
+	 * libfuse leaves alone a signal ignored at startup, and a shell starts
+	 * background jobs with SIGINT ignored; SIGINT and SIGTERM are documented
+	 * to unmount, so take them back (SIGHUP stays as nohup left it).
+	 */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (fuse_set_signal_handlers(se) != 0) {
+		status = EXIT_MOUNT;
+		goto out_session;
+	}
+	if (fuse_session_mount(se, co->mountpoint) != 0) {
+		status = EXIT_MOUNT;
+		goto out_signals;
+	}
+	fuse_daemonize(co->foreground);
+	if (!co->foreground) {
+		openlog(PROG, LOG_PID, LOG_DAEMON);
+		fs->use_syslog = true;
+		log_fs = fs;
+		fuse_set_log_func(fuse_log_to_syslog);
+	}
+	if (apb_paged_start_worker(fs->pb) != 0)
+		apbm_log(fs, LOG_WARNING, "prefetch worker not started: %s", apb_last_error());
+	start_readahead(fs, co->mountpoint);
+	if (co->singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config lc = { .clone_fd = co->clone_fd,
+		                               .max_idle_threads = co->max_idle_threads };
+		ret = fuse_session_loop_mt(se, &lc);
+	}
+	if (ret < 0) {
+		apbm_log(fs, LOG_ERR, "session failed: %s", strerror(-ret));
+		status = EXIT_RUNTIME;
+	}
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+	return status;
+}
+
+static void free_opts(cli_opts *o)
+{
+	char **s[] = { &o->max_memory, &o->page_size, &o->eviction, &o->prefetch,
+	               &o->prefetch_count, &o->readahead, &o->max_read, &o->uid, &o->gid,
+	               &o->bundle };
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		free(*s[i]);
+}
+
+static void fs_init(apbm_fs *fs)
+{
+	memset(fs, 0, sizeof(*fs));
+	apb_paging_config_init(&fs->cfg);
+	fs->max_read = APBM_DEFAULT_MAX_READ;
+	fs->readahead = APBM_DEFAULT_READAHEAD;
+	fs->pool_free = APBM_POOL_BUFS;
+	pthread_mutex_init(&fs->pool_lock, NULL);
+	pthread_cond_init(&fs->pool_cond, NULL);
+	pthread_mutex_init(&fs->bad_lock, NULL);
+}
+
+static void fs_fini(apbm_fs *fs)
+{
+	apbm_tree_free(&fs->tree);
+	apb_paged_close(fs->pb);
+	apbm_pool_free(fs);
+	free(fs->bad_keys);
+	free(fs->bundle_path);
+	pthread_mutex_destroy(&fs->pool_lock);
+	pthread_cond_destroy(&fs->pool_cond);
+	pthread_mutex_destroy(&fs->bad_lock);
+}
+
+/* Handles -h and -V; returns -1 when neither was given. */
+static int info_only(const char *argv0, const struct fuse_cmdline_opts *co)
+{
+	if (co->show_help) {
+		usage(argv0);
+		printf("FUSE options:\n");
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		return 0;
+	}
+	if (co->show_version) {
+		printf(PROG " %s (libapbundle %s, libfuse %s)\n", APB_VERSION_STRING,
+		       apb_version(), fuse_pkgversion());
+		fuse_lowlevel_version();
+		return 0;
+	}
+	return -1;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts co = { 0 };
+	cli_opts o = { 0 };
+	apbm_fs fs;
+	int status = EXIT_USAGE;
+
+	fs_init(&fs);
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0 ||
+	    fuse_parse_cmdline(&args, &co) != 0)
+		goto out;
+	if ((status = info_only(argv[0], &co)) >= 0)
+		goto out;
+	status = EXIT_USAGE;
+	if (!o.bundle || !co.mountpoint) {
+		fprintf(stderr, PROG ": missing %s (usage: " PROG " [options] BUNDLE MOUNTPOINT; "
+		        "see --help)\n", o.bundle ? "MOUNTPOINT" : "BUNDLE and MOUNTPOINT");
+		goto out;
+	}
+	if (!check_opts(&o, &fs))
+		goto out;
+	status = EXIT_BUNDLE;
+	if (open_bundle(o.bundle, &fs, o.uid != NULL, o.gid != NULL) != 0)
+		goto out;
+	fs.foreground = co.foreground;
+	status = EXIT_USAGE;
+	if (add_mount_args(&args, &fs) != 0)
+		goto out;
+	status = serve(&fs, &args, &co);
+out:
+	fs_fini(&fs);
+	free_opts(&o);
+	free(co.mountpoint);
+	fuse_opt_free_args(&args);
+	return status;
+}

@@ -1,1 +1,118 @@
-/* mount.h - placeholder until its owner lands it */
+/*
+ * mount.h - shared state of apbundle-mount: options, inode tree, ops table.
+ *
+ * The mount serves one apb_paged handle as a read-only tree.  The tree is
+ * built once, before mounting, and never changes: node i is inode i + 1,
+ * node 0 is the root, nodes 1 and 2 are the virtual files .stats and
+ * .stats.json, and the bundle's directories and models follow in sorted
+ * name order, so inode numbers are stable across mounts of the same bundle.
+ * Everything in struct apbm_fs is read-only once the session loop runs,
+ * except the members guarded by their own mutex (buffer pool, bad-block log).
+ * Cross-file helpers of the mount use the apbm_ prefix.
+ */
+#ifndef APBM_MOUNT_H
+#define APBM_MOUNT_H
+
+#define FUSE_USE_VERSION 34
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "apbundle.h"
+
+/* Node kinds stored in apbm_node.model when it is not a model index. */
+#define APBM_DIR    (-1)
+#define APBM_VSTATS (-2)
+#define APBM_VJSON  (-3)
+
+#define APBM_ROOT_NODE 0u
+#define APBM_NODE_STATS 1u
+#define APBM_NODE_JSON 2u
+#define APBM_FIRST_NODE 3u
+
+#define APBM_DEFAULT_MAX_READ (1u << 20)
+#define APBM_DEFAULT_READAHEAD (1u << 20)
+#define APBM_POOL_BUFS 4u   /* copy buffers of max_read bytes: bounds RSS */
+
+/* One file or directory.  name points into the model name (not NUL-ended). */
+typedef struct apbm_node {
+	const char *name;
+	uint32_t name_len;
+	uint32_t parent;       /* node index */
+	int64_t model;         /* model index >= 0, or APBM_DIR / APBM_V* */
+	uint64_t size;         /* model size; 0 for the others */
+	uint32_t first_child;  /* directories: index into apbm_tree.children */
+	uint32_t n_children;
+	uint32_t n_subdirs;
+} apbm_node;
+
+typedef struct apbm_tree {
+	apbm_node *nodes;
+	uint32_t n_nodes;
+	uint32_t *children;    /* per directory, a run of node indexes */
+	uint32_t *slots;       /* hash of (parent, name) -> node index + 1 */
+	uint32_t mask;
+	uint32_t n_hidden;     /* models shadowed by .stats / .stats.json */
+} apbm_tree;
+
+typedef struct apbm_fs {
+	apb_paged *pb;
+	char *bundle_path;     /* absolute */
+	apb_paging_config cfg;
+	apbm_tree tree;
+	bool direct_io;
+	bool foreground;
+	bool use_syslog;
+	uint32_t max_read;
+	uint64_t readahead;    /* bytes for the bdi; 0 = leave the kernel's */
+	uid_t uid;
+	gid_t gid;
+	struct timespec atime, mtime, ctime;
+	uint64_t bundle_size;
+
+	pthread_mutex_t pool_lock;  /* read buffers, when no zero-copy path */
+	pthread_cond_t pool_cond;
+	void *pool[APBM_POOL_BUFS];
+	unsigned pool_free;
+
+	pthread_mutex_t bad_lock;   /* blocks already reported corrupt */
+	uint64_t *bad_keys;
+	size_t n_bad, cap_bad;
+} apbm_fs;
+
+/* ---- ops.c ---- */
+
+/** The low-level operations table; userdata is the apbm_fs. */
+extern const struct fuse_lowlevel_ops apbm_ops;
+
+/**
+ * Builds fs->tree from the models of fs->pb.  Returns 0, or -ENOMEM, or
+ * -EEXIST with a message logged when a model name is also a directory.
+ */
+int apbm_tree_build(apbm_fs *fs);
+
+/** Frees fs->tree.  Safe on a zeroed or partly built tree. */
+void apbm_tree_free(apbm_tree *t);
+
+/** Frees the read buffer pool (after the session loop has ended). */
+void apbm_pool_free(apbm_fs *fs);
+
+/* ---- vfiles.c ---- */
+
+/**
+ * Renders a snapshot of the cache statistics for node kind (APBM_VSTATS:
+ * text, APBM_VJSON: one JSON object).  On success *out is a malloc'ed
+ * buffer of *len bytes owned by the caller.  Returns 0 or -ENOMEM.
+ */
+int apbm_vfile_render(apbm_fs *fs, int64_t kind, char **out, size_t *len);
+
+/* ---- main.c ---- */
+
+/** Logs one line: to stderr in the foreground, to syslog when daemonized. */
+void apbm_log(apbm_fs *fs, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif
