@@ -59,3 +59,7 @@ tests_check_stress_SOURCES = tests/check_stress.c
 tests_check_stress_CFLAGS = $(TESTFLAGS)
 tests_check_stress_LDADD = $(TESTLIBS)
 TESTS += tests/check_stress
+
+# 8 reader processes through a real mount, and bundles changed under it.
+dist_check_SCRIPTS += tests/stress_mount_test.sh
+TESTS += tests/stress_mount_test.sh

@@ -8,15 +8,27 @@
 #    with a good name is accepted, so the refusals are about the name);
 # 3. extract never writes outside -C DIR, even through symlinks already in
 #    DIR (to a directory or to a file outside);
-# 4. (to come with the mount) it exposes only the models, .stats and .stats.json, is
-#    read-only (every kind of write fails, nothing changes), and with
-#    allow_other it runs with default_permissions (/proc/self/mountinfo).
+# 4. the mount exposes only the models (and their directories), .stats and
+#    .stats.json, is read-only (every kind of write fails, nothing changes,
+#    no write permission bits), and with allow_other it runs with
+#    default_permissions (/proc/self/mountinfo).  Part 4 is skipped (the
+#    rest still runs) without /dev/fuse.
 set -u
 APB=${APBUNDLE:-apbundle}
+MOUNT=${APBUNDLE_MOUNT:-apbundle-mount}
 command -v "$APB" >/dev/null 2>&1 || { echo "security_test: $APB not found" >&2; exit 99; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/apbsec.XXXXXX") || exit 99
-trap 'rm -rf "$work"' EXIT
+mnt=
+mpid=
+cleanup() {
+	if [ -n "$mnt" ] && mountpoint -q "$mnt" 2>/dev/null; then
+		fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
+	fi
+	[ -n "$mpid" ] && { kill "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null; }
+	rm -rf "$work"
+}
+trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 fails=0
@@ -109,6 +121,79 @@ if [ "$st" -eq 0 ]; then
 fi
 ok
 
+# ---- 4. the mount ----
+# must_fail DESC CMD...: CMD must fail (a write attempt on the mount).
+must_fail() {
+	desc=$1; shift
+	if "$@" >/dev/null 2>&1; then bad "mount: $desc succeeded"; else ok; fi
+}
+
+mount_checks() {
+	mnt="$work/mnt"
+	mkdir -p "$mnt"
+	cp sym.apbundle pristine.apbundle
+	"$MOUNT" -f -o allow_other,max_memory=1M sym.apbundle "$mnt" >"$work/mount.log" 2>&1 &
+	mpid=$!
+	t=0
+	while ! mountpoint -q "$mnt"; do
+		kill -0 "$mpid" 2>/dev/null || { bad "mount failed: $(cat "$work/mount.log")"; return; }
+		t=$((t + 1)); [ $t -lt 1000 ] || { bad "mount not ready in 10 s"; return; }
+		sleep 0.01
+	done
+	# exactly the models, their directories and the two stats files
+	got=$(cd "$mnt" && find . -mindepth 1 | sort | tr '\n' ' ')
+	want=$(printf '%s\n' ./.stats ./.stats.json ./b ./c ./sub ./sub/a | sort | tr '\n' ' ')
+	[ "$got" = "$want" ] && ok || bad "mount exposes [$got], expected [$want]"
+	# options: read-only, allow_other together with default_permissions
+	line=$(awk -v m="$mnt" '$5 == m' /proc/self/mountinfo)
+	opts=$(printf '%s' "$line" | awk '{ print $6 }')
+	super=$(printf '%s' "$line" | sed 's/.* - //' | awk '{ print $3 }')
+	case ",$super," in *,allow_other,*) ok ;; *) bad "allow_other not in mount options: $line" ;; esac
+	case ",$super," in *,default_permissions,*) ok ;; *) bad "allow_other without default_permissions: $line" ;; esac
+	case ",$opts," in *,ro,*) ok ;; *) bad "mount is not flagged read-only: $line" ;; esac
+	# no write permission bits anywhere
+	w=$(find "$mnt" -mindepth 1 -perm /222 | tr '\n' ' ')
+	[ -z "$w" ] && ok || bad "writable modes on the mount: $w"
+	# every kind of write fails and changes nothing
+	must_fail "write into a model" sh -c "printf x >> '$mnt/b'"
+	must_fail "truncate a model" truncate -s 0 "$mnt/b"
+	must_fail "create a file" touch "$mnt/new"
+	must_fail "create a file in a subdirectory" touch "$mnt/sub/new"
+	must_fail "mkdir" mkdir "$mnt/d"
+	must_fail "unlink" rm -f "$mnt/c"
+	must_fail "rmdir" rmdir "$mnt/sub"
+	must_fail "rename" mv "$mnt/b" "$mnt/b2"
+	must_fail "hard link" ln "$mnt/b" "$mnt/b3"
+	must_fail "symlink" ln -s b "$mnt/l"
+	must_fail "chmod" chmod 666 "$mnt/b"
+	must_fail "chown" chown 1:1 "$mnt/b"
+	must_fail "utime" touch -d @0 "$mnt/b"
+	must_fail "write to .stats" sh -c "printf x > '$mnt/.stats'"
+	if command -v setfattr >/dev/null 2>&1; then
+		must_fail "setxattr" setfattr -n user.x -v 1 "$mnt/b"
+	fi
+	if command -v setpriv >/dev/null 2>&1 && chmod 755 "$work"; then
+		# another user can read (allow_other) but not write
+		setpriv --reuid=65534 --regid=65534 --clear-groups cat "$mnt/sub/a" >"$work/other.out" 2>&1 &&
+			[ "$(cat "$work/other.out")" = payload-a ] && ok || bad "user 65534 cannot read through allow_other"
+		must_fail "write as user 65534" setpriv --reuid=65534 --regid=65534 --clear-groups \
+			sh -c "printf x >> '$mnt/b'"
+	fi
+	[ "$(cat "$mnt/b")" = payload-b ] && ok || bad "model b changed"
+	[ ! -e "$mnt/new" ] && [ ! -e "$mnt/b2" ] && ok || bad "a write left something on the mount"
+	fusermount3 -u "$mnt" && ok || bad "fusermount3 -u failed"
+	wait "$mpid"
+	st=$?
+	mpid=
+	[ $st -eq 0 ] && ok || bad "daemon exited $st"
+	cmp -s sym.apbundle pristine.apbundle && ok || bad "the bundle file changed under the mount"
+}
+
+if [ -e /dev/fuse ] && command -v "$MOUNT" >/dev/null 2>&1 && command -v fusermount3 >/dev/null 2>&1; then
+	mount_checks
+else
+	echo "security_test: no /dev/fuse or $MOUNT: mount checks skipped"
+fi
 [ $fails -eq 0 ] || exit 1
 echo "security_test: $checks checks passed"
 exit 0
