@@ -3,7 +3,7 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS]      (default 60, what CI uses)
 # Environment: APB_FUZZ_BUILDDIR (default build/fuzz), APB_FUZZ_TARGETS
-# (default "manifest bundle size").  Targets run one after another at
+# (default "manifest bundle size mount").  Targets run one after another at
 # nice 19 (the machine is shared); each starts from the seed corpus in
 # tests/fuzz/corpus/<target> plus what earlier runs found (kept in the
 # build dir, never written into the source tree).  Prints one summary line
@@ -13,7 +13,7 @@ set -eu
 secs=${1:-60}
 top=$(cd "$(dirname "$0")/.." && pwd)
 bdir=${APB_FUZZ_BUILDDIR:-$top/build/fuzz}
-targets=${APB_FUZZ_TARGETS:-manifest bundle size}
+targets=${APB_FUZZ_TARGETS:-manifest bundle size mount}
 
 [ -x "$top/configure" ] || "$top/autogen.sh" >/dev/null 2>&1
 mkdir -p "$bdir"

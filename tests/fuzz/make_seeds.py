@@ -83,9 +83,28 @@ seeds = {
     "not_a_bundle": b"APBUNDLX" + b"\0" * 8,
     "short_header": b"APBUN",
 }
-for sub in ("manifest", "bundle"):
+
+
+def many(names):
+    ms = [model(n, 16 * i, 1) for i, n in enumerate(names)]
+    return v1(top(ms), b"".join(b"x" + b"\0" * 15 for _ in names))
+
+
+# for the mount's tree and .stats renderers: collisions, shadowing, escaping
+mount_seeds = {
+    "m_file_dir_collision": many(["a", "a/b", "a/c/d"]),
+    "m_shadow_stats": many([".stats", ".stats.json", "x"]),
+    "m_json_escapes": many(['q"uote', "back\\slash", "\u00fc/\u540d\u524d", "tab\u2028sep"]),
+    "m_deep": many(["a/b/c/d/e/f/g/h", "a/b/c/d/e/f/g/i", "a/z"]),
+    "m_long_component": many(["c" * 255 + "/" + "d" * 255]),
+    "m_siblings": many(["d/%03d" % i for i in range(40)]),
+}
+for sub in ("manifest", "bundle", "mount"):
     os.makedirs(os.path.join(out, sub), exist_ok=True)
-    for name, data in seeds.items():
+    batch = dict(seeds)
+    if sub != "manifest":
+        batch.update(mount_seeds)
+    for name, data in batch.items():
         with open(os.path.join(out, sub, name), "wb") as f:
             f.write(data)
-print(len(seeds), "seeds per target")
+print(len(seeds), "seeds per target, plus", len(mount_seeds), "for the paged and mount targets")

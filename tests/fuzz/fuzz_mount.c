@@ -1,0 +1,122 @@
+/*
+ * fuzz_mount.c - libFuzzer target: the mount's view of an arbitrary bundle.
+ *
+ * The input, written to a memfd, is opened paged and handed to the mount's
+ * inode-tree builder (apbm_tree_build, src/fuse/ops.c) and .stats renderers
+ * (apbm_vfile_render, src/fuse/vfiles.c), which turn untrusted model names
+ * into directories and JSON.  Checked, each violation an abort: every node
+ * but the root has a non-empty, '/'-free name and a directory as parent;
+ * children lists stay in bounds; each model appears at most once, and shown
+ * plus hidden models add up to the model count; .stats.json parses as one
+ * strict JSON object whose "models" array names every model exactly;
+ * .stats holds no control character but newlines.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "mount.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "CHECK failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
+
+/* main.c is not linked (it has main()): the tree builder only logs collisions. */
+void apbm_log(apbm_fs *fs, int prio, const char *fmt, ...)
+{
+	(void)fs; (void)prio; (void)fmt;
+}
+
+static void check_tree(const apbm_fs *fs, size_t n_models)
+{
+	const apbm_tree *t = &fs->tree;
+	uint8_t *seen = calloc(n_models + 1, 1);
+	size_t shown = 0;
+
+	CHECK(seen != NULL);
+	CHECK(t->n_nodes >= APBM_FIRST_NODE);
+	CHECK(t->nodes[0].model == APBM_DIR);
+	for (uint32_t i = 1; i < t->n_nodes; i++) {
+		const apbm_node *nd = &t->nodes[i];
+		CHECK(nd->parent < t->n_nodes && t->nodes[nd->parent].model == APBM_DIR);
+		CHECK(nd->name_len > 0 && memchr(nd->name, '/', nd->name_len) == NULL);
+		if (nd->model >= 0) {
+			CHECK((size_t)nd->model < n_models && !seen[nd->model]);
+			seen[nd->model] = 1;
+			shown++;
+		}
+	}
+	for (uint32_t i = 0; i < t->n_nodes; i++) {
+		const apbm_node *nd = &t->nodes[i];
+		if (nd->model != APBM_DIR)
+			continue;
+		CHECK((uint64_t)nd->first_child + nd->n_children <= t->n_nodes);
+		for (uint32_t k = 0; k < nd->n_children; k++)
+			CHECK(t->nodes[t->children[nd->first_child + k]].parent == i);
+	}
+	CHECK(shown + t->n_hidden == n_models);
+	free(seen);
+}
+
+static void check_vfiles(apbm_fs *fs, size_t n_models)
+{
+	char *out = NULL;
+	size_t len = 0;
+	json_tokener *tok;
+	json_object *o, *models;
+
+	CHECK(apbm_vfile_render(fs, APBM_VSTATS, &out, &len) == 0);
+	for (size_t i = 0; i < len; i++)
+		CHECK(out[i] == '\n' || ((unsigned char)out[i] >= 0x20 && out[i] != 0x7f));
+	free(out);
+	CHECK(apbm_vfile_render(fs, APBM_VJSON, &out, &len) == 0);
+	tok = json_tokener_new();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, out, (int)len);
+	CHECK(o != NULL && json_object_is_type(o, json_type_object));
+	CHECK(json_object_object_get_ex(o, "models", &models));
+	CHECK(json_object_array_length(models) == n_models);
+	for (size_t i = 0; i < n_models; i++) {
+		apb_model_info info;
+		json_object *m = json_object_array_get_idx(models, i), *name;
+		CHECK(apb_paged_model_info(fs->pb, i, &info) == 0);
+		CHECK(json_object_object_get_ex(m, "name", &name));
+		CHECK(strcmp(json_object_get_string(name), info.name) == 0);
+	}
+	json_object_put(o);
+	json_tokener_free(tok);
+	free(out);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char path[64];
+	apbm_fs fs;
+	int fd = memfd_create("fuzz_mount", MFD_CLOEXEC);
+
+	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
+		abort();
+	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	memset(&fs, 0, sizeof fs);
+	apb_paging_config_init(&fs.cfg);
+	fs.cfg.max_memory = 4096;
+	fs.cfg.page_size = 512;
+	fs.cfg.prefetch = false;
+	fs.bundle_path = path;
+	if (apb_paged_open(path, &fs.cfg, &fs.pb) == 0) {
+		size_t n = apb_paged_model_count(fs.pb);
+		if (apbm_tree_build(&fs) == 0) {
+			check_tree(&fs, n);
+			check_vfiles(&fs, n);
+		}
+		apbm_tree_free(&fs.tree);
+		apb_paged_close(fs.pb);
+	}
+	close(fd);
+	return 0;
+}
