@@ -184,8 +184,10 @@ void apb_builder_set_cancel(apb_builder *bb, const volatile sig_atomic_t *flag)
 
 void apbi_builder_set_progress(apb_builder *bb, apbi_progress_fn fn, void *ctx)
 {
-	if (bb)
-		bb->progress = fn, bb->progress_ctx = ctx;
+	if (!bb)
+		return;
+	bb->progress = fn;
+	bb->progress_ctx = ctx;
 }
 
 /* ------------------------------------------------------------------ */
