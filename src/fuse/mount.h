@@ -36,6 +36,7 @@
 #define APBM_DEFAULT_MAX_READ (1u << 20)
 #define APBM_DEFAULT_READAHEAD (1u << 20)
 #define APBM_POOL_BUFS 4u   /* copy buffers of max_read bytes: bounds RSS */
+#define APBM_MAX_IOV 512    /* cache pages one zero-copy reply may point at */
 
 /* One file or directory.  name points into the model name (not NUL-ended). */
 typedef struct apbm_node {

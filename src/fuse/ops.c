@@ -573,12 +573,59 @@ static void read_vfile(fuse_req_t req, vbuf *vb, size_t size, off_t off)
 	vbuf_put(vb);
 }
 
+/* Logs a failed model read (checksum failures once per bad block). */
+static void read_failed(apbm_fs *fs, const apbm_node *n, fuse_ino_t ino, ssize_t r,
+                        uint64_t off, size_t size)
+{
+	void *scratch;
+
+	if (r != APB_E_CHECKSUM) {
+		apbm_log(fs, LOG_ERR, "read of inode %lu at %llu: %s", (unsigned long)ino,
+		         (unsigned long long)off, apb_last_error());
+		return;
+	}
+	scratch = pool_get(fs);
+	if (scratch)
+		report_corruption(fs, n, off, size, scratch);
+	pool_put(fs, scratch);
+}
+
+/*
+ * Copies [off, off+size) through the cache into a pool buffer and replies
+ * with pre[0..n_pre) (pinned pages already describing the bytes before off)
+ * followed by the copy.  Returns 0 or the library's error (nothing replied).
+ */
+static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, uint64_t off,
+                          size_t size, struct iovec *pre, int n_pre)
+{
+	void *buf = pool_get(fs);
+	ssize_t r = -ENOMEM;
+
+	if (buf)
+		r = apb_paged_read_index(fs->pb, (size_t)n->model, buf, size, off);
+	if (r >= 0) {
+		pre[n_pre].iov_base = buf;
+		pre[n_pre].iov_len = (size_t)r;
+		fuse_reply_iov(req, pre, n_pre + 1);
+		r = 0;
+	}
+	pool_put(fs, buf);
+	return r;
+}
+
+/*
+ * Replies straight from pinned cache pages (no copy in the daemon); what
+ * cannot be pinned, or does not fit the iovec array, is copied.  The pins
+ * are released only after the reply has been written.
+ */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
 	const apbm_node *n = node_of(fs, ino);
-	void *buf;
+	struct iovec iov[APBM_MAX_IOV + 1];
+	apb_pinned *pins = NULL;
+	int n_iov = 0;
 	ssize_t r;
 
 	if (!n || n->model == APBM_DIR) {
@@ -595,25 +642,27 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > fs->max_read)
 		size = fs->max_read;
-	buf = pool_get(fs);
-	if (!buf) {
-		pool_put(fs, NULL);
-		fuse_reply_err(req, ENOMEM);
-		return;
+	if ((uint64_t)size > n->size - (uint64_t)off)
+		size = (size_t)(n->size - (uint64_t)off);
+	r = apb_paged_pin_range(fs->pb, (size_t)n->model, (uint64_t)off, size, iov,
+	                        APBM_MAX_IOV, &n_iov, &pins);
+	if (r == (ssize_t)size) {
+		fuse_reply_iov(req, iov, n_iov);
+	} else if (r == 0) {
+		fuse_reply_buf(req, NULL, 0);	/* the model ended after all */
+	} else if (r > 0 || r == -ENOBUFS) {
+		if (r < 0) {
+			r = 0;
+			n_iov = 0;
+		}
+		r = reply_copy(req, fs, n, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov, n_iov);
 	}
-	r = apb_paged_read_index(fs->pb, (size_t)n->model, buf, size, (uint64_t)off);
-	if (r >= 0) {
-		fuse_reply_buf(req, buf, (size_t)r);
-	} else {
+	apb_paged_unpin(fs->pb, pins);
+	if (r < 0) {
 		int err = apb_errno((int)r);
-		if (r == APB_E_CHECKSUM)
-			report_corruption(fs, n, (uint64_t)off, size, buf);
-		else
-			apbm_log(fs, LOG_ERR, "read of inode %lu at %lld: %s", (unsigned long)ino,
-			         (long long)off, apb_last_error());
+		read_failed(fs, n, ino, r, (uint64_t)off, size);
 		fuse_reply_err(req, err ? err : EIO);
 	}
-	pool_put(fs, buf);
 }
 
 /* ------------------------------------------------------------------ */
