@@ -84,6 +84,14 @@ typedef struct apbm_fs {
 	size_t n_bad, cap_bad;
 } apbm_fs;
 
+/** The node of inode ino, or NULL when there is none. */
+static inline const apbm_node *apbm_node_of(const apbm_fs *fs, fuse_ino_t ino)
+{
+	if (ino == 0 || ino > fs->tree.n_nodes)
+		return NULL;
+	return &fs->tree.nodes[ino - 1];
+}
+
 /* ---- ops.c ---- */
 
 /** The low-level operations table; userdata is the apbm_fs. */
@@ -109,6 +117,12 @@ void apbm_pool_free(apbm_fs *fs);
  * buffer of *len bytes owned by the caller.  Returns 0 or -ENOMEM.
  */
 int apbm_vfile_render(apbm_fs *fs, int64_t kind, char **out, size_t *len);
+
+/** getxattr: user.apbundle.checksum, .offset and the model's metadata. */
+void apbm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+
+/** listxattr: the names apbm_getxattr answers for ino. */
+void apbm_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
 /* ---- main.c ---- */
 

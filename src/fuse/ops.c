@@ -19,12 +19,10 @@
 #include <syslog.h>
 #include <sys/mman.h>
 #include <sys/statvfs.h>
-#include <sys/xattr.h>
 
 #include "mount.h"
 
 #define TIMEOUT 86400.0
-#define XA_PREFIX "user.apbundle."
 
 /* ------------------------------------------------------------------ */
 /* Tree                                                                 */
@@ -230,13 +228,6 @@ static apbm_fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static const apbm_node *node_of(const apbm_fs *fs, fuse_ino_t ino)
-{
-	if (ino == 0 || ino > fs->tree.n_nodes)
-		return NULL;
-	return &fs->tree.nodes[ino - 1];
-}
-
 static void fill_attr(const apbm_fs *fs, const apbm_node *n, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -272,7 +263,7 @@ static void fill_entry(const apbm_fs *fs, const apbm_node *n, struct fuse_entry_
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *p = node_of(fs, parent);
+	const apbm_node *p = apbm_node_of(fs, parent);
 	struct fuse_entry_param e;
 	size_t len = strlen(name);
 
@@ -296,7 +287,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = node_of(fs, ino);
+	const apbm_node *n = apbm_node_of(fs, ino);
 	struct stat st;
 
 	if (!n) {
@@ -328,7 +319,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	const apbm_node *n = node_of(fs_of(req), ino);
+	const apbm_node *n = apbm_node_of(fs_of(req), ino);
 
 	if (!n || n->model != APBM_DIR) {
 		fuse_reply_err(req, n ? ENOTDIR : ENOENT);
@@ -360,7 +351,7 @@ static const apbm_node *dir_entry(const apbm_fs *fs, const apbm_node *d, size_t 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *d = node_of(fs, ino);
+	const apbm_node *d = apbm_node_of(fs, ino);
 	char name[NAME_MAX + 1], *buf;
 	size_t used = 0, total;
 
@@ -434,7 +425,7 @@ static void vbuf_put(vbuf *vb)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = node_of(fs, ino);
+	const apbm_node *n = apbm_node_of(fs, ino);
 	vbuf *vb;
 
 	if (!n || n->model == APBM_DIR) {
@@ -622,7 +613,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = node_of(fs, ino);
+	const apbm_node *n = apbm_node_of(fs, ino);
 	struct iovec iov[APBM_MAX_IOV + 1];
 	apb_pinned *pins = NULL;
 	int n_iov = 0;
@@ -663,144 +654,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		read_failed(fs, n, ino, r, (uint64_t)off, size);
 		fuse_reply_err(req, err ? err : EIO);
 	}
-}
-
-/* ------------------------------------------------------------------ */
-/* Extended attributes                                                  */
-/* ------------------------------------------------------------------ */
-
-/* Called for each attribute; returns nonzero to stop. */
-typedef int (*xattr_fn)(void *ctx, const char *name, const char *value);
-
-static int each_kv(const apb_kv *kv, size_t n, const char *group, xattr_fn fn, void *ctx)
-{
-	char name[XATTR_NAME_MAX + 1];
-
-	for (size_t i = 0; i < n; i++) {
-		int w = snprintf(name, sizeof(name), XA_PREFIX "%s.%s", group, kv[i].key);
-		if (w < 0 || (size_t)w >= sizeof(name) || !kv[i].value)
-			continue;
-		if (fn(ctx, name, kv[i].value))
-			return 1;
-	}
-	return 0;
-}
-
-static int each_xattr(apbm_fs *fs, const apbm_node *n, xattr_fn fn, void *ctx)
-{
-	apb_model_info info;
-	char num[32];
-
-	if (n->model < 0 || apb_paged_model_info(fs->pb, (size_t)n->model, &info) != 0)
-		return 0;
-	if (info.has_checksum) {
-		snprintf(num, sizeof(num), "xxh3:%016" PRIx64, info.checksum);
-		if (fn(ctx, XA_PREFIX "checksum", num))
-			return 1;
-	}
-	snprintf(num, sizeof(num), "%" PRIu64, info.file_offset);
-	if (fn(ctx, XA_PREFIX "offset", num))
-		return 1;
-	const apb_metadata *md = info.metadata;
-	if (!md)
-		return 0;
-	if (md->version && fn(ctx, XA_PREFIX "version", md->version))
-		return 1;
-	if (md->architecture && fn(ctx, XA_PREFIX "architecture", md->architecture))
-		return 1;
-	if (each_kv(md->hyperparameters, md->n_hyperparameters, "hyperparameters", fn, ctx))
-		return 1;
-	return each_kv(md->custom, md->n_custom, "custom", fn, ctx);
-}
-
-typedef struct xa_get {
-	const char *want;
-	char *value;      /* copy, when found */
-} xa_get;
-
-static int xa_get_fn(void *ctx, const char *name, const char *value)
-{
-	xa_get *g = ctx;
-
-	if (strcmp(name, g->want) != 0)
-		return 0;
-	g->value = strdup(value);
-	return 1;
-}
-
-typedef struct xa_list {
-	char *buf;
-	size_t len, cap;
-	bool oom;
-} xa_list;
-
-static int xa_list_fn(void *ctx, const char *name, const char *value)
-{
-	xa_list *l = ctx;
-	size_t n = strlen(name) + 1;
-
-	if (l->len + n > l->cap) {
-		size_t cap = (l->cap + n) * 2;
-		char *b = realloc(l->buf, cap);
-		if (!b) {
-			l->oom = true;
-			return 1;
-		}
-		l->buf = b;
-		l->cap = cap;
-	}
-	memcpy(l->buf + l->len, name, n);
-	l->len += n;
-	return 0;
-}
-
-/* Replies with len bytes of data, or its size, or ERANGE, as getxattr wants. */
-static void reply_xattr(fuse_req_t req, const char *data, size_t len, size_t size)
-{
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (len > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, data, len);
-}
-
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = node_of(fs, ino);
-	xa_get g = { .want = name };
-
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) == 0)
-		each_xattr(fs, n, xa_get_fn, &g);
-	if (!g.value) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
-	reply_xattr(req, g.value, strlen(g.value), size);
-	free(g.value);
-}
-
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = node_of(fs, ino);
-	xa_list l = { 0 };
-
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	each_xattr(fs, n, xa_list_fn, &l);
-	if (l.oom)
-		fuse_reply_err(req, ENOMEM);
-	else
-		reply_xattr(req, l.buf, l.len, size);
-	free(l.buf);
 }
 
 /* ------------------------------------------------------------------ */
@@ -907,8 +760,8 @@ const struct fuse_lowlevel_ops apbm_ops = {
 	.readdirplus = op_readdirplus,
 	.statfs = op_statfs,
 	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
+	.getxattr = apbm_getxattr,
+	.listxattr = apbm_listxattr,
 	.removexattr = op_removexattr,
 	.create = op_create,
 	.fallocate = op_fallocate,
