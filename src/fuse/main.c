@@ -70,8 +70,6 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_END
 };
 
-static apbm_fs *log_fs;	/* for libfuse's own messages once daemonized */
-
 void apbm_log(apbm_fs *fs, int prio, const char *fmt, ...)
 {
 	va_list ap;
@@ -301,7 +299,6 @@ static int add_mount_args(struct fuse_args *args, const apbm_fs *fs)
 typedef struct ra_job {
 	char *mountpoint;
 	uint64_t bytes;
-	apbm_fs *fs;
 } ra_job;
 
 /*
@@ -342,7 +339,6 @@ static void start_readahead(apbm_fs *fs, const char *mountpoint)
 		return;
 	j->mountpoint = strdup(mountpoint);
 	j->bytes = fs->readahead;
-	j->fs = fs;
 	if (!j->mountpoint || pthread_create(&t, NULL, readahead_thread, j) != 0) {
 		free(j->mountpoint);
 		free(j);
@@ -379,7 +375,6 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 	if (!co->foreground) {
 		openlog(PROG, LOG_PID, LOG_DAEMON);
 		fs->use_syslog = true;
-		log_fs = fs;
 		fuse_set_log_func(fuse_log_to_syslog);
 	}
 	if (apb_paged_start_worker(fs->pb) != 0)

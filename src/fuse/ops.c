@@ -7,7 +7,9 @@
  * Invariants: inode = node index + 1; a directory's children are a run of
  * tree.children in sorted-name order, so readdir offsets are stable; every
  * request gets exactly one reply; nothing is ever written to the bundle and
- * every modifying operation answers EROFS.
+ * every modifying operation answers EROFS.  Model reads reply straight from
+ * pinned cache pages (fuse_reply_iov) and unpin only after the reply was
+ * written; a bounded pool of copy buffers serves what cannot be pinned.
  */
 #include <errno.h>
 #include <fcntl.h>
