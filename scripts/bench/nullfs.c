@@ -12,13 +12,19 @@
  * session (libfuse 3.14 aborts the mount when the two disagree); the file's
  * inode number (2) and size never change while mounted.
  *
- * Usage: nullfs MOUNTPOINT -o size=1G[,source=FILE][,name=model.bin] [-f] [-s]
+ * With -o copy, each read is first copied into a per-thread bounce buffer
+ * and replied from there: the cost of one user-space copy per read, to
+ * measure what a zero-copy reply (fuse_reply_iov from cache pages) is worth.
+ *
+ * Usage: nullfs MOUNTPOINT -o size=1G[,source=FILE][,name=model.bin][,copy]
+ *        [-f] [-s]
  */
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +42,7 @@ struct nullfs_opts {
 	char *size;
 	char *source;
 	char *name;
+	int copy;
 };
 
 static struct {
@@ -43,6 +50,8 @@ static struct {
 	uint64_t size;
 	const char *name;
 	time_t mtime;
+	int copy;
+	pthread_key_t bounce_key;
 } g_fs;
 
 #define NULLFS_OPT(t, p) { t, offsetof(struct nullfs_opts, p), 1 }
@@ -50,6 +59,7 @@ static const struct fuse_opt nullfs_opt_spec[] = {
 	NULLFS_OPT("size=%s", size),
 	NULLFS_OPT("source=%s", source),
 	NULLFS_OPT("name=%s", name),
+	NULLFS_OPT("copy", copy),
 	FUSE_OPT_END
 };
 
@@ -239,6 +249,22 @@ static void nullfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > g_fs.size - (uint64_t)off)
 		size = g_fs.size - (uint64_t)off;
+	if (g_fs.copy) {
+		char *b = pthread_getspecific(g_fs.bounce_key);
+		if (!b) {
+			b = malloc(NULLFS_MAX_READ);
+			if (!b || pthread_setspecific(g_fs.bounce_key, b) != 0) {
+				free(b);
+				fuse_reply_err(req, ENOMEM);
+				return;
+			}
+		}
+		if (size > NULLFS_MAX_READ)
+			size = NULLFS_MAX_READ;
+		memcpy(b, g_fs.data + off, size);
+		fuse_reply_buf(req, b, size);
+		return;
+	}
 	fuse_reply_buf(req, g_fs.data + off, size);
 }
 
@@ -267,6 +293,9 @@ static int setup_file(const struct nullfs_opts *o)
 		return -1;
 	}
 	g_fs.mtime = time(NULL);
+	g_fs.copy = o->copy;
+	if (pthread_key_create(&g_fs.bounce_key, free) != 0)
+		return -1;
 	if (posix_memalign((void **)&g_fs.data, 1u << 21, g_fs.size) != 0) {
 		fprintf(stderr, "nullfs: cannot allocate %llu bytes\n",
 			(unsigned long long)g_fs.size);

@@ -318,14 +318,15 @@ def section(work, data, png_rel):
                "a fresh mount for workloads 1–4: `sync; echo 3 > /proc/sys/vm/drop_caches`, read "
                "(1, cold); drop caches again, read (2, daemon-warm: only a daemon that keeps its own "
                "cache, as apbundle does with max_memory ≥ the model, or nullfs, is faster than cold "
-               "here); read again without dropping (3, kernel-warm); then fio (4). Reads are "
+               "here); read again without dropping (3, kernel-warm: three back-to-back reads, timed together); then fio (4). Reads are "
                "`dd bs=1M` to /dev/null, timed around the process. apbundle-mount runs with "
                "max_memory = model size + 64 MiB and its defaults otherwise; peers with their defaults "
                "(archivemount and fuse-zip are high-level FUSE daemons without kernel_cache, so their "
                "kernel-warm read goes back to the daemon).")
     out.append("- read_ahead_kb: every FUSE mount's bdi (`/sys/class/bdi/$(mountpoint -d MNT)`) is "
-               "set to the value in the table, alike for nullfs, the peers and apbundle (apbundle-mount "
-               "would otherwise set 1024 itself, the others keep the kernel's 128). The native file "
+               "set to the value in the table, alike for nullfs, the peers and apbundle (apbundle-mount runs "
+               "with `-o readahead=0` so that it keeps this value instead of setting its default 1024; "
+               "the others keep the kernel's 128 unless told). The native file "
                "uses its disk's own setting, shown as \"(disk)\".")
     out.append(f"- fio: `--rw=randread --bs=4k --direct=1 --ioengine=psync --time_based` for the "
                f"configured runtime, 1 and 4 jobs, on the mount of workloads 1–3 (so apbundle has the "

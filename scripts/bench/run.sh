@@ -20,7 +20,8 @@
 # COUNTS ("10 1000 10000 100000"), RA_LIST ("128 4096": read_ahead_kb values
 # applied to every FUSE mount alike), PEERS, OP_TIMEOUT (60 s per read),
 # ZIPF_MODELS (64), ZIPF_SIZE (4M), ZIPF_READS (400), ZIPF_S (1.0),
-# APB_OPTS (extra -o options for apbundle-mount), WORKLOADS ("seq mount zipf"),
+# KWARM_PASSES (3 reads per kernel-warm sample), APB_OPTS (extra -o options for apbundle-mount), WORKLOADS ("seq mount zipf";
+# "data" only prepares the data sets),
 # OUT_MD, OUT_PNG, SKIP_BUILD=1, SKIP_DEPS=1.
 set -uo pipefail
 
@@ -46,6 +47,7 @@ ZIPF_READS=${ZIPF_READS:-400}
 ZIPF_S=${ZIPF_S:-1.0}
 APB_OPTS=${APB_OPTS:-}
 WORKLOADS=${WORKLOADS:-seq mount zipf}
+KWARM_PASSES=${KWARM_PASSES:-3}
 if [ "$QUICK" = 1 ]; then
 	OUT_MD=${OUT_MD:-$WORK/BENCHMARKS.md}
 	OUT_PNG=${OUT_PNG:-$WORK/bench.png}
@@ -160,10 +162,10 @@ make_images() {
 	fi
 }
 
-# A directory of COUNT small models of 256..8192 bytes (deterministic sizes).
+# A directory of COUNT distinct small models of 256..8192 bytes (deterministic sizes).
 make_small_set() {
 	local n=$1 d=$WORK/data/small-$1
-	if [ ! -f "$d.done" ]; then
+	if [ "$(cat "$d.done" 2>/dev/null)" != v2 ]; then
 		rm -rf "$d"
 		python3 - "$d" "$n" <<-'EOF' || die "making $d failed"
 		import os, random, sys
@@ -173,9 +175,10 @@ make_small_set() {
 		blob = os.urandom(8192)
 		for i in range(n):
 		    with open(os.path.join(d, "model-%06d.bin" % i), "wb") as f:
-		        f.write(blob[: rng.randint(256, 8192)])
+		        # Unique content: no peer may deduplicate (mksquashfs would).
+		        f.write(b"%08d" % i + blob[: rng.randint(256, 8192) - 8])
 		EOF
-		touch "$d.done"
+		echo v2 >"$d.done"
 	fi
 	make_images "$d" "$WORK/data/small-$n"
 }
@@ -229,16 +232,22 @@ set_ra() { # MNT KB
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo NA; }
 reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
 
-# seqread FILE: prints MB/s; "T" as a second word when it hit the deadline
-# (then MB/s is what was read before it, an upper bound).
+# seqread FILE [PASSES]: reads FILE whole PASSES times (default 1) back to
+# back with dd bs=1M and prints MB/s over all passes; "T" as a second word
+# when it hit the deadline (MB/s is then what was read before it, an upper
+# bound).  Several passes keep a 0.1 s page-cache read from being all noise.
 seqread() {
-	local t0 t1 err bytes
+	local t0 t1 err bytes=0 b i rc=0
 	t0=$(now_ns)
-	err=$(timeout -s INT "$OP_TIMEOUT" dd if="$1" of=/dev/null bs=1M 2>&1)
-	local rc=$?
+	for i in $(seq "${2:-1}"); do
+		err=$(timeout -s INT "$OP_TIMEOUT" dd if="$1" of=/dev/null bs=1M 2>&1)
+		rc=$?
+		b=$(printf '%s\n' "$err" | awk '/bytes/ {print $1; exit}')
+		[ -n "$b" ] || { echo "NA E"; return; }
+		bytes=$((bytes + b))
+		[ $rc = 0 ] || break
+	done
 	t1=$(now_ns)
-	bytes=$(printf '%s\n' "$err" | awk '/bytes/ {print $1; exit}')
-	[ -n "$bytes" ] || { echo "NA E"; return; }
 	awk -v b="$bytes" -v ns=$((t1 - t0)) -v rc=$rc \
 		'BEGIN { printf "%.1f%s\n", b / 1e6 / (ns / 1e9), rc == 0 ? "" : " T" }'
 }
@@ -261,10 +270,11 @@ declare -A SKIP=()
 
 # One timed sequential read for workload W of PEER; records value and RSS.
 seq_step() { # w peer variant run file pid
-	local w=$1 p=$2 v=$3 r=$4 f=$5 pid=$6 res
+	local w=$1 p=$2 v=$3 r=$4 f=$5 pid=$6 res passes=1
+	[ "$w" = kwarm ] && passes=$KWARM_PASSES
 	if [ -n "${SKIP[$p.seq]:-}" ]; then record "$w" "$p" "$v" "$r" NA S; return; fi
 	[ "$pid" = - ] || reset_hwm "$pid"
-	res=$(seqread "$f")
+	res=$(seqread "$f" "$passes")
 	record "$w" "$p" "$v" "$r" ${res% *} "$([ "${res#* }" != "$res" ] && echo "${res#* }")"
 	# One timeout skips every sequential read of this peer from then on.
 	case "$res" in *" T"*) SKIP[$p.seq]=1; note "$p $w $v timed out after ${OP_TIMEOUT}s" ;; esac
@@ -298,7 +308,9 @@ seq_peer() { # peer run ra first_ra
 		return 0
 	fi
 	local opts=""
-	[ "$p" = apbundle ] && opts="max_memory=$((size_bytes + 64 * 1048576))${APB_OPTS:+,$APB_OPTS}"
+	# readahead=0: apbundle-mount keeps the bdi's value, so set_ra below is
+	# the only readahead setting, the same for every FUSE peer.
+	[ "$p" = apbundle ] && opts="max_memory=$((size_bytes + 64 * 1048576)),readahead=0${APB_OPTS:+,$APB_OPTS}"
 	if ! mount_peer "$p" "$(peer_image "$p" "$big")" "$m" model.bin "$opts"; then
 		record cold "$p" "$v" "$r" NA F
 		return 0
@@ -468,7 +480,12 @@ for w in $WORKLOADS; do
 	seq) run_seq ;;
 	mount) run_mount ;;
 	zipf) run_zipf ;;
-	*) die "unknown workload '$w' (seq mount zipf)" ;;
+	data) # only prepare the data sets (the slow part), measure nothing
+		make_blob "$WORK/data/big/model.bin" "$size_bytes"
+		make_images "$WORK/data/big" "$WORK/data/big"
+		for n in $COUNTS; do make_small_set "$n"; done
+		note "data ready under $WORK/data"; exit 0 ;;
+	*) die "unknown workload '$w' (seq mount zipf data)" ;;
 	esac
 done
 describe_machine
