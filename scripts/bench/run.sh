@@ -22,7 +22,8 @@
 # ZIPF_MODELS (64), ZIPF_SIZE (4M), ZIPF_READS (400), ZIPF_S (1.0),
 # KWARM_PASSES (3 reads per kernel-warm sample), APB_OPTS (extra -o options for apbundle-mount), WORKLOADS ("seq mount zipf";
 # "data" only prepares the data sets),
-# OUT_MD, OUT_PNG, SKIP_BUILD=1, SKIP_DEPS=1.
+# OUT_MD, OUT_PNG, SKIP_BUILD=1, SKIP_DEPS=1, APB_COMMIT (what to call the
+# measured tree in the report when it is not a git checkout).
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -464,7 +465,7 @@ describe_machine() {
 		echo "workdir: $WORK on $dev ($fs, $(lsblk -dno MODEL,ROTA "/dev/$(lsblk -no PKNAME "$dev" 2>/dev/null | head -1)" 2>/dev/null || lsblk -dno NAME,ROTA "$dev" 2>/dev/null | tr -s ' '))"
 		echo "libfuse: $(pkg-config --modversion fuse3 2>/dev/null)"
 		echo "peers: squashfuse $(dpkg-query -W -f='${Version}' squashfuse 2>/dev/null), archivemount $(dpkg-query -W -f='${Version}' archivemount 2>/dev/null), fuse-zip $(dpkg-query -W -f='${Version}' fuse-zip 2>/dev/null), fio $(dpkg-query -W -f='${Version}' fio 2>/dev/null)"
-		echo "apbundle: $(git -C "$top" log -1 --format='%h %cd' --date=format:'%F %R' 2>/dev/null)"
+		echo "apbundle: ${APB_COMMIT:-$(git -C "$top" describe --always --dirty 2>/dev/null) ($(git -C "$top" log -1 --format='%cd' --date=format:'%F %R' 2>/dev/null))}"
 		echo "started: $START_UTC"
 		echo "finished: $(date -u '+%F %T UTC')"
 		echo "load average at start: $LOAD0; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
