@@ -69,3 +69,9 @@ TESTS += tests/check_stress
 # 8 reader processes through a real mount, and bundles changed under it.
 dist_check_SCRIPTS += tests/stress_mount_test.sh
 TESTS += tests/stress_mount_test.sh
+
+# LD_PRELOAD shim: EIO for chosen preads inside the mount daemon (stress_mount_test.sh).
+check_LTLIBRARIES += tests/libfaultpreload.la
+tests_libfaultpreload_la_SOURCES = tests/fault_preload.c
+tests_libfaultpreload_la_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+tests_libfaultpreload_la_LIBADD = -ldl

@@ -14,6 +14,10 @@
 # whole: each read either succeeds with exactly the original bytes or fails
 # (EIO), and whatever a failing read returned before the error is a correct
 # prefix.  The daemon must survive, keep answering, and unmount cleanly.
+# Phase 3 (I/O errors in the daemon): with tests/fault_preload.c preloaded,
+# preads of one block of one model fail with EIO: exactly the reads of that
+# block fail, everything else is served; once the faults stop, that block
+# and every model read back exactly (the error was not cached).
 # Skips (77) only without /dev/fuse.
 set -u
 APB=${APBUNDLE:-apbundle}
@@ -189,4 +193,34 @@ for change in corrupt-block truncate overwrite rename; do
 	fi
 	unmount_it
 done
+
+# ---- phase 3: EIO from pread inside the daemon ----
+shim="${top_builddir:-.}/tests/.libs/libfaultpreload.so"
+if [ ! -f "$shim" ]; then
+	echo "stress_mount_test: $shim not built: daemon fault phase skipped"
+	exit 0
+fi
+cp "$work/b.apbundle" "$work/live.apbundle"
+set -- $("$APB" list "$work/live.apbundle" | awk 'NR > 1 && $2 > 8192 { print $2, $3, $1 }' | sort -n | tail -n 1)
+victim=$3
+touch "$work/faults-on"
+# Only the daemon gets the shim.  ASan insists on coming first in the
+# library list; the shim does not need that check.
+saved_asan=${ASAN_OPTIONS-}
+export APB_FAULT_INO="$(stat -c %i "$work/live.apbundle")" APB_FAULT_FLAG="$work/faults-on"
+export APB_FAULT_RANGE="$(($2 + 4096)):$(($2 + 8192))" LD_PRELOAD="$shim"
+export ASAN_OPTIONS="${saved_asan:+$saved_asan:}verify_asan_link_order=0"
+mount_it "max_memory=64K,page_size=4K,direct_io,prefetch=0" "$work/live.apbundle"
+unset LD_PRELOAD APB_FAULT_INO APB_FAULT_FLAG APB_FAULT_RANGE
+if [ -n "$saved_asan" ]; then ASAN_OPTIONS=$saved_asan; else unset ASAN_OPTIONS; fi
+dd if="$mnt/$victim" bs=4096 count=1 2>/dev/null | cmp -s - "$work/src/$victim" -n 4096 ||
+	fail "daemon-eio: the first block of $victim is not served exactly"
+dd if="$mnt/$victim" of=/dev/null bs=4096 skip=1 count=1 2>/dev/null &&
+	fail "daemon-eio: a read of the failing block of $victim succeeded"
+read_all daemon-eio
+[ $eio -eq 1 ] || fail "daemon-eio: $eio models refused, expected exactly 1 ($victim)"
+rm -f "$work/faults-on"
+read_all daemon-eio-recovered
+[ $eio -eq 0 ] || fail "daemon-eio: $eio models still refused after the faults stopped"
+unmount_it
 exit 0
