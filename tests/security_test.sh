@@ -12,7 +12,7 @@
 #    .stats.json, is read-only (every kind of write fails, nothing changes,
 #    no write permission bits), and with allow_other it runs with
 #    default_permissions (/proc/self/mountinfo).  Part 4 is skipped (the
-#    rest still runs) without /dev/fuse.
+#    rest still runs) without a usable /dev/fuse.
 set -u
 APB=${APBUNDLE:-apbundle}
 MOUNT=${APBUNDLE_MOUNT:-apbundle-mount}
@@ -189,7 +189,7 @@ mount_checks() {
 	cmp -s sym.apbundle pristine.apbundle && ok || bad "the bundle file changed under the mount"
 }
 
-if [ -e /dev/fuse ] && command -v "$MOUNT" >/dev/null 2>&1 && command -v fusermount3 >/dev/null 2>&1; then
+if [ -r /dev/fuse ] && [ -w /dev/fuse ] && command -v "$MOUNT" >/dev/null 2>&1 && command -v fusermount3 >/dev/null 2>&1; then
 	if [ "$(id -u)" -ne 0 ] && ! grep -qs '^[[:space:]]*user_allow_other' /etc/fuse.conf; then
 		echo "security_test: allow_other needs root or user_allow_other: mount checks skipped"
 	else
