@@ -145,13 +145,17 @@ static void check_model(raw_bundle *rb, size_t i, const char *name, const void *
 	ck_assert_int_eq(json_object_object_get_ex(m, "blocks", &blk), nb > 1);
 	if (nb <= 1)
 		return;
-	const char *bkeys[] = { "size", "checksums_offset", NULL };
+	const char *bkeys[] = { "size", "checksums_offset", "table_checksum", NULL };
 	assert_keys(blk, bkeys);
 	ck_assert_uint_eq((uint64_t)jint(blk, "size"), bs);
 	uint64_t toff = (uint64_t)jint(blk, "checksums_offset");
 	ck_assert_uint_eq(toff % 8, 0);
 	ck_assert_uint_ge(toff, off + size);
 	ck_assert_uint_le(rb->data_start + toff + nb * 8, rb->len);
+	/* the table is bound to the manifest: XXH3-64 of its bytes as stored */
+	snprintf(sum, sizeof sum, "xxh3:%016llx",
+	         (unsigned long long)XXH3_64bits(rb->file + rb->data_start + toff, nb * 8));
+	ck_assert_str_eq(json_object_get_string(jget(blk, "table_checksum")), sum);
 	for (uint64_t k = 0; k < nb; k++) {
 		uint64_t blen = k + 1 < nb ? bs : size - k * bs;
 		uint64_t want = XXH3_64bits(rb->file + rb->data_start + off + k * bs, blen);

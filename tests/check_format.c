@@ -82,6 +82,9 @@ START_TEST(test_valid_decode)
 	ck_assert_uint_eq(dec->block_size, 512);
 	ck_assert_uint_eq(dec->n_blocks, 3);
 	ck_assert_uint_eq(dec->blocks_offset, TABLE_OFF);
+	ck_assert(dec->has_table_checksum);
+	ck_assert_uint_eq(dec->table_checksum, XXH3_64bits(std_data + TABLE_OFF, 24));
+	ck_assert(!enc->has_table_checksum);
 	ck_assert_ptr_null(dec->md.version);
 	ck_assert_uint_eq(dec->md.n_hyperparameters, 0);
 	ck_assert_str_eq(empty->name, "empty");
@@ -212,6 +215,66 @@ START_TEST(test_unknown_fields_ignored)
 	/* json-c turns a lone surrogate escape into U+FFFD: a valid name */
 	m = accepted("\"name\":\"enc\"", "\"name\":\"\\ud800\"");
 	ck_assert_str_eq(m->models[0].name, "\xef\xbf\xbd");
+	apbi_manifest_free(m);
+}
+END_TEST
+
+/*
+ * Writes the standard bundle changed from -> to (NULL: as is), flips one
+ * byte of dir/dec's table in the file and returns it open, *m decoded.
+ */
+static int flipped_table(const char *from, const char *to, uint8_t **b, apbi_manifest **m)
+{
+	char *path = tu_path("flip.apbundle");
+	size_t len;
+	int fd;
+
+	*b = variant(from, to, &len);
+	tu_write_file(path, *b, len);
+	fd = open(path, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(apbi_manifest_read(fd, m), 0);
+	ck_assert_int_eq(pwrite(fd, "\xff", 1, (off_t)((*m)->data_start + TABLE_OFF + 13)), 1);
+	free(path);
+	return fd;
+}
+
+/*
+ * blocks.table_checksum binds the table to the manifest: a table read that
+ * does not match is refused with nothing returned, and the next read, once
+ * the bytes are right again, succeeds.  Without the key (old writers) the
+ * table is taken as read: the weaker guarantee of FORMAT.md section 4.
+ */
+START_TEST(test_table_checksum)
+{
+	apbi_manifest *m = NULL;
+	uint8_t *b;
+	int fd = flipped_table(NULL, NULL, &b, &m);
+	uint64_t *sums = (uint64_t *)1, want = XXH3_64bits(std_data + DEC_OFF + 512, 512);
+
+	ck_assert_int_eq(apbi_load_block_sums(fd, m, 1, &sums), APB_E_CHECKSUM);
+	ck_assert_ptr_null(sums);
+	ck_assert_msg(strstr(apb_last_error(), "models[1] \"dir/dec\"") &&
+	              strstr(apb_last_error(), "table_checksum"), "detail: %s", apb_last_error());
+	ck_assert_int_eq(pwrite(fd, b + m->data_start + TABLE_OFF, 24,
+	                        (off_t)(m->data_start + TABLE_OFF)), 24);   /* the disk recovers */
+	ck_assert_int_eq(apbi_load_block_sums(fd, m, 1, &sums), 0);
+	ck_assert_uint_eq(sums[1], want);
+	free(sums);
+	apbi_manifest_free(m);
+	close(fd);
+	free(b);
+	/* absent (an old writer) or null: accepted, and the table is not checked */
+	fd = flipped_table(",\"table_checksum\"", ",\"unknown_key\"", &b, &m);
+	ck_assert(m->models[1].has_block_table && !m->models[1].has_table_checksum);
+	ck_assert_int_eq(apbi_load_block_sums(fd, m, 1, &sums), 0);
+	ck_assert_uint_ne(sums[1], want);
+	free(sums);
+	apbi_manifest_free(m);
+	close(fd);
+	free(b);
+	m = accepted("\"table_checksum\":\"", "\"table_checksum\":null,\"old\":\"");
+	ck_assert(!m->models[1].has_table_checksum);
 	apbi_manifest_free(m);
 }
 END_TEST
@@ -411,6 +474,20 @@ START_TEST(test_checksum_and_block_rules)
 		  APB_E_CORRUPT, "\"blocks.size\"", NULL },
 		{ "\"checksum\":\"xxh3:", "\"blocks\":{\"size\":512,\"checksums_offset\":1640},\"checksum\":\"xxh3:",
 		  APB_E_CORRUPT, "overlaps the block table", "models[1]" },
+		/* blocks.table_checksum: optional, but well-formed when present */
+		{ "\"table_checksum\":\"xxh3:", "\"table_checksum\":\"xxh3:0", APB_E_MANIFEST,
+		  "models[1] \"dir/dec\"", "\"blocks.table_checksum\"" },
+		{ "\"table_checksum\":\"xxh3:", "\"table_checksum\":\"md5:", APB_E_MANIFEST,
+		  "\"blocks.table_checksum\"", NULL },
+		{ "\"table_checksum\":\"", "\"table_checksum\":7,\"x\":\"", APB_E_MANIFEST,
+		  "\"blocks.table_checksum\"", "not a string" },
+		/* an empty model is checked at decode: it has no block to read */
+		{ "\"size\":0,\"checksum\":\"xxh3:2d06800538d394c2\"",
+		  "\"size\":0,\"checksum\":\"xxh3:2e06800538d394c2\"", APB_E_CHECKSUM,
+		  "models[2] \"empty\"", "empty (0 bytes) but its checksum is xxh3:2e06800538d394c2" },
+		{ "\"size\":0,\"checksum\":\"xxh3:2d06800538d394c2\"",
+		  "\"size\":0,\"checksum\":\"xxh3:0000000000000000\"", APB_E_CHECKSUM,
+		  "models[2] \"empty\"", "not xxh3:2d06800538d394c2" },
 		/* more than one block and no table */
 		{ "\"offset\":1664,\"size\":0", "\"offset\":1664,\"size\":1073741825", APB_E_CORRUPT,
 		  "models[2] \"empty\"", "\"blocks\" table" },
@@ -746,6 +823,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, test_valid_decode);
 	tcase_add_test(tc, test_read_verify_blocks);
 	tcase_add_test(tc, test_unknown_fields_ignored);
+	tcase_add_test(tc, test_table_checksum);
 	tcase_add_test(tc, test_truncation_every_offset);
 	tcase_add_test(tc, test_random_corruption);
 	tcase_add_test(tc, test_legacy_decode);

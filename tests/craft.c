@@ -61,7 +61,7 @@ uint8_t *craft(const char *json, uint32_t align, const void *data, size_t dlen, 
 /* Fills std_data (models and the table of dir/dec) and writes the manifest. */
 void std_json(char *out, size_t cap)
 {
-	char c_enc[22], c_dec[22], c_empty[22];
+	char c_enc[22], c_dec[22], c_empty[22], c_table[22];
 
 	memset(std_data, 0, sizeof std_data);
 	tu_fill_random(std_data, ENC_SIZE, 1);
@@ -73,6 +73,7 @@ void std_json(char *out, size_t cap)
 	xs(std_data, ENC_SIZE, c_enc);
 	xs(std_data + DEC_OFF, DEC_SIZE, c_dec);
 	xs("", 0, c_empty);
+	xs(std_data + TABLE_OFF, 24, c_table);
 	snprintf(out, cap,
 	         "{\"format\":\"apbundle\",\"version\":1,\"alignment\":64,\"model_count\":3,"
 	         "\"description\":\"test bundle\",\"created_at\":1700000000,\"models\":["
@@ -80,9 +81,9 @@ void std_json(char *out, size_t cap)
 	         "\"metadata\":{\"version\":\"1.2\",\"architecture\":\"transformer\","
 	         "\"hyperparameters\":{\"layers\":\"6\",\"heads\":\"8\"},\"custom\":{\"author\":\"fmt\"}}},"
 	         "{\"name\":\"dir/dec\",\"offset\":128,\"size\":1500,\"checksum\":\"%s\","
-	         "\"blocks\":{\"size\":512,\"checksums_offset\":1632}},"
+	         "\"blocks\":{\"size\":512,\"checksums_offset\":1632,\"table_checksum\":\"%s\"}},"
 	         "{\"name\":\"empty\",\"offset\":1664,\"size\":0,\"checksum\":\"%s\"}]}",
-	         c_enc, c_dec, c_empty);
+	         c_enc, c_dec, c_table, c_empty);
 }
 
 /* The standard bundle with the first occurrence of from replaced by to. */

@@ -2,9 +2,10 @@
  * craft.h - hand-made bundles shared by the format suites.
  *
  * The standard bundle: alignment 64, models "enc" (100 bytes at 0, with
- * metadata), "dir/dec" (1500 bytes at 128, 512-byte blocks, table at 1632)
- * and "empty" (0 bytes at 1664); its manifest is one line of JSON that
- * tests change one substring at a time with variant().
+ * metadata), "dir/dec" (1500 bytes at 128, 512-byte blocks, table at 1632
+ * bound by blocks.table_checksum) and "empty" (0 bytes at 1664); its
+ * manifest is one line of JSON that tests change one substring at a time
+ * with variant().
  */
 #ifndef APB_TEST_CRAFT_H
 #define APB_TEST_CRAFT_H

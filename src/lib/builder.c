@@ -8,8 +8,9 @@
  *  - build plans the layout and encodes the manifest once with placeholder
  *    checksums (fixed width, so the final manifest has the same length),
  *    streams every model in CHUNK-sized pieces to its final offset while
- *    hashing it (streaming XXH3 for the model, per block for the table),
- *    then writes the header and the real manifest at offset 0.
+ *    hashing it (streaming XXH3 for the model, per block for the table,
+ *    then the table itself for blocks.table_checksum), then writes the
+ *    header and the real manifest at offset 0.
  *  - All output goes to "<path>.tmp.XXXXXX" (O_EXCL, mode 0644 & ~umask) in
  *    the same directory, which is fsynced, renamed over path, and the
  *    directory fsynced.  On any failure before the rename the temporary
@@ -641,6 +642,7 @@ static int stream_model(struct wctx *c, size_t i)
 	}
 	for (uint64_t k = 0; k < m->n_blocks; k++)
 		h->sums[k] = htole64(h->sums[k]);
+	m->table_checksum = XXH3_64bits(h->sums, m->n_blocks * 8);   /* of the bytes as stored */
 	rc = apbi_pwrite_full(c->fd, h->sums, m->n_blocks * 8, c->data_start + m->blocks_offset);
 	if (rc != 0)
 		rc = apbi_set_error(rc, "model \"%s\": writing its block table to %s: %s", m->name,

@@ -1,6 +1,7 @@
 /*
  * format.c - decode and validate a bundle's header and manifest; look up
- * models; verify model bytes against their checksums.
+ * models; verify model bytes against their checksums and block tables
+ * against the manifest.
  *
  * Invariants: nothing read from the file is trusted.  The header decides
  * the layout (v1: '{' at byte 16; otherwise aprender's legacy layout), the
@@ -551,11 +552,33 @@ int apbi_verify_blocks(const apbi_model *mod, const uint64_t *block_sums,
 	return 0;
 }
 
+/* Checks the table bytes as read against the manifest's table_checksum. */
+static int check_table(const apbi_model *mod, uint64_t i, const void *raw)
+{
+	uint64_t h;
+	char want[22], got[22];
+
+	if (!mod->has_table_checksum)
+		return 0;   /* old writer: nothing binds the table (docs/FORMAT.md 4) */
+	h = apbi_xxh3(raw, (size_t)mod->n_blocks * 8);
+	if (h == mod->table_checksum)
+		return 0;
+	apbi_checksum_format(mod->table_checksum, want);
+	apbi_checksum_format(h, got);
+	return apbi_model_error(APB_E_CHECKSUM, i, mod->name, "block table (%llu bytes at %llu) "
+	                        "checksum mismatch: manifest blocks.table_checksum %s, table %s",
+	                        (unsigned long long)mod->n_blocks * 8,
+	                        (unsigned long long)mod->blocks_offset, want, got);
+}
+
 /**
  * Reads model i's block table into a new array of n_blocks host-endian
  * checksums (caller frees), or sets *out = NULL when the model has no
- * table.  Errors: -EINVAL, -ENOMEM, -errno, APB_E_TRUNCATED (the file
- * shrank since the manifest was read).
+ * table.  The bytes read are checked against blocks.table_checksum when
+ * the manifest has it.  Errors: -EINVAL, -ENOMEM, -errno, APB_E_TRUNCATED
+ * (the file shrank since the manifest was read), APB_E_CHECKSUM (the table
+ * read does not match the manifest: nothing is returned or kept, so a
+ * later call reads it again).
  */
 int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **out)
 {
@@ -578,6 +601,10 @@ int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **
 		snprintf(why, sizeof why, "%s", apb_last_error());
 		free(sums);
 		return apbi_model_error(rc, i, mod->name, "reading the block table: %s", why);
+	}
+	if ((rc = check_table(mod, i, sums)) < 0) {
+		free(sums);
+		return rc;
 	}
 	for (uint64_t k = 0; k < mod->n_blocks; k++)
 		sums[k] = le64toh(sums[k]);

@@ -3,7 +3,9 @@
  *
  * An apbi_manifest is immutable once decoded and has been fully validated:
  * every model range and block table lies inside the file, no two overlap,
- * names are valid and unique, counts match.  Readers may trust it.
+ * names are valid and unique, counts match, and a 0-byte model's checksum
+ * is XXH3 of no bytes (so an empty model, which has no block to read, is
+ * still checked).  Readers may trust it.
  */
 #ifndef APB_FORMAT_H
 #define APB_FORMAT_H
@@ -32,6 +34,10 @@ typedef struct apbi_model {
 	uint64_t n_blocks;        /* ceil(size / block_size); 0 for size 0 */
 	bool has_block_table;     /* false: n_blocks <= 1, checksum is the block checksum */
 	uint64_t blocks_offset;   /* relative to the data section, if has_block_table */
+	uint64_t table_checksum;  /* XXH3-64 of the table's bytes as stored; valid if
+	                             has_table_checksum */
+	bool has_table_checksum;  /* false: "blocks" without "table_checksum" (old
+	                             writer): the table is not bound to the manifest */
 	apb_metadata md;          /* points into storage owned by the manifest */
 } apbi_model;
 
@@ -90,7 +96,10 @@ int apbi_verify_blocks(const apbi_model *mod, const uint64_t *block_sums,
 /**
  * Loads the block checksum table of model i into a new array of n_blocks
  * host-endian values (caller frees), or *out = NULL when the model has no
- * table.  Errors: negative errno, APB_E_TRUNCATED.
+ * table.  When the manifest has the table's checksum (has_table_checksum)
+ * the bytes read are verified against it first.  Errors: negative errno,
+ * APB_E_TRUNCATED, APB_E_CHECKSUM (the table does not match the manifest;
+ * nothing is returned, so a caller that retries reads it again).
  */
 int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **out);
 

@@ -11,7 +11,9 @@
  * copied into the manifest's arena; each model's json-c subtree is freed
  * as soon as it is decoded and the rest of the tree before returning, so
  * nothing here outlives the call.  Unknown fields are ignored; JSON null
- * counts as absent for optional fields.
+ * counts as absent for optional fields.  The only model bytes checked here
+ * are those of empty models (none): a 0-byte model's checksum must be
+ * XXH3("") at decode, since no read of it ever verifies anything.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -180,7 +182,33 @@ static int decode_metadata(apbi_manifest *m, json_object *obj, apbi_model *mod, 
 	return 0;
 }
 
-/* Decodes the optional "blocks" object, or makes the model one block. */
+/*
+ * Reads the checksum field key ("xxh3:<16 hex>") into *out; *present says
+ * whether it was there (absent or null is an error only when required).
+ */
+static int get_checksum(json_object *obj, const char *key, bool required, const where *w,
+                        uint64_t *out, bool *present)
+{
+	const char *s;
+	size_t len;
+	int rc = get_str(obj, key, required, w, &s, &len);
+
+	*present = s != NULL;
+	if (rc < 0 || !s)
+		return rc;
+	if (apbi_checksum_parse(s, out) < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "%s", apb_last_error());
+		return field_error(APB_E_MANIFEST, w, key, "%s", why);
+	}
+	return 0;
+}
+
+/*
+ * Decodes the optional "blocks" object, or makes the model one block.
+ * "blocks.table_checksum" is optional: writers before it was added bound
+ * the table to nothing (docs/FORMAT.md section 4).
+ */
 static int decode_blocks(json_object *obj, apbi_model *mod, uint64_t i, where *w)
 {
 	json_object *b;
@@ -194,7 +222,9 @@ static int decode_blocks(json_object *obj, apbi_model *mod, uint64_t i, where *w
 		return field_error(APB_E_MANIFEST, w, "blocks", "not an object");
 	w->prefix = "blocks.";
 	if ((rc = get_u64(b, "size", true, w, &bs, NULL)) < 0 ||
-	    (rc = get_u64(b, "checksums_offset", true, w, &mod->blocks_offset, NULL)) < 0)
+	    (rc = get_u64(b, "checksums_offset", true, w, &mod->blocks_offset, NULL)) < 0 ||
+	    (rc = get_checksum(b, "table_checksum", false, w, &mod->table_checksum,
+	                       &mod->has_table_checksum)) < 0)
 		return rc;
 	if (bs < APBI_MIN_BLOCK_SIZE || bs > APBI_MAX_BLOCK_SIZE || (bs & (bs - 1)))
 		return field_error(APB_E_CORRUPT, w, "size", "%llu is not a power of two between %u and %u",
@@ -237,8 +267,6 @@ static int decode_model(apbi_manifest *m, json_object *obj, uint64_t i)
 {
 	apbi_model *mod = &m->models[i];
 	where w = { (int64_t)i, NULL, "" };
-	const char *sum;
-	size_t len;
 	int rc;
 
 	if (!json_object_is_type(obj, json_type_object))
@@ -246,14 +274,16 @@ static int decode_model(apbi_manifest *m, json_object *obj, uint64_t i)
 	if ((rc = decode_name(m, obj, mod, &w)) < 0 ||
 	    (rc = get_u64(obj, "offset", true, &w, &mod->offset, NULL)) < 0 ||
 	    (rc = get_u64(obj, "size", true, &w, &mod->size, NULL)) < 0 ||
-	    (rc = get_str(obj, "checksum", true, &w, &sum, &len)) < 0)
+	    (rc = get_checksum(obj, "checksum", true, &w, &mod->checksum, &mod->has_checksum)) < 0)
 		return rc;
-	if (apbi_checksum_parse(sum, &mod->checksum) < 0) {
-		char why[256];
-		snprintf(why, sizeof why, "%s", apb_last_error());
-		return field_error(APB_E_MANIFEST, &w, "checksum", "%s", why);
+	/* an empty model has no block to verify when read: check it now */
+	if (mod->size == 0 && mod->checksum != apbi_xxh3("", 0)) {
+		char got[22], want[22];
+		apbi_checksum_format(mod->checksum, got);
+		apbi_checksum_format(apbi_xxh3("", 0), want);
+		return apbi_model_error(APB_E_CHECKSUM, i, mod->name, "checksum mismatch: the model is "
+		                        "empty (0 bytes) but its checksum is %s, not %s", got, want);
 	}
-	mod->has_checksum = true;
 	if ((rc = decode_blocks(obj, mod, i, &w)) < 0 ||
 	    (rc = decode_metadata(m, obj, mod, &w)) < 0)
 		return rc;

@@ -9,7 +9,8 @@
  *  - Every offset and end stays <= INT64_MAX (off_t), or -EFBIG.
  *  - The manifest is exactly: format, version, alignment, model_count,
  *    [description], [created_at], models; each model: name, offset, size,
- *    checksum, [blocks], [metadata], serialized PLAIN and NOSLASHESCAPE,
+ *    checksum, [blocks: size, checksums_offset, table_checksum],
+ *    [metadata], serialized PLAIN and NOSLASHESCAPE,
  *    starting with '{' and followed only by ASCII spaces up to the aligned
  *    data start.  Its length depends on offsets and sizes, never on the
  *    checksum values (fixed width), so it can be sized before hashing.
@@ -118,9 +119,12 @@ static json_object *metadata_object(const apb_metadata *md)
 static json_object *blocks_object(const apbi_wbundle *wb, const apbi_wmodel *m)
 {
 	json_object *o = json_object_new_object();
+	char sum[22];
 
+	apbi_checksum_format(m->table_checksum, sum);
 	if (o && (put(o, "size", json_object_new_int64(wb->block_size)) ||
-	          put(o, "checksums_offset", json_object_new_int64((int64_t)m->blocks_offset)))) {
+	          put(o, "checksums_offset", json_object_new_int64((int64_t)m->blocks_offset)) ||
+	          put(o, "table_checksum", json_object_new_string(sum)))) {
 		json_object_put(o);
 		return NULL;
 	}

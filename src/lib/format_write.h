@@ -26,6 +26,8 @@ typedef struct apbi_wmodel {
 	uint64_t n_blocks;         /* set by apbi_layout_plan: ceil(size / block_size) */
 	uint64_t blocks_offset;    /* set by apbi_layout_plan when n_blocks > 1 */
 	uint64_t checksum;         /* XXH3-64 of the model (0 until hashed) */
+	uint64_t table_checksum;   /* XXH3-64 of the block table's bytes as stored
+	                              (little-endian u64s), when n_blocks > 1 */
 	const apb_metadata *md;    /* NULL: no "metadata" key */
 } apbi_wmodel;
 

@@ -8,10 +8,13 @@
  * checksums), verified block by block first: a page is loaded together
  * with the whole blocks covering it, and a page touching a bad block is
  * refused with APB_E_CHECKSUM and never cached, while its neighbours stay
- * usable.  Block tables are loaded lazily, the first time a model is read;
- * at most SUMS_KEEP bytes of them stay resident (beyond that a table is
- * reloaded per load), so metadata stays bounded for any bundle.  open()
- * starts no thread.
+ * usable.  Block tables are loaded lazily, the first time a model is read,
+ * and checked against the manifest's table_checksum when it has one (a
+ * table that fails is never kept: the next load reads it again); at most
+ * SUMS_KEEP bytes of them stay resident (beyond that a table is reloaded
+ * per load), so metadata stays bounded for any bundle.  A model without a
+ * table is one block, verified against the model checksum.  open() starts
+ * no thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -72,7 +75,10 @@ double apb_paging_stats_hit_rate(const apb_paging_stats *s)
 
 /*
  * Block table of model m: the kept one, or a fresh copy (*owned set, the
- * caller frees it) once SUMS_KEEP is used up.  NULL with 0: no table.
+ * caller frees it) once SUMS_KEEP is used up.  NULL with 0: no table.  A
+ * table that fails its manifest checksum is neither kept nor used: the
+ * load fails with APB_E_CHECKSUM (counted as a checksum failure) and the
+ * next load reads the table again, so one bad read does not outlive itself.
  */
 static int get_sums(apb_paged *pb, uint32_t m, uint64_t **out, bool *owned)
 {
@@ -83,8 +89,11 @@ static int get_sums(apb_paged *pb, uint32_t m, uint64_t **out, bool *owned)
 	*out = t;
 	if (t || !pb->man->models[m].has_block_table)
 		return 0;
-	if ((r = apbi_load_block_sums(pb->fd, pb->man, m, &t)) < 0)
+	if ((r = apbi_load_block_sums(pb->fd, pb->man, m, &t)) < 0) {
+		if (r == APB_E_CHECKSUM)
+			__atomic_add_fetch(&pb->checksum_failures, 1, __ATOMIC_RELAXED);
 		return r;
+	}
 	*out = t;
 	if (__atomic_add_fetch(&pb->sums_bytes, bytes, __ATOMIC_RELAXED) > SUMS_KEEP) {
 		__atomic_sub_fetch(&pb->sums_bytes, bytes, __ATOMIC_RELAXED);
