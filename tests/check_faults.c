@@ -13,11 +13,9 @@
  *  - paged reads: an error or the exact bytes, never other bytes; after the
  *    faults stop every model reads back exactly, and clear_cache brings
  *    memory_used to 0 (no pin or budget leaked by an error path).
- * Known bug (docs/RELIABILITY.md): a block checksum table read with a
- * flipped bit is kept for the life of the handle, so that model's blocks
- * keep failing after the disk recovers.  Wrong bytes are still never
- * served, which is what runs by default; APB_FAULTS_STRICT=1 also demands
- * recovery after flips and fails until the bug is fixed.
+ * A flipped bit in a block-table read must not outlive the read either:
+ * the table is checked against the manifest and never kept when bad (this
+ * caught a bug, docs/RELIABILITY.md).
  * The total number of faults injected is printed as a TAP comment.
  */
 #include <dirent.h>
@@ -51,9 +49,6 @@ static struct {
 
 /* Faults injected by this process, for the summary line. */
 static long injected_total;
-/* APB_FAULTS_STRICT=1: reads must recover after flipped reads (see top). */
-static int flip_strict;
-
 /* The last fault armed, for failure messages after disarm(). */
 static enum fmode last_mode;
 static long last_at;
@@ -236,9 +231,6 @@ static int build_at(const char *path)
 
 static void setup(void)
 {
-	const char *e = getenv("APB_FAULTS_STRICT");
-
-	flip_strict = e && *e == '1';
 	tu_setup();
 	make_content();
 }
@@ -520,8 +512,7 @@ static void paged_after(apb_paged *pb, int strict)
 /*
  * Runs the paged workload with fault (mode, at, sticky) on reads.  A flip
  * during open may legitimately change the manifest (it has no checksum of
- * its own), so then later failures are tolerated; so are they after any
- * flip unless flip_strict (the known bug at the top).
+ * its own), so only then are later failures tolerated.
  */
 static void paged_fault_once(const char *path, enum fmode mode, long at, int sticky)
 {
@@ -542,7 +533,7 @@ static void paged_fault_once(const char *path, enum fmode mode, long at, int sti
 	}
 	/* EINTR and short reads are retried: nothing may fail under them */
 	paged_workload(pb, mode == FM_EINTR || mode == FM_SHORT);
-	strict = !(mode == FM_FLIP && (at <= open_calls || !flip_strict));
+	strict = !(mode == FM_FLIP && at <= open_calls);
 	disarm();
 	paged_after(pb, strict);
 	apb_paged_close(pb);
@@ -578,8 +569,7 @@ END_TEST
 
 /*
  * While every read comes back altered nothing is served or cached; once
- * the disk is good again reads give the exact bytes or (known bug, unless
- * flip_strict) an error.
+ * the disk is good again every model reads back exactly.
  */
 START_TEST(paged_flip_not_cached)
 {
@@ -599,8 +589,8 @@ START_TEST(paged_flip_not_cached)
 	apb_paged_stats(pb, &st);
 	ck_assert_uint_eq(st.memory_used, 0);
 	ck_assert_uint_gt(st.checksum_failures, 0);
-	read_all(pb, flip_strict);
-	paged_after(pb, flip_strict);
+	read_all(pb, 1);
+	paged_after(pb, 1);
 	apb_paged_close(pb);
 	free(path);
 }

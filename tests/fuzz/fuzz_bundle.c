@@ -59,11 +59,9 @@ static uint8_t *paged_read_all(apb_paged *pb, size_t i, uint64_t size)
 
 /*
  * Checks that the size bytes at p, served as model name, match what the
- * file says they must: the block table (read here from the raw input) or,
- * without one, the model checksum.  Empty models are exempt while a known
- * bug stands (docs/RELIABILITY.md, reproducer
- * tests/fuzz/repro/empty-model-bad-checksum): the paged reader serves a
- * 0-byte model whose manifest checksum is not XXH3("").
+ * file says they must: the block table (read here from the raw input, and
+ * matching the manifest's table_checksum when it has one) or, without a
+ * table, the model checksum (also for empty models).
  */
 static void check_verified(const apbi_manifest *m, const uint8_t *file, const char *name,
                            const uint8_t *p, uint64_t size)
@@ -74,12 +72,15 @@ static void check_verified(const apbi_manifest *m, const uint8_t *file, const ch
 	CHECK(i >= 0);
 	md = &m->models[i];
 	CHECK(md->size == size);
-	if (!md->has_checksum || size == 0)
+	if (!md->has_checksum)
 		return;
 	if (!md->has_block_table) {
 		CHECK(apbi_xxh3(p, size) == md->checksum);
 		return;
 	}
+	if (md->has_table_checksum)
+		CHECK(apbi_xxh3(file + m->data_start + md->blocks_offset, md->n_blocks * 8) ==
+		      md->table_checksum);
 	for (uint64_t k = 0; k < md->n_blocks; k++) {
 		uint64_t off = k * md->block_size, want;
 		uint64_t len = size - off < md->block_size ? size - off : md->block_size;
