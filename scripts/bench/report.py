@@ -235,7 +235,7 @@ def chart(data, work, png):
     for w in ("fio1", "fio4"):
         vals = [cell(data, w, p, "-").value or 0 for p in PEERS]
         fio_rows.append((f"{w[3:]} job" + ("s" if w == "fio4" else ""), vals))
-    if not rows and not fio_rows:
+    if not any(v for _, vals in rows + fio_rows for v in vals):
         return
     seq_dat, fio_dat = os.path.join(work, "chart-seq.dat"), os.path.join(work, "chart-fio.dat")
     for path, rr in ((seq_dat, rows), (fio_dat, fio_rows)):
@@ -266,7 +266,9 @@ unset multiplot
     gp = os.path.join(work, "chart.gp")
     with open(gp, "w") as f:
         f.write(script)
-    subprocess.run(["gnuplot", gp], check=True)
+    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write("report.py: gnuplot failed, no chart:\n" + r.stderr)
 
 
 def read_kv(path):

@@ -84,8 +84,36 @@ cleanup() {
 		umount_peer "$m" 2>/dev/null
 	done
 }
+# Long commands run in the background under `wait` (see run_child): bash
+# runs a trap only once its foreground command ends, and with SIGINT not even
+# then if that command exited normally, so a foreground dd could keep the
+# script going after ^C or kill.  `wait` returns at once on a trapped signal.
+CHILD=""
+kill_tree() { # PID: the process and its descendants, children first
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c"; done
+	kill -TERM "$1" 2>/dev/null
+}
+on_signal() {
+	trap '' INT TERM HUP
+	note "interrupted: unmounting and stopping what was started"
+	[ -n "$CHILD" ] && kill_tree "$CHILD"
+	exit 130
+}
 trap cleanup EXIT
-trap 'note "interrupted"; exit 130' INT TERM HUP
+trap on_signal INT TERM HUP
+
+# run_child OUTFILE CMD...: CMD's stdout and stderr to OUTFILE; its status.
+run_child() {
+	local out=$1 rc
+	shift
+	"$@" >"$out" 2>&1 </dev/null &
+	CHILD=$!
+	wait "$CHILD"
+	rc=$?
+	CHILD=""
+	return $rc
+}
 
 # Unmount MNT and reap its daemon (TERM, then KILL after a deadline).
 umount_peer() {
@@ -123,7 +151,7 @@ APB=$BUILD/apbundle
 APBMOUNT=$BUILD/apbundle-mount
 [ -x "$NULLFS" ] && [ -x "$MNTTIME" ] || die "missing $NULLFS or $MNTTIME"
 
-RES=$WORK/results.tsv
+readonly RES=$WORK/results.tsv
 : >"$RES"
 # max_memory given to apbundle-mount per workload, for the RSS target.
 echo "default: $((100 * 1048576))" >"$WORK/maxmem.txt"
@@ -214,10 +242,18 @@ mount_peer() {
 	mkdir -p "$m"
 	mountpoint -q "$m" && umount_peer "$m"
 	echo "== $(date +%T) ${cmd[*]}" >>"$LOGS/$peer.log"
-	out=$("$MNTTIME" -t "$OP_TIMEOUT" -p "$probe" "$m" -- "${cmd[@]}" 2>>"$LOGS/$peer.log") || {
+	# Not run_child: the daemon inherits stderr, which must stay its log.
+	"$MNTTIME" -t "$OP_TIMEOUT" -p "$probe" "$m" -- "${cmd[@]}" \
+		>"$WORK/mnttime.out" 2>>"$LOGS/$peer.log" </dev/null &
+	CHILD=$!
+	wait "$CHILD"
+	local rc=$?
+	CHILD=""
+	out=$(tail -n 1 "$WORK/mnttime.out")
+	if [ $rc != 0 ] || [ -z "$out" ]; then
 		note "mounting $peer failed (see $LOGS/$peer.log)"
 		return 1
-	}
+	fi
 	MNT_MS=${out% *}
 	MNT_PID=${out#* }
 	LIVE_PID[$m]=$MNT_PID
@@ -234,36 +270,39 @@ hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo NA; }
 reset_hwm() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || true; }
 
 # seqread FILE [PASSES]: reads FILE whole PASSES times (default 1) back to
-# back with dd bs=1M and prints MB/s over all passes; "T" as a second word
+# back with dd bs=1M; sets VAL to MB/s over all passes, with " T" appended
 # when it hit the deadline (MB/s is then what was read before it, an upper
 # bound).  Several passes keep a 0.1 s page-cache read from being all noise.
 seqread() {
-	local t0 t1 err bytes=0 b i rc=0
+	local t0 t1 bytes=0 b i rc=0
 	t0=$(now_ns)
 	for i in $(seq "${2:-1}"); do
-		err=$(timeout -s INT "$OP_TIMEOUT" dd if="$1" of=/dev/null bs=1M 2>&1)
+		run_child "$WORK/dd.out" timeout -s INT "$OP_TIMEOUT" dd if="$1" of=/dev/null bs=1M
 		rc=$?
-		b=$(printf '%s\n' "$err" | awk '/bytes/ {print $1; exit}')
-		[ -n "$b" ] || { echo "NA E"; return; }
+		b=$(awk '/bytes/ {print $1; exit}' "$WORK/dd.out")
+		[ -n "$b" ] || { VAL="NA E"; return; }
 		bytes=$((bytes + b))
 		[ $rc = 0 ] || break
 	done
 	t1=$(now_ns)
-	awk -v b="$bytes" -v ns=$((t1 - t0)) -v rc=$rc \
-		'BEGIN { printf "%.1f%s\n", b / 1e6 / (ns / 1e9), rc == 0 ? "" : " T" }'
+	VAL=$(awk -v b="$bytes" -v ns=$((t1 - t0)) -v rc=$rc \
+		'BEGIN { printf "%.1f%s\n", b / 1e6 / (ns / 1e9), rc == 0 ? "" : " T" }')
 }
 
-# fio_iops FILE JOBS: 4 KiB random O_DIRECT reads for FIO_RUNTIME seconds.
+# fio_iops FILE JOBS: 4 KiB random O_DIRECT reads for FIO_RUNTIME seconds;
+# sets VAL to the IOPS, or "NA E".
 fio_iops() {
-	timeout -s KILL $((FIO_RUNTIME + OP_TIMEOUT)) fio --name=rr --filename="$1" \
-		--rw=randread --bs=4k --direct=1 --ioengine=psync --numjobs="$2" \
+	run_child "$WORK/fio.out" timeout -s INT $((FIO_RUNTIME + OP_TIMEOUT)) fio --name=rr \
+		--filename="$1" --rw=randread --bs=4k --direct=1 --ioengine=psync --numjobs="$2" \
 		--time_based --runtime="$FIO_RUNTIME" --ramp_time=0 --group_reporting \
-		--readonly --invalidate=0 --output-format=json 2>>"$LOGS/fio.log" |
-		python3 -c 'import json,sys
+		--readonly --invalidate=0 --output-format=json --output="$WORK/fio.json"
+	cat "$WORK/fio.out" >>"$LOGS/fio.log"
+	VAL=$(python3 -c 'import json,sys
 try:
-    d = json.load(sys.stdin); print("%.0f" % sum(j["read"]["iops"] for j in d["jobs"]))
+    d = json.load(open(sys.argv[1])); print("%.0f" % sum(j["read"]["iops"] for j in d["jobs"]))
 except Exception:
-    print("NA E")'
+    print("NA E")' "$WORK/fio.json")
+	rm -f "$WORK/fio.json"
 }
 
 # ---------------------------------------------------------------- workloads
@@ -275,7 +314,8 @@ seq_step() { # w peer variant run file pid
 	[ "$w" = kwarm ] && passes=$KWARM_PASSES
 	if [ -n "${SKIP[$p.seq]:-}" ]; then record "$w" "$p" "$v" "$r" NA S; return; fi
 	[ "$pid" = - ] || reset_hwm "$pid"
-	res=$(seqread "$f" "$passes")
+	seqread "$f" "$passes"
+	res=$VAL
 	record "$w" "$p" "$v" "$r" ${res% *} "$([ "${res#* }" != "$res" ] && echo "${res#* }")"
 	# One timeout skips every sequential read of this peer from then on.
 	case "$res" in *" T"*) SKIP[$p.seq]=1; note "$p $w $v timed out after ${OP_TIMEOUT}s" ;; esac
@@ -287,7 +327,8 @@ fio_step() { # peer run file pid
 	for j in 1 4; do
 		if [ -n "${SKIP[$p.fio$j]:-}" ]; then record "fio$j" "$p" - "$r" NA S; continue; fi
 		[ "$pid" = - ] || reset_hwm "$pid"
-		res=$(fio_iops "$f" "$j")
+		fio_iops "$f" "$j"
+		res=$VAL
 		record "fio$j" "$p" - "$r" ${res% *} "$([ "${res#* }" != "$res" ] && echo "${res#* }")"
 		[ "$res" = "NA E" ] && SKIP[$p.fio$j]=1
 		[ "$pid" = - ] || record "rss_fio$j" "$p" - "$r" "$(hwm_kb "$pid")"
@@ -375,7 +416,7 @@ run_mount() {
 					record "mount_${mode}_$n" "$p" - "$r" "$MNT_MS"
 					if [ "$mode" = warm ]; then
 						t0=$(now_ns)
-						timeout "$OP_TIMEOUT" ls -l "$m" >/dev/null
+						run_child /dev/null timeout "$OP_TIMEOUT" ls -l "$m"
 						t1=$(now_ns)
 						record "ls_$n" "$p" - "$r" "$(((t1 - t0) / 1000))e-3"
 						record "rss_mount_$n" "$p" - "$r" "$(hwm_kb "$pid")"
@@ -409,7 +450,8 @@ run_zipf() {
 		for pol in native squashfuse_ll lru lfu; do
 			case $pol in
 			native) drop_caches
-				out=$(timeout $((OP_TIMEOUT * 4)) python3 "$bench/zipf.py" read "$d" "$WORK/zipf.seq")
+				run_child "$WORK/zipf.out" timeout $((OP_TIMEOUT * 4)) python3 "$bench/zipf.py" read "$d" "$WORK/zipf.seq"
+				out=$(tail -n 1 "$WORK/zipf.out")
 				set -- $out
 				record zipf_wall native - "$r" "${1:-NA}"
 				record zipf_disk native - "$r" "${3:-NA}"
@@ -424,7 +466,8 @@ run_zipf() {
 			[ "$pol" = squashfuse_ll ] || name=apbundle-$pol
 			drop_caches
 			reset_hwm "$pid"
-			out=$(timeout $((OP_TIMEOUT * 4)) python3 "$bench/zipf.py" read "$m" "$WORK/zipf.seq")
+			run_child "$WORK/zipf.out" timeout $((OP_TIMEOUT * 4)) python3 "$bench/zipf.py" read "$m" "$WORK/zipf.seq"
+			out=$(tail -n 1 "$WORK/zipf.out")
 			set -- $out
 			rb=$(awk '/^read_bytes/ {print $2}' "/proc/$pid/io" 2>/dev/null)
 			record zipf_wall "$name" - "$r" "${1:-NA}"
