@@ -604,11 +604,8 @@ START_TEST(single_block_models_verified_whole)
 }
 END_TEST
 
-/*
- * Path of a fuzz reproducer: tests/fuzz/corpus/bundle/regress-NAME, or
- * tests/fuzz/repro/OLD where older trees kept it.
- */
-static char *repro_path(const char *name, const char *old)
+/* Path of a fuzz finding kept as a seed: tests/fuzz/corpus/bundle/regress-NAME. */
+static char *repro_path(const char *name)
 {
 	const char *top = getenv("top_srcdir");
 	char here[4096], *p = malloc(8192), *slash;
@@ -622,8 +619,6 @@ static char *repro_path(const char *name, const char *old)
 		top = here;
 	}
 	snprintf(p, 8192, "%s/tests/fuzz/corpus/bundle/regress-%s", top, name);
-	if (access(p, R_OK) != 0)
-		snprintf(p, 8192, "%s/tests/fuzz/repro/%s", top, old);
 	ck_assert_msg(access(p, R_OK) == 0, "reproducer %s not found", p);
 	return p;
 }
@@ -631,8 +626,8 @@ static char *repro_path(const char *name, const char *old)
 /* The reproducers the fuzzers found (docs/RELIABILITY.md, known issues 2 and 3). */
 START_TEST(fuzz_reproducers)
 {
-	char *empty = repro_path("empty-model-bad-checksum", "empty-model-bad-checksum");
-	char *unbound = repro_path("table-without-table-checksum", "table-not-bound-to-manifest");
+	char *empty = repro_path("empty-model-bad-checksum");
+	char *unbound = repro_path("table-without-table-checksum");
 	apb_paged *pb = NULL;
 	apb_bundle *b = (apb_bundle *)1;
 	uint8_t buf[1300];
