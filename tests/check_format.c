@@ -239,6 +239,15 @@ static int flipped_table(const char *from, const char *to, uint8_t **b, apbi_man
 	return fd;
 }
 
+/* Frees what flipped_table and a table load gave. */
+static void done_flipped(int fd, uint64_t *sums, apbi_manifest *m, uint8_t *b)
+{
+	free(sums);
+	apbi_manifest_free(m);
+	close(fd);
+	free(b);
+}
+
 /*
  * blocks.table_checksum binds the table to the manifest: a table read that
  * does not match is refused with nothing returned, and the next read, once
@@ -260,19 +269,13 @@ START_TEST(test_table_checksum)
 	                        (off_t)(m->data_start + TABLE_OFF)), 24);   /* the disk recovers */
 	ck_assert_int_eq(apbi_load_block_sums(fd, m, 1, &sums), 0);
 	ck_assert_uint_eq(sums[1], want);
-	free(sums);
-	apbi_manifest_free(m);
-	close(fd);
-	free(b);
+	done_flipped(fd, sums, m, b);
 	/* absent (an old writer) or null: accepted, and the table is not checked */
 	fd = flipped_table(",\"table_checksum\"", ",\"unknown_key\"", &b, &m);
 	ck_assert(m->models[1].has_block_table && !m->models[1].has_table_checksum);
 	ck_assert_int_eq(apbi_load_block_sums(fd, m, 1, &sums), 0);
 	ck_assert_uint_ne(sums[1], want);
-	free(sums);
-	apbi_manifest_free(m);
-	close(fd);
-	free(b);
+	done_flipped(fd, sums, m, b);
 	m = accepted("\"table_checksum\":\"", "\"table_checksum\":null,\"old\":\"");
 	ck_assert(!m->models[1].has_table_checksum);
 	apbi_manifest_free(m);
