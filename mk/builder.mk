@@ -1,6 +1,6 @@
 # builder layer: manifest encoding, streaming atomic writer, whole-bundle load.
 libapbundle_internal_la_SOURCES += \
-	src/lib/format_write.c src/lib/builder.c src/lib/bundle.c
+	src/lib/format_write.h src/lib/format_write.c src/lib/builder.c src/lib/bundle.c
 
 check_PROGRAMS += tests/check_builder
 tests_check_builder_SOURCES = tests/check_builder.c
