@@ -325,6 +325,10 @@ def section(work, data, png_rel):
                "max_memory = model size + 64 MiB and its defaults otherwise; peers with their defaults "
                "(archivemount and fuse-zip are high-level FUSE daemons without kernel_cache, so their "
                "kernel-warm read goes back to the daemon).")
+    if "virtio" in m.get("workdir", ""):
+        out.append("- The work dir is on a virtual disk: `drop_caches` empties the guest's page cache "
+                   "only, so a \"cold\" read may still come from the host's cache, for the native file "
+                   "and for every image alike. Cold numbers here are upper bounds of a real disk's.")
     out.append("- read_ahead_kb: every FUSE mount's bdi (`/sys/class/bdi/$(mountpoint -d MNT)`) is "
                "set to the value in the table, alike for nullfs, the peers and apbundle (apbundle-mount runs "
                "with `-o readahead=0` so that it keeps this value instead of setting its default 1024; "

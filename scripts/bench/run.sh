@@ -496,6 +496,19 @@ run_zipf() {
 }
 
 # ---------------------------------------------------------------- machine
+# "virtio_blk disk vda, 256G, rotational=1, read_ahead_kb=8192" for a device.
+disk_of() {
+	local name pk
+	name=$(basename "$(readlink -f "$1")")
+	pk=$(lsblk -no PKNAME "/dev/$name" 2>/dev/null | head -1)
+	[ -n "$pk" ] && name=$pk
+	[ -e "/sys/block/$name" ] || { echo "$1"; return; }
+	echo "$(basename "$(readlink -f "/sys/block/$name/device/driver" 2>/dev/null)") disk $name," \
+		"$(lsblk -dno SIZE "/dev/$name" | tr -d ' '), model '$(lsblk -dno MODEL "/dev/$name" | sed 's/ *$//')'," \
+		"rotational=$(cat "/sys/block/$name/queue/rotational")," \
+		"read_ahead_kb=$(cat "/sys/block/$name/queue/read_ahead_kb")"
+}
+
 describe_machine() {
 	local dev fs
 	dev=$(df --output=source "$WORK" | tail -1)
@@ -505,7 +518,7 @@ describe_machine() {
 		echo "cores: $(nproc) online ($(lscpu | sed -n 's/^Thread(s) per core: *//p') thread(s) per core)"
 		echo "ram: $(free -h | awk '/^Mem:/ {print $2}')"
 		echo "kernel: $(uname -r)"
-		echo "workdir: $WORK on $dev ($fs, $(lsblk -dno MODEL,ROTA "/dev/$(lsblk -no PKNAME "$dev" 2>/dev/null | head -1)" 2>/dev/null || lsblk -dno NAME,ROTA "$dev" 2>/dev/null | tr -s ' '))"
+		echo "workdir: $WORK on $dev ($fs; $(disk_of "$dev"))"
 		echo "libfuse: $(pkg-config --modversion fuse3 2>/dev/null)"
 		echo "peers: squashfuse $(dpkg-query -W -f='${Version}' squashfuse 2>/dev/null), archivemount $(dpkg-query -W -f='${Version}' archivemount 2>/dev/null), fuse-zip $(dpkg-query -W -f='${Version}' fuse-zip 2>/dev/null), fio $(dpkg-query -W -f='${Version}' fio 2>/dev/null)"
 		echo "apbundle: ${APB_COMMIT:-$(git -C "$top" describe --always --dirty 2>/dev/null) ($(git -C "$top" log -1 --format='%cd' --date=format:'%F %R' 2>/dev/null))}"
