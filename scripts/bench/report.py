@@ -122,7 +122,7 @@ def mount_counts(data):
 
 
 def mount_table(data, out):
-    out.append("| models | peer | mount, cold cache (ms) | mount, warm cache (ms) | × squashfuse_ll (warm) | `ls -l` (ms) | `ls -l` × native | peak RSS MiB | runs |")
+    out.append("| models | peer | mount, cold cache (ms) | mount, warm cache (ms) | warm mount × squashfuse_ll (lower is better) | `ls -l` (ms) | `ls -l` × native (lower is better) | peak RSS MiB | runs |")
     out.append("|--:|---|--:|--:|--:|--:|--:|--:|--:|")
     for n in mount_counts(data):
         sqm = cell(data, f"mount_warm_{n}", "squashfuse_ll", "-")
@@ -139,7 +139,7 @@ def mount_table(data, out):
 
 
 def zipf_table(data, out, params):
-    out.append("| peer | wall (s) | × squashfuse_ll | hit rate | bytes loaded (.stats.json) | disk read (/proc/PID/io) | peak RSS MiB | runs |")
+    out.append("| peer | wall (s) | wall × squashfuse_ll (lower is better) | hit rate | bytes loaded (.stats.json) | disk read (/proc/PID/io) | peak RSS MiB | runs |")
     out.append("|---|--:|--:|--:|--:|--:|--:|--:|")
     sq = cell(data, "zipf_wall", "squashfuse_ll", "-")
     for p in ("native", "squashfuse_ll", "apbundle-lru", "apbundle-lfu"):
