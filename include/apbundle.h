@@ -254,8 +254,12 @@ void apb_builder_set_cancel(apb_builder *bb, const volatile sig_atomic_t *flag);
 
 /**
  * Writes the bundle: to "path.tmp.XXXXXX" in the same directory, fsync,
- * rename over path, fsync the directory.  On any failure the temporary file
- * is removed and path is untouched.  A builder can build once.
+ * rename over path, fsync the directory.  On any failure before the rename
+ * the temporary file is removed and path is untouched.  The rename is the
+ * commit point: if only the final fsync of the directory fails, the call
+ * returns that error but the new, complete bundle is already at path (its
+ * durability across a power loss is then not guaranteed).  A builder can
+ * build once.
  * While it exists the temporary file is locked with flock(LOCK_EX) on the
  * builder's descriptor, so a cleaner can tell it from one left by a killed
  * process, which nobody locks: remove "path.tmp.XXXXXX" files only after
