@@ -732,6 +732,183 @@ START_TEST(test_legacy_rules)
 }
 END_TEST
 
+/* ---- the "models" array, decoded one element at a time ---- */
+
+/* Parses a bare manifest (alignment 1, no data); asserts code and needles. */
+static void expect_json(const char *json, int code, const char *n1, const char *n2)
+{
+	size_t len;
+	uint8_t *b = craft(json, 1, NULL, 0, &len);
+
+	cur_rule = json;
+	expect(b, len, code, n1, n2);
+	free(b);
+}
+
+/* k nested arrays: "[[...]]" (caller frees). */
+static char *nest(size_t k)
+{
+	char *s = malloc(2 * k + 1);
+
+	ck_assert_ptr_nonnull(s);
+	memset(s, '[', k);
+	memset(s + k, ']', k);
+	s[2 * k] = '\0';
+	return s;
+}
+
+START_TEST(test_models_separators)
+{
+	static const rule_case cases[] = {
+		{ "},{\"name\":\"dir/dec\"", "} x,{\"name\":\"dir/dec\"", APB_E_MANIFEST, "JSON invalid",
+		  "after models[0], expected ',' or ']'" },
+		{ "},{\"name\":\"dir/dec\"", "}{\"name\":\"dir/dec\"", APB_E_MANIFEST, "JSON invalid",
+		  "after models[0]" },
+		{ "},{\"name\":\"dir/dec\"", "},,{\"name\":\"dir/dec\"", APB_E_MANIFEST, "JSON invalid",
+		  "where models[1] should start" },
+		{ "\"models\":[", "\"models\":[,", APB_E_MANIFEST, "JSON invalid", "where models[0] should start" },
+		{ "\"}]}", "\"} , ]}", APB_E_MANIFEST, "JSON invalid", "trailing ',' after models[2]" },
+		{ "\"}]}", "\"}]]}", APB_E_MANIFEST, "JSON invalid", "expected ',' or '}'" },
+		{ "\"name\":\"enc\"", "\"name\":'enc'", APB_E_MANIFEST, "JSON invalid", "expected a value" },
+		{ "\"offset\":0,", "\"offset\":0x,", APB_E_MANIFEST, "JSON invalid", "in models[0]" },
+		{ "\"offset\":0,", "\"offset\":tru,", APB_E_MANIFEST, "JSON invalid", "in models[0]" },
+		{ "\"size\":512,", "\"size\" 512,", APB_E_MANIFEST, "JSON invalid", "expected ':'" },
+		{ "\"models\":[", "\"models\":\"x\",\"y\":[", APB_E_MANIFEST, "\"models\"", "not an array" },
+		{ "\"models\":[", "\"models\":[],\"models\":[", APB_E_MANIFEST, "second \"models\" key", NULL },
+		{ "\"models\":[", "\"mod\\u0065ls\":[],\"models\":[", APB_E_MANIFEST, "second \"models\" key", NULL },
+		{ "\"models\":[", "\"models\":null,\"models\":[", APB_E_MANIFEST, "second \"models\" key", NULL },
+	};
+	char json[4096];
+	const char *at;
+
+	run_rules(cases, sizeof cases / sizeof cases[0]);
+	/* the detail names the byte (offsets count from the manifest's first byte) */
+	std_json(json, sizeof json);
+	at = strstr(json, "},{\"name\":\"dir/dec\"");
+	{
+		char want[64];
+		snprintf(want, sizeof want, "at byte %zu:", (size_t)(at - json) + 2);
+		rule("},{\"name\":\"dir/dec\"", "} x,{\"name\":\"dir/dec\"", APB_E_MANIFEST, want, "0x78");
+		/* a byte after the object is named where it is, not in the cut copy */
+		snprintf(want, sizeof want, "0x78 at %zu after", strlen(json) + 1);
+		rule("\"}]}", "\"}]} x", APB_E_MANIFEST, want, NULL);
+	}
+}
+END_TEST
+
+START_TEST(test_models_unterminated)
+{
+	static const char *const cases[] = {
+		"{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,\"model_count\":0,\"models\":[",
+		"{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,\"model_count\":1,\"models\":[{\"name\":\"a\"",
+		"{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,\"model_count\":1,\"models\":[{\"name\":\"a",
+		"{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,\"model_count\":1,\"models\":[{\"name\":\"a\\",
+		"{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,\"model_count\":1,\"models\":[{\"n\":[1,",
+		"{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,\"model_count\":0,\"models\":[]",
+		"{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,\"model_count\":0,\"models\":[],\"d\":\"x",
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char want[64];
+		snprintf(want, sizeof want, "ends early (at byte %zu of %zu)", strlen(cases[i]), strlen(cases[i]));
+		expect_json(cases[i], APB_E_MANIFEST, want, NULL);
+	}
+}
+END_TEST
+
+START_TEST(test_models_not_objects)
+{
+	static const char *const elems[] = { "5", "\"x\"", "null", "[]", "[{}]", "true" };
+	char json[256];
+
+	for (size_t i = 0; i < sizeof elems / sizeof elems[0]; i++) {
+		snprintf(json, sizeof json, "{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,"
+		         "\"model_count\":2,\"models\":[{\"name\":\"a\",\"offset\":0,\"size\":1,"
+		         "\"checksum\":\"xxh3:0000000000000000\"}, %s ]}", elems[i]);
+		expect_json(json, APB_E_MANIFEST, "models[1]: not an object", NULL);
+	}
+}
+END_TEST
+
+/* Brackets, commas and escaped quotes inside strings are not structure. */
+START_TEST(test_models_strings_with_brackets)
+{
+	size_t len;
+	uint8_t *b = variant("\"author\":\"fmt\"", "\"au]}\\\"th,or\":\"f]}\\\"[{,\\\\\"", &len);
+	apbi_manifest *m = parse_ok(b, len);
+
+	ck_assert_uint_eq(m->n_models, 3);
+	ck_assert_uint_eq(m->models[0].md.n_custom, 1);
+	ck_assert_str_eq(m->models[0].md.custom[0].key, "au]}\"th,or");
+	ck_assert_str_eq(m->models[0].md.custom[0].value, "f]}\"[{,\\");
+	ck_assert_str_eq(m->models[1].name, "dir/dec");
+	apbi_manifest_free(m);
+	free(b);
+	/* a top-level string that looks like a "models" key, and an escaped real one */
+	b = variant("\"description\":\"test bundle\",", "\"description\":\"x\\\",\\\"models\\\":[{\","
+	            "\"z\":{\"models\":[1,{\"a\":\"]\"}]},", &len);
+	m = parse_ok(b, len);
+	ck_assert_str_eq(m->description, "x\",\"models\":[{");
+	ck_assert_uint_eq(m->n_models, 3);
+	apbi_manifest_free(m);
+	free(b);
+	/* json-c's keys stop at a NUL, so "models\u0000x" is "models" too */
+	for (int k = 0; k < 2; k++) {
+		b = variant("\"models\":[", k ? "\"models\\u0000x\":[" : "\"mod\\u0065ls\" : [", &len);
+		m = parse_ok(b, len);
+		ck_assert_uint_eq(m->n_models, 3);
+		ck_assert_str_eq(m->models[2].name, "empty");
+		apbi_manifest_free(m);
+		free(b);
+	}
+}
+END_TEST
+
+/* Nesting is capped at json-c's 32 levels (the root counts), iteratively. */
+START_TEST(test_models_deep_nesting)
+{
+	/* a model is 3 levels deep: 29 more fit, 30 do not; at the top 31 and 32 */
+	static const struct { const char *from, *pre, *post; size_t k; bool ok; } cases[] = {
+		{ "\"name\":\"enc\"", "\"x\":", ",\"name\":\"enc\"", 29, true },
+		{ "\"name\":\"enc\"", "\"x\":", ",\"name\":\"enc\"", 30, false },
+		{ "\"author\":\"fmt\"", "\"author\":\"fmt\",\"deep\":", "", 28, false },
+		{ "\"version\":1", "\"x\":", ",\"version\":1", 31, true },
+		{ "\"version\":1", "\"x\":", ",\"version\":1", 32, false },
+	};
+	char to[256];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *n = nest(cases[i].k);
+		size_t len;
+		uint8_t *b;
+		snprintf(to, sizeof to, "%s%s%s", cases[i].pre, n, cases[i].post);
+		b = variant(cases[i].from, to, &len);
+		if (cases[i].ok) {
+			apbi_manifest_free(parse_ok(b, len));
+		} else {
+			cur_rule = to;
+			expect(b, len, APB_E_MANIFEST, "nested more than 32 levels deep", NULL);
+		}
+		free(b);
+		free(n);
+	}
+	/* far deeper than any stack would take, in a model and unterminated */
+	{
+		size_t k = 1000000;
+		char *json = malloc(k + 256), *n = nest(k);
+		int off;
+		ck_assert_ptr_nonnull(json);
+		off = snprintf(json, 256, "{\"format\":\"apbundle\",\"version\":1,\"alignment\":1,"
+		               "\"model_count\":1,\"models\":[{\"x\":");
+		memcpy(json + off, n, k);      /* only the opening brackets */
+		json[off + k] = '\0';
+		expect_json(json, APB_E_MANIFEST, "nested more than 32 levels deep", NULL);
+		free(n);
+		free(json);
+	}
+}
+END_TEST
+
 /* ---- scale ---- */
 
 #define MANY 10000
@@ -840,6 +1017,11 @@ Suite *test_suite(void)
 	tcase_add_test(rules, test_checksum_and_block_rules);
 	tcase_add_test(rules, test_metadata_rules);
 	tcase_add_test(rules, test_legacy_rules);
+	tcase_add_test(rules, test_models_separators);
+	tcase_add_test(rules, test_models_unterminated);
+	tcase_add_test(rules, test_models_not_objects);
+	tcase_add_test(rules, test_models_strings_with_brackets);
+	tcase_add_test(rules, test_models_deep_nesting);
 	suite_add_tcase(s, rules);
 	return s;
 }

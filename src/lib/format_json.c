@@ -6,10 +6,16 @@
  * validated, and every string kept is re-checked with the strict
  * apbi_utf8_valid, because json-c lets overlongs and surrogates through);
  * after the top-level object only JSON whitespace may follow (the
- * padding).  Every field is type-checked and every failure names the field
- * (and the model by index and, once known, by name).  All strings are
- * copied into the manifest's arena; each model's json-c subtree is freed
- * as soon as it is decoded and the rest of the tree before returning, so
+ * padding).  The "models" array is never built as one tree: json_scan.c
+ * walks the top-level object, finds the one "models" key (a second is an
+ * error) and the extent of each element; json-c parses the top level from
+ * a copy with the array cut to "[]", then each element on its own, and the
+ * element's tree is freed as soon as it is decoded, so peak memory is the
+ * top level plus one model.  Every byte still passes through a strict
+ * json-c parse or the scanner's structure check (separators, brackets,
+ * nesting capped at json-c's depth).  Every field is type-checked and
+ * every failure names the field (and the model by index and, once known,
+ * by name) or the byte.  All strings are copied into the manifest's arena;
  * nothing here outlives the call.  Unknown fields are ignored; JSON null
  * counts as absent for optional fields.  The only model bytes checked here
  * are those of empty models (none): a 0-byte model's checksum must be
@@ -342,8 +348,61 @@ static int decode_top(apbi_manifest *m, json_object *root, uint64_t *count)
 	return decode_created_at(m, root, &top);
 }
 
+/*
+ * Where the top-level "models" value is: when it is an array, the extent of
+ * the array and of each element (the tree then holds "[]" in its place).
+ */
+typedef struct models_scan {
+	bool found, is_array;
+	size_t a, b;                /* the array, brackets included */
+	apbi_json_span *el;         /* its elements (malloc'd) */
+	size_t n;
+} models_scan;
+
+/* Parses models[i] from its extent with tok and decodes it. */
+static int decode_span(apbi_manifest *m, json_tokener *tok, const char *text,
+                       const apbi_json_span *sp, uint64_t i)
+{
+	json_object *obj;
+	enum json_tokener_error jerr;
+	int rc;
+
+	if (text[sp->a] != '{')
+		return apbi_model_error(APB_E_MANIFEST, i, NULL, "not an object");
+	json_tokener_reset(tok);
+	obj = json_tokener_parse_ex(tok, text + sp->a, (int)(sp->b - sp->a));
+	jerr = json_tokener_get_error(tok);
+	if (!obj || json_tokener_get_parse_end(tok) != sp->b - sp->a) {
+		json_object_put(obj);
+		return apbi_set_error(APB_E_MANIFEST, "manifest JSON invalid at byte %zu (in models[%llu]): %s",
+		                      sp->a + json_tokener_get_parse_end(tok), (unsigned long long)i,
+		                      jerr == json_tokener_success || jerr == json_tokener_continue ?
+		                      "incomplete value" : json_tokener_error_desc(jerr));
+	}
+	rc = decode_model(m, obj, i);
+	json_object_put(obj);
+	return rc;
+}
+
+/* Decodes the elements of the "models" array one at a time from their extents. */
+static int decode_spans(apbi_manifest *m, const char *text, const models_scan *ms)
+{
+	/* the root object and the array hold each element */
+	json_tokener *tok = json_tokener_new_ex(APBI_JSON_MAX_DEPTH - 2);
+	int rc = 0;
+
+	if (!tok)
+		return apbi_set_error(-ENOMEM, "out of memory parsing the manifest");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	for (size_t i = 0; i < ms->n && rc == 0; i++)
+		rc = decode_span(m, tok, text, &ms->el[i], i);
+	json_tokener_free(tok);
+	return rc;
+}
+
 /* Decodes the "models" array; its length must equal model_count. */
-static int decode_models(apbi_manifest *m, json_object *root, uint64_t count)
+static int decode_models(apbi_manifest *m, json_object *root, uint64_t count, const char *text,
+                         const models_scan *ms)
 {
 	static const where top = { -1, NULL, "" };
 	json_object *arr;
@@ -354,7 +413,7 @@ static int decode_models(apbi_manifest *m, json_object *root, uint64_t count)
 		return rc;
 	if (!json_object_is_type(arr, json_type_array))
 		return field_error(APB_E_MANIFEST, &top, "models", "not an array");
-	n = json_object_array_length(arr);
+	n = ms->is_array ? ms->n : json_object_array_length(arr);
 	if (count != n)
 		return field_error(APB_E_CORRUPT, &top, "model_count", "%llu, but \"models\" has %zu entries",
 		                   (unsigned long long)count, n);
@@ -362,6 +421,8 @@ static int decode_models(apbi_manifest *m, json_object *root, uint64_t count)
 	m->models = calloc(n ? n : 1, sizeof *m->models);
 	if (!m->models)
 		return apbi_set_error(-ENOMEM, "out of memory for %zu models", n);
+	if (ms->is_array)
+		return decode_spans(m, text, ms);
 	for (size_t i = 0; i < n; i++) {
 		if ((rc = decode_model(m, json_object_array_get_idx(arr, i), i)) < 0)
 			return rc;
@@ -376,9 +437,115 @@ static int decode_models(apbi_manifest *m, json_object *root, uint64_t count)
 	return 0;
 }
 
-/* Parses text strictly; on success *root is the tree and *end the parse end. */
-static int parse_text(const char *text, size_t len, json_object **root)
+/* Whether the key string text[a..b) (quotes included) decodes to "models". */
+static bool key_is_models(const char *text, size_t a, size_t b)
 {
+	json_tokener *tok;
+	json_object *k = NULL;
+	bool yes;
+
+	if (!memchr(text + a, '\\', b - a))
+		return b - a == 8 && memcmp(text + a, "\"models\"", 8) == 0;
+	/* escaped: decode it as json-c will (a key stops at a NUL there too) */
+	if ((tok = json_tokener_new())) {
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+		k = json_tokener_parse_ex(tok, text + a, (int)(b - a));
+		json_tokener_free(tok);
+	}
+	yes = k && json_object_is_type(k, json_type_string) &&
+	      strcmp(json_object_get_string(k), "models") == 0;
+	json_object_put(k);
+	return yes;
+}
+
+/* Skips the value of the top-level key at *p; a "models" array is recorded in ms. */
+static int scan_member(const char *text, size_t len, size_t *p, models_scan *ms)
+{
+	size_t ka = *p, kb;
+	int rc;
+
+	if ((rc = apbi_json_skip_string(text, len, p)) < 0)
+		return rc;
+	kb = *p;
+	if ((rc = apbi_json_skip_colon(text, len, p)) < 0)
+		return rc;
+	if (!key_is_models(text, ka, kb))
+		return apbi_json_skip_value(text, len, p, 1);
+	if (ms->found)
+		return apbi_set_error(APB_E_MANIFEST, "manifest: a second \"models\" key at byte %zu", ka);
+	ms->found = true;
+	if (*p >= len || text[*p] != '[')
+		return apbi_json_skip_value(text, len, p, 1);
+	ms->is_array = true;
+	ms->a = *p;
+	rc = apbi_json_array_spans(text, len, p, 1, "models", &ms->el, &ms->n);
+	ms->b = *p;
+	return rc;
+}
+/*
+ * Walks the top-level object key by key to find "models".  Leaves ms empty
+ * when the text does not start with '{' (parse_text then says what is wrong).
+ */
+static int scan_top(const char *text, size_t len, models_scan *ms)
+{
+	size_t p = apbi_json_skip_ws(text, len, 0);
+	int rc;
+
+	if (p >= len || text[p] != '{')
+		return 0;
+	p = apbi_json_skip_ws(text, len, p + 1);
+	if (p < len && text[p] == '}')
+		return 0;
+	for (;;) {
+		if ((rc = scan_member(text, len, &p, ms)) < 0)
+			return rc;
+		p = apbi_json_skip_ws(text, len, p);
+		if (p < len && text[p] == '}')
+			return 0;   /* what follows is parse_text's to check */
+		if (p >= len || text[p] != ',')
+			return apbi_json_error(text, len, p, "expected ',' or '}'");
+		p = apbi_json_skip_ws(text, len, p + 1);
+	}
+}
+
+/*
+ * The text json-c parses for the top level: the manifest, or a copy with
+ * the "models" array cut to "[]" (bytes from at on then sit shift earlier).
+ */
+typedef struct text_view {
+	const char *t;
+	size_t len, at, shift;
+	char *copy;
+} text_view;
+
+/* Byte p of the view as an offset in the manifest, for messages. */
+static size_t view_pos(const text_view *v, size_t p)
+{
+	return p >= v->at ? p + v->shift : p;
+}
+
+/* Makes v the manifest with the "models" array replaced by "[]". */
+static int cut_models(const char *text, size_t len, const models_scan *ms, text_view *v)
+{
+	size_t tail = len - ms->b;
+
+	if (!(v->copy = malloc(ms->a + 2 + tail)))
+		return apbi_set_error(-ENOMEM, "out of memory parsing the manifest");
+	memcpy(v->copy, text, ms->a);
+	memcpy(v->copy + ms->a, "[]", 2);
+	memcpy(v->copy + ms->a + 2, text + ms->b, tail);
+	v->t = v->copy;
+	v->len = ms->a + 2 + tail;
+	v->at = ms->a + 2;
+	v->shift = ms->b - ms->a - 2;
+	return 0;
+}
+
+/* Parses the view strictly; on success *root is the tree. */
+static int parse_text(const text_view *v, json_object **root)
+{
+	const char *text = v->t;
+	size_t len = v->len;
 	json_tokener *tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
 	enum json_tokener_error jerr;
 	size_t end;
@@ -395,17 +562,17 @@ static int parse_text(const char *text, size_t len, json_object **root)
 	if (!*root) {
 		if (jerr == json_tokener_continue || jerr == json_tokener_success)
 			rc = apbi_set_error(APB_E_MANIFEST, "manifest JSON ends early (at byte %zu of %zu)",
-			                    end, len);
+			                    view_pos(v, end), view_pos(v, len));
 		else
 			rc = apbi_set_error(APB_E_MANIFEST, "manifest JSON invalid at byte %zu: %s",
-			                    end, json_tokener_error_desc(jerr));
+			                    view_pos(v, end), json_tokener_error_desc(jerr));
 		goto out;
 	}
 	for (size_t i = end; i < len; i++) {
 		char c = text[i];
 		if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
 			rc = apbi_set_error(APB_E_MANIFEST, "manifest: byte 0x%02x at %zu after the JSON object "
-			                    "(only whitespace padding may follow it)", (unsigned char)c, i);
+			                    "(only whitespace padding may follow it)", (unsigned char)c, view_pos(v, i));
 			goto out;
 		}
 	}
@@ -422,14 +589,24 @@ out:
 
 int apbi_decode_json(const char *text, size_t len, apbi_manifest *m)
 {
-	json_object *root;
+	models_scan ms = { 0 };
+	text_view v = { text, len, len + 1, 0, NULL };
+	json_object *root = NULL;
 	uint64_t count;
 	int rc;
 
-	if ((rc = parse_text(text, len, &root)) < 0)
-		return rc;
+	if ((rc = scan_top(text, len, &ms)) < 0 ||
+	    (ms.is_array && (rc = cut_models(text, len, &ms, &v)) < 0) ||
+	    (rc = parse_text(&v, &root)) < 0)
+		goto out;
+	/* the cut copy is only needed by the parse */
+	free(v.copy);
+	v.copy = NULL;
 	if ((rc = decode_top(m, root, &count)) == 0)
-		rc = decode_models(m, root, count);
+		rc = decode_models(m, root, count, text, &ms);
+out:
 	json_object_put(root);
+	free(v.copy);
+	free(ms.el);
 	return rc;
 }

@@ -58,4 +58,55 @@ int apbi_decode_legacy(const uint8_t *p, size_t len, apbi_manifest *m);
  */
 int apbi_manifest_finish(apbi_manifest *m);
 
+/*
+ * The JSON scanner (json_scan.c): finds value extents without building
+ * them, so the manifest's "models" array is decoded one element at a time.
+ * Nesting is capped at json-c's own default depth (the root counts as 1).
+ */
+#define APBI_JSON_MAX_DEPTH 32
+
+/** The extent text[a..b) of one JSON value. */
+typedef struct apbi_json_span {
+	size_t a, b;
+} apbi_json_span;
+
+/**
+ * Records "manifest JSON invalid at byte at: what (found 0x..)", or "ends
+ * early" when at >= len, and returns APB_E_MANIFEST.
+ */
+int apbi_json_error(const char *t, size_t len, size_t at, const char *what);
+
+/** Returns the first position >= p in t[0..len) that is not JSON whitespace. */
+size_t apbi_json_skip_ws(const char *t, size_t len, size_t p);
+
+/**
+ * Skips the string starting at t[*pos] ('"'); *pos ends just past its
+ * closing quote.  Returns 0 or APB_E_MANIFEST with a detail.
+ */
+int apbi_json_skip_string(const char *t, size_t len, size_t *pos);
+
+/**
+ * Expects optional whitespace, ':' and optional whitespace at t[*pos];
+ * *pos ends at the value.  Returns 0 or APB_E_MANIFEST with a detail.
+ */
+int apbi_json_skip_colon(const char *t, size_t len, size_t *pos);
+
+/**
+ * Skips the value starting at t[*pos] (no leading whitespace) that sits
+ * inside depth open containers; *pos ends just past it.  Returns 0 or
+ * APB_E_MANIFEST naming the byte (bad structure, nesting deeper than
+ * APBI_JSON_MAX_DEPTH, or the text ends first).
+ */
+int apbi_json_skip_value(const char *t, size_t len, size_t *pos, int depth);
+
+/**
+ * Scans the array at t[*pos] ('[') inside depth open containers: *spans
+ * (malloc'd, caller frees; NULL when empty) gets the extent of each of its
+ * *n elements and *pos ends just past ']'.  Only whitespace and single
+ * commas may separate elements; what names the array in messages.
+ * Returns 0, APB_E_MANIFEST naming the byte, or -ENOMEM.
+ */
+int apbi_json_array_spans(const char *t, size_t len, size_t *pos, int depth, const char *what,
+                          apbi_json_span **spans, size_t *n);
+
 #endif
