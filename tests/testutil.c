@@ -4,7 +4,6 @@
  * Invariant: each test gets its own directory under $TMPDIR (or /tmp),
  * created in setup and removed with everything in it in teardown.
  */
-#define _GNU_SOURCE
 #include "testutil.h"
 
 #include <errno.h>
