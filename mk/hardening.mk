@@ -13,7 +13,8 @@ FUZZ_CFLAGS = -g -O1 -fno-omit-frame-pointer \
 FUZZ_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/src/lib -I$(top_builddir) \
 	-D_GNU_SOURCE $(JSONC_CFLAGS) $(XXHASH_CFLAGS)
 FUZZ_LIBS = $(JSONC_LIBS) $(XXHASH_LIBS) -pthread
-FUZZ_TARGETS = fuzz/fuzz_manifest fuzz/fuzz_bundle fuzz/fuzz_size fuzz/fuzz_mount
+FUZZ_TARGETS = fuzz/fuzz_manifest fuzz/fuzz_bundle fuzz/fuzz_size fuzz/fuzz_mount \
+	fuzz/fuzz_options
 FUZZ_LIB_OBJS = $(patsubst src/lib/%.c,fuzz/obj/%.o,\
 	$(filter %.c,$(libapbundle_internal_la_SOURCES)))
 
@@ -38,6 +39,13 @@ FUZZ_MOUNT_SRCS = $(top_srcdir)/src/fuse/ops.c $(top_srcdir)/src/fuse/vfiles.c
 fuzz/fuzz_mount: $(top_srcdir)/tests/fuzz/fuzz_mount.c $(FUZZ_MOUNT_SRCS) $(top_srcdir)/src/fuse/mount.h fuzz/libapbfuzz.a
 	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CPPFLAGS) -I$(top_srcdir)/src/fuse $(FUSE3_CFLAGS) $(FUZZ_CFLAGS) \
 		-o $@ $< $(FUZZ_MOUNT_SRCS) fuzz/libapbfuzz.a $(FUSE3_LIBS) $(FUZZ_LIBS)
+
+# The mount's -o parser alone: options.c calls no libfuse function, so only
+# the FUSE headers (mount.h includes fuse_lowlevel.h) and no -lfuse3.
+fuzz/fuzz_options: $(top_srcdir)/tests/fuzz/fuzz_options.c $(top_srcdir)/src/fuse/options.c \
+		$(top_srcdir)/src/fuse/mount.h fuzz/libapbfuzz.a
+	$(AM_V_CCLD)$(FUZZ_CC) $(FUZZ_CPPFLAGS) -I$(top_srcdir)/src/fuse $(FUSE3_CFLAGS) $(FUZZ_CFLAGS) \
+		-o $@ $< $(top_srcdir)/src/fuse/options.c fuzz/libapbfuzz.a $(FUZZ_LIBS)
 
 fuzz-clean:
 	rm -rf fuzz

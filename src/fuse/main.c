@@ -1,5 +1,5 @@
 /*
- * main.c - apbundle-mount: options, bundle validation, session, signals, daemon.
+ * main.c - apbundle-mount: command line, bundle validation, session, signals, daemon.
  *
  * Order matters and is kept strictly: parse and validate every option, open
  * and validate the bundle and build the inode tree (all in the foreground,
@@ -13,12 +13,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,26 +34,13 @@
 enum { EXIT_USAGE = 1, EXIT_BUNDLE = 2, EXIT_MOUNT = 3, EXIT_RUNTIME = 4 };
 enum { KEY_IGNORE = 1 };
 
-/* Our -o options, as given; validated by check_opts(). */
+/* Our own options are recognised by apbm_opts_set (options.c), not here. */
 typedef struct cli_opts {
-	char *max_memory, *page_size, *eviction, *prefetch, *prefetch_count;
-	char *readahead, *max_read, *uid, *gid;
-	int direct_io;
+	apbm_opts o;
 	char *bundle;
 } cli_opts;
 
-#define OPT(t, m) { t, offsetof(cli_opts, m), 1 }
 static const struct fuse_opt opt_spec[] = {
-	OPT("max_memory=%s", max_memory),
-	OPT("page_size=%s", page_size),
-	OPT("eviction=%s", eviction),
-	OPT("prefetch=%s", prefetch),
-	OPT("prefetch_count=%s", prefetch_count),
-	OPT("readahead=%s", readahead),
-	OPT("max_read=%s", max_read),
-	OPT("uid=%s", uid),
-	OPT("gid=%s", gid),
-	OPT("direct_io", direct_io),
 	/* fstab options that mean nothing to a FUSE file system */
 	FUSE_OPT_KEY("defaults", KEY_IGNORE),
 	FUSE_OPT_KEY("auto", KEY_IGNORE),
@@ -121,117 +104,18 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		o->bundle = strdup(arg);
 		return o->bundle ? 0 : -1;
 	}
-	if (key == FUSE_OPT_KEY_OPT &&
-	    (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0))
+	if (key != FUSE_OPT_KEY_OPT)
+		return 1;
+	if (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0)
 		return 0;	/* fstab annotations for other tools */
-	return 1;
-}
-
-/* Parses an optional size option into *out; errors print one line. */
-static bool size_opt(const char *name, const char *val, uint64_t min, uint64_t max, uint64_t *out)
-{
-	uint64_t v;
-
-	if (!val)
-		return true;
-	if (apbi_parse_size(val, &v) != 0 || v < min || v > max) {
-		fprintf(stderr, PROG ": invalid %s '%s': expected a size from %llu to %llu bytes "
-		        "(K, M, G suffixes allowed)\n", name, val,
-		        (unsigned long long)min, (unsigned long long)max);
-		return false;
+	switch (apbm_opts_set(&o->o, arg)) {
+	case 1:
+		return 0;	/* ours: consumed */
+	case 0:
+		return 1;	/* libfuse's (or unknown: fuse_session_new says so) */
+	default:
+		return -1;
 	}
-	*out = v;
-	return true;
-}
-
-/* Parses a user or group given by number or name. */
-static bool id_opt(const char *name, const char *val, bool group, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (!val)
-		return true;
-	errno = 0;
-	v = strtoul(val, &end, 10);
-	if (*val && !*end && errno == 0 && v < UINT_MAX) {
-		*out = (unsigned)v;
-		return true;
-	}
-	if (!group && getpwnam(val)) {
-		*out = getpwnam(val)->pw_uid;
-		return true;
-	}
-	if (group && getgrnam(val)) {
-		*out = getgrnam(val)->gr_gid;
-		return true;
-	}
-	fprintf(stderr, PROG ": invalid %s '%s': no such %s\n", name, val, group ? "group" : "user");
-	return false;
-}
-
-static bool bool_opt(const char *name, const char *val, bool *out)
-{
-	if (!val)
-		return true;
-	if (!strcmp(val, "1") || !strcmp(val, "yes") || !strcmp(val, "on") || !strcmp(val, "true"))
-		*out = true;
-	else if (!strcmp(val, "0") || !strcmp(val, "no") || !strcmp(val, "off") || !strcmp(val, "false"))
-		*out = false;
-	else {
-		fprintf(stderr, PROG ": invalid %s '%s': expected 0 or 1\n", name, val);
-		return false;
-	}
-	return true;
-}
-
-static bool check_eviction(const char *val, apb_eviction *out)
-{
-	if (!val)
-		return true;
-	if (!strcmp(val, "lru"))
-		*out = APB_EVICT_LRU;
-	else if (!strcmp(val, "lfu"))
-		*out = APB_EVICT_LFU;
-	else {
-		fprintf(stderr, PROG ": invalid eviction '%s': expected lru or lfu\n", val);
-		return false;
-	}
-	return true;
-}
-
-/* Validates every option into fs->cfg and friends.  Prints one line on error. */
-static bool check_opts(const cli_opts *o, apbm_fs *fs)
-{
-	uint64_t page = fs->cfg.page_size, count = fs->cfg.prefetch_count, mr = fs->max_read;
-
-	if (!size_opt("max_memory", o->max_memory, 1, UINT64_MAX, &fs->cfg.max_memory) ||
-	    !size_opt("page_size", o->page_size, 512, 1u << 30, &page) ||
-	    !size_opt("readahead", o->readahead, 0, 1u << 30, &fs->readahead) ||
-	    !size_opt("max_read", o->max_read, 4096, APBM_DEFAULT_MAX_READ, &mr) ||
-	    !check_eviction(o->eviction, &fs->cfg.eviction) ||
-	    !bool_opt("prefetch", o->prefetch, &fs->cfg.prefetch) ||
-	    !id_opt("uid", o->uid, false, &fs->uid) || !id_opt("gid", o->gid, true, &fs->gid))
-		return false;
-	if (page & (page - 1)) {
-		fprintf(stderr, PROG ": invalid page_size '%s': not a power of two\n", o->page_size);
-		return false;
-	}
-	if (o->prefetch_count) {
-		char *end;
-		errno = 0;
-		count = strtoull(o->prefetch_count, &end, 10);
-		if (!*o->prefetch_count || *end || errno || count > 1024 || o->prefetch_count[0] == '-') {
-			fprintf(stderr, PROG ": invalid prefetch_count '%s': expected 0 to 1024\n",
-			        o->prefetch_count);
-			return false;
-		}
-	}
-	fs->cfg.page_size = (uint32_t)page;
-	fs->cfg.prefetch_count = (uint32_t)count;
-	fs->max_read = (uint32_t)mr;
-	fs->direct_io = o->direct_io;
-	return true;
 }
 
 /* Opens and validates the bundle and builds the tree.  Prints one line on error. */
@@ -401,20 +285,14 @@ out_session:
 
 static void free_opts(cli_opts *o)
 {
-	char **s[] = { &o->max_memory, &o->page_size, &o->eviction, &o->prefetch,
-	               &o->prefetch_count, &o->readahead, &o->max_read, &o->uid, &o->gid,
-	               &o->bundle };
-
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		free(*s[i]);
+	apbm_opts_free(&o->o);
+	free(o->bundle);
 }
 
 static void fs_init(apbm_fs *fs)
 {
 	memset(fs, 0, sizeof(*fs));
-	apb_paging_config_init(&fs->cfg);
-	fs->max_read = APBM_DEFAULT_MAX_READ;
-	fs->readahead = APBM_DEFAULT_READAHEAD;
+	apbm_opts_defaults(fs);
 	fs->pool_free = APBM_POOL_BUFS;
 	pthread_mutex_init(&fs->pool_lock, NULL);
 	pthread_cond_init(&fs->pool_cond, NULL);
@@ -458,6 +336,7 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts co = { 0 };
 	cli_opts o = { 0 };
 	apbm_fs fs;
+	char err[512];
 	int status = EXIT_USAGE;
 
 	fs_init(&fs);
@@ -472,10 +351,12 @@ int main(int argc, char *argv[])
 		        "see --help)\n", o.bundle ? "MOUNTPOINT" : "BUNDLE and MOUNTPOINT");
 		goto out;
 	}
-	if (!check_opts(&o, &fs))
+	if (apbm_opts_check(&o.o, &fs, err, sizeof(err)) != 0) {
+		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
+	}
 	status = EXIT_BUNDLE;
-	if (open_bundle(o.bundle, &fs, o.uid != NULL, o.gid != NULL) != 0)
+	if (open_bundle(o.bundle, &fs, o.o.uid != NULL, o.o.gid != NULL) != 0)
 		goto out;
 	fs.foreground = co.foreground;
 	status = EXIT_USAGE;

@@ -124,6 +124,43 @@ void apbm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 /** listxattr: the names apbm_getxattr answers for ino. */
 void apbm_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
+/* ---- options.c ---- */
+
+/** Our -o options as given (malloc'ed strings, NULL = not given). */
+typedef struct apbm_opts {
+	char *max_memory, *page_size, *eviction, *prefetch, *prefetch_count;
+	char *readahead, *max_read, *uid, *gid;
+	bool direct_io;
+} apbm_opts;
+
+/**
+ * Recognises one option of a -o list ("name=value", or "direct_io") and
+ * keeps a copy of its value in o, replacing an earlier one: the last
+ * occurrence wins.  Values are not checked here (apbm_opts_check does).
+ * Returns 1 when arg is ours, 0 when it is not (o unchanged: it belongs to
+ * libfuse), -ENOMEM.
+ */
+int apbm_opts_set(apbm_opts *o, const char *arg);
+
+/** Frees the strings of o and resets it to nothing given.  Safe on a zeroed o. */
+void apbm_opts_free(apbm_opts *o);
+
+/** Sets the defaults apbm_opts_check starts from: fs->cfg, max_read, readahead, direct_io. */
+void apbm_opts_defaults(apbm_fs *fs);
+
+/**
+ * Validates every option given in o into fs->cfg (max_memory, page_size,
+ * eviction, prefetch, prefetch_count), fs->readahead, fs->max_read,
+ * fs->uid, fs->gid (names are looked up) and fs->direct_io; options not
+ * given keep fs's values.  Returns 0, or -EINVAL with fs unchanged and one
+ * line in err (errlen bytes, always NUL-terminated when errlen > 0) naming
+ * the option and value: a size that does not parse or is out of range
+ * (max_memory >= 1, page_size 512..1G and a power of two, readahead
+ * 0..1G, max_read 4K..1M), eviction not lru/lfu, prefetch not a boolean,
+ * prefetch_count not 0..1024, uid/gid neither a number nor a known name.
+ */
+int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen);
+
 /* ---- main.c ---- */
 
 /** Logs one line: to stderr in the foreground, to syslog when daemonized. */

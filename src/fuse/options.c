@@ -1,0 +1,227 @@
+/*
+ * options.c - apbundle-mount: recognising and validating our -o options.
+ *
+ * Two steps, as libfuse's fuse_opt does them: apbm_opts_set() recognises one
+ * option of a -o list and keeps its value as a string (the last occurrence
+ * wins, nothing is checked yet); apbm_opts_check() then validates every
+ * value at once into the mount's configuration.  The invariants: on
+ * success the configuration is usable as is (page_size a power of two from
+ * 512 to 1 GiB, max_memory >= 1, eviction LRU or LFU, prefetch_count <=
+ * 1024, max_read from 4 KiB to 1 MiB, readahead <= 1 GiB); on failure
+ * nothing has been promised about fs, and err holds one line naming the
+ * option and the offending value.  Nothing here calls libfuse or prints,
+ * so the fuzz target links this file alone (tests/fuzz/fuzz_options.c).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "mount.h"
+
+#define MAX_PAGE_SIZE (1u << 30)
+#define MAX_READAHEAD (1u << 30)
+#define MIN_MAX_READ 4096u
+#define MAX_PREFETCH_COUNT 1024u
+
+/* Options taking a value ("name=value"), and where apbm_opts keeps it. */
+static const struct {
+	const char *name;
+	size_t off;
+} value_opts[] = {
+	{ "max_memory", offsetof(apbm_opts, max_memory) },
+	{ "page_size", offsetof(apbm_opts, page_size) },
+	{ "eviction", offsetof(apbm_opts, eviction) },
+	{ "prefetch", offsetof(apbm_opts, prefetch) },
+	{ "prefetch_count", offsetof(apbm_opts, prefetch_count) },
+	{ "readahead", offsetof(apbm_opts, readahead) },
+	{ "max_read", offsetof(apbm_opts, max_read) },
+	{ "uid", offsetof(apbm_opts, uid) },
+	{ "gid", offsetof(apbm_opts, gid) },
+};
+
+int apbm_opts_set(apbm_opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+
+	if (!strcmp(arg, "direct_io")) {
+		o->direct_io = true;
+		return 1;
+	}
+	if (!eq)
+		return 0;
+	for (size_t i = 0; i < sizeof(value_opts) / sizeof(value_opts[0]); i++) {
+		size_t n = strlen(value_opts[i].name);
+		char **slot, *copy;
+
+		if ((size_t)(eq - arg) != n || strncmp(arg, value_opts[i].name, n) != 0)
+			continue;
+		if (!(copy = strdup(eq + 1)))
+			return -ENOMEM;
+		slot = (char **)((char *)o + value_opts[i].off);
+		free(*slot);
+		*slot = copy;
+		return 1;
+	}
+	return 0;
+}
+
+void apbm_opts_free(apbm_opts *o)
+{
+	for (size_t i = 0; i < sizeof(value_opts) / sizeof(value_opts[0]); i++) {
+		char **slot = (char **)((char *)o + value_opts[i].off);
+		free(*slot);
+		*slot = NULL;
+	}
+	o->direct_io = false;
+}
+
+void apbm_opts_defaults(apbm_fs *fs)
+{
+	apb_paging_config_init(&fs->cfg);
+	fs->max_read = APBM_DEFAULT_MAX_READ;
+	fs->readahead = APBM_DEFAULT_READAHEAD;
+	fs->direct_io = false;
+}
+
+/* Parses an optional size option into *out. */
+static int size_opt(const char *name, const char *val, uint64_t min, uint64_t max,
+                    uint64_t *out, char *err, size_t errlen)
+{
+	uint64_t v;
+
+	if (!val)
+		return 0;
+	if (apbi_parse_size(val, &v) != 0 || v < min || v > max) {
+		snprintf(err, errlen, "invalid %s '%s': expected a size from %llu to %llu bytes "
+		         "(K, M, G suffixes allowed)", name, val,
+		         (unsigned long long)min, (unsigned long long)max);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Parses a user or group given by number (no sign, below UINT_MAX) or name. */
+static int id_opt(const char *name, const char *val, bool group, unsigned *out,
+                  char *err, size_t errlen)
+{
+	char *end;
+	unsigned long v;
+
+	if (!val)
+		return 0;
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (*val >= '0' && *val <= '9' && !*end && errno == 0 && v < UINT_MAX) {
+		*out = (unsigned)v;
+		return 0;
+	}
+	if (!group) {
+		struct passwd *pw = getpwnam(val);
+		if (pw) {
+			*out = pw->pw_uid;
+			return 0;
+		}
+	} else {
+		struct group *gr = getgrnam(val);
+		if (gr) {
+			*out = gr->gr_gid;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "invalid %s '%s': no such %s", name, val, group ? "group" : "user");
+	return -EINVAL;
+}
+
+static int bool_opt(const char *name, const char *val, bool *out, char *err, size_t errlen)
+{
+	if (!val)
+		return 0;
+	if (!strcmp(val, "1") || !strcmp(val, "yes") || !strcmp(val, "on") || !strcmp(val, "true"))
+		*out = true;
+	else if (!strcmp(val, "0") || !strcmp(val, "no") || !strcmp(val, "off") || !strcmp(val, "false"))
+		*out = false;
+	else {
+		snprintf(err, errlen, "invalid %s '%s': expected 0 or 1", name, val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int eviction_opt(const char *val, apb_eviction *out, char *err, size_t errlen)
+{
+	if (!val)
+		return 0;
+	if (!strcmp(val, "lru"))
+		*out = APB_EVICT_LRU;
+	else if (!strcmp(val, "lfu"))
+		*out = APB_EVICT_LFU;
+	else {
+		snprintf(err, errlen, "invalid eviction '%s': expected lru or lfu", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* prefetch_count: a decimal count from 0 to 1024. */
+static int count_opt(const char *val, uint64_t *out, char *err, size_t errlen)
+{
+	char *end;
+	uint64_t v;
+
+	if (!val)
+		return 0;
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (!*val || *end || errno || v > MAX_PREFETCH_COUNT || val[0] == '-') {
+		snprintf(err, errlen, "invalid prefetch_count '%s': expected 0 to %u",
+		         val, MAX_PREFETCH_COUNT);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
+{
+	uint64_t page = fs->cfg.page_size, count = fs->cfg.prefetch_count, mr = fs->max_read;
+	uint64_t mem = fs->cfg.max_memory, ra = fs->readahead;
+	apb_eviction ev = fs->cfg.eviction;
+	bool prefetch = fs->cfg.prefetch;
+	unsigned uid = fs->uid, gid = fs->gid;
+
+	if (errlen)
+		err[0] = '\0';
+	if (size_opt("max_memory", o->max_memory, 1, UINT64_MAX, &mem, err, errlen) ||
+	    size_opt("page_size", o->page_size, 512, MAX_PAGE_SIZE, &page, err, errlen) ||
+	    size_opt("readahead", o->readahead, 0, MAX_READAHEAD, &ra, err, errlen) ||
+	    size_opt("max_read", o->max_read, MIN_MAX_READ, APBM_DEFAULT_MAX_READ, &mr, err, errlen) ||
+	    eviction_opt(o->eviction, &ev, err, errlen) ||
+	    bool_opt("prefetch", o->prefetch, &prefetch, err, errlen) ||
+	    id_opt("uid", o->uid, false, &uid, err, errlen) ||
+	    id_opt("gid", o->gid, true, &gid, err, errlen))
+		return -EINVAL;
+	if (page & (page - 1)) {
+		snprintf(err, errlen, "invalid page_size '%s': not a power of two", o->page_size);
+		return -EINVAL;
+	}
+	if (count_opt(o->prefetch_count, &count, err, errlen))
+		return -EINVAL;
+	fs->cfg.max_memory = mem;
+	fs->cfg.page_size = (uint32_t)page;
+	fs->cfg.eviction = ev;
+	fs->cfg.prefetch = prefetch;
+	fs->cfg.prefetch_count = (uint32_t)count;
+	fs->readahead = ra;
+	fs->max_read = (uint32_t)mr;
+	fs->uid = uid;
+	fs->gid = gid;
+	fs->direct_io = o->direct_io;
+	return 0;
+}
