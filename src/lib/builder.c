@@ -30,6 +30,8 @@
  *  - A source must keep the size it had at add_file: checked at open, at
  *    every short read and at its end (-EIO otherwise).
  *  - File I/O goes through the apbi_io seam; every failure records a detail.
+ *  - Metadata is validated and deep-copied at set_metadata time
+ *    (apbi_metadata_copy, builder_meta.c); the builder owns the copy.
  */
 #include <endian.h>
 #include <errno.h>
@@ -296,98 +298,8 @@ int apb_builder_add_file(apb_builder *bb, const char *name, const char *src_path
 }
 
 /* ------------------------------------------------------------------ */
-/* Metadata                                                             */
+/* Metadata (validated and copied by apbi_metadata_copy, builder_meta.c) */
 /* ------------------------------------------------------------------ */
-
-static int kv_cmp(const void *a, const void *b)
-{
-	return strcmp(((const apb_kv *)a)->key, ((const apb_kv *)b)->key);
-}
-
-/* Checks a key/value list; adds its string bytes to *bytes. */
-static int kv_check(const apb_kv *kv, size_t n, const char *what, size_t *bytes)
-{
-	if (n && !kv)
-		return apbi_set_error(-EINVAL, "metadata %s: NULL list", what);
-	for (size_t i = 0; i < n; i++) {
-		if (!kv[i].key || !kv[i].value)
-			return apbi_set_error(-EINVAL, "metadata %s[%zu]: NULL key or value", what, i);
-		size_t kl = strlen(kv[i].key), vl = strlen(kv[i].value);
-		if (!apbi_utf8_valid(kv[i].key, kl) || !apbi_utf8_valid(kv[i].value, vl))
-			return apbi_set_error(-EINVAL, "metadata %s \"%s\": not valid UTF-8", what, kv[i].key);
-		*bytes += kl + vl + 2;
-	}
-	return 0;
-}
-
-static int str_check(const char *s, const char *what, size_t *bytes)
-{
-	if (!s)
-		return 0;
-	if (!apbi_utf8_valid(s, strlen(s)))
-		return apbi_set_error(-EINVAL, "metadata %s: not valid UTF-8", what);
-	*bytes += strlen(s) + 1;
-	return 0;
-}
-
-/* Appends s to the string area at *pos; returns the copy. */
-static const char *stash(char **pos, const char *s)
-{
-	char *d = *pos;
-	size_t l = strlen(s) + 1;
-	memcpy(d, s, l);
-	*pos += l;
-	return d;
-}
-
-/* Copies n pairs into dst (strings into *pos), sorted; -EINVAL on a duplicate key. */
-static int kv_copy(apb_kv *dst, const apb_kv *src, size_t n, char **pos, const char *what)
-{
-	for (size_t i = 0; i < n; i++) {
-		dst[i].key = stash(pos, src[i].key);
-		dst[i].value = stash(pos, src[i].value);
-	}
-	qsort(dst, n, sizeof *dst, kv_cmp);
-	for (size_t i = 1; i < n; i++) {
-		if (strcmp(dst[i - 1].key, dst[i].key) == 0)
-			return apbi_set_error(-EINVAL, "metadata %s: key \"%s\" given twice", what, dst[i].key);
-	}
-	return 0;
-}
-
-/* Deep copy of md in one allocation (header, pair arrays, strings). */
-static int md_copy(const apb_metadata *md, apb_metadata **out)
-{
-	size_t nh = md->n_hyperparameters, nc = md->n_custom, bytes = 0;
-	apb_metadata *c;
-	apb_kv *kv;
-	char *pos;
-	int rc;
-
-	if ((rc = str_check(md->version, "version", &bytes)) ||
-	    (rc = str_check(md->architecture, "architecture", &bytes)) ||
-	    (rc = kv_check(md->hyperparameters, nh, "hyperparameters", &bytes)) ||
-	    (rc = kv_check(md->custom, nc, "custom", &bytes)))
-		return rc;
-	c = malloc(sizeof *c + (nh + nc) * sizeof *kv + bytes);
-	if (!c)
-		return apbi_set_error(-ENOMEM, "out of memory copying metadata");
-	kv = (apb_kv *)(c + 1);
-	pos = (char *)(kv + nh + nc);
-	c->version = md->version ? stash(&pos, md->version) : NULL;
-	c->architecture = md->architecture ? stash(&pos, md->architecture) : NULL;
-	c->hyperparameters = kv;
-	c->n_hyperparameters = nh;
-	c->custom = kv + nh;
-	c->n_custom = nc;
-	if ((rc = kv_copy(kv, md->hyperparameters, nh, &pos, "hyperparameters")) ||
-	    (rc = kv_copy(kv + nh, md->custom, nc, &pos, "custom"))) {
-		free(c);
-		return rc;
-	}
-	*out = c;
-	return 0;
-}
 
 int apb_builder_set_metadata(apb_builder *bb, const char *name, const apb_metadata *md)
 {
@@ -400,7 +312,7 @@ int apb_builder_set_metadata(apb_builder *bb, const char *name, const apb_metada
 		return apbi_set_error(-EINVAL, "set_metadata: NULL builder or name");
 	if ((i = apbi_nameidx_find(&bb->idx, name)) < 0)
 		return apbi_set_error(-ENOENT, "set_metadata: no model \"%s\"", name);
-	if (md && (rc = md_copy(md, &copy)) != 0)
+	if (md && (rc = apbi_metadata_copy(md, &copy)) != 0)
 		return rc;
 	free(bb->src[i].md);
 	bb->src[i].md = copy;

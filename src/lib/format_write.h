@@ -1,6 +1,6 @@
 /*
  * format_write.h - the write side of format v1 (format_write.c) and the
- * builder internals shared with bundle.c (builder.c).
+ * builder internals shared with bundle.c (builder.c, builder_meta.c).
  *
  * The writer works in two steps that never touch a file: apbi_layout_plan
  * places every model and block table in the data section (offsets relative
@@ -108,5 +108,16 @@ void apbi_builder_set_progress(apb_builder *bb, apbi_progress_fn fn, void *ctx);
  * and unchanged until the builder is freed.  Used by apb_bundle_save.
  */
 int apbi_builder_add_ref(apb_builder *bb, const char *name, const void *data, size_t size);
+
+/* ---- metadata copy (builder_meta.c), used by builder.c ---- */
+
+/**
+ * Validates md and makes a deep copy of it in one malloc'ed allocation
+ * (header, pair arrays, strings; each pair array sorted by key), which
+ * the caller frees with free().  Errors: -EINVAL with a detail (NULL list
+ * with a nonzero count, NULL key or value, invalid UTF-8, a key given
+ * twice in one list), -ENOMEM.  Nothing stays allocated on failure.
+ */
+int apbi_metadata_copy(const apb_metadata *md, apb_metadata **out);
 
 #endif
