@@ -22,6 +22,12 @@ tests_check_paged_CFLAGS = $(TESTFLAGS)
 tests_check_paged_LDADD = $(TESTLIBS)
 TESTS += tests/check_paged
 
+check_PROGRAMS += tests/check_paged_integrity
+tests_check_paged_integrity_SOURCES = tests/check_paged_integrity.c tests/tbundle.c tests/tbundle.h
+tests_check_paged_integrity_CFLAGS = $(TESTFLAGS)
+tests_check_paged_integrity_LDADD = $(TESTLIBS)
+TESTS += tests/check_paged_integrity
+
 check_PROGRAMS += tests/check_prefetch
 tests_check_prefetch_SOURCES = tests/check_prefetch.c tests/tbundle.c tests/tbundle.h
 tests_check_prefetch_CFLAGS = $(TESTFLAGS)

@@ -51,10 +51,11 @@ phase() {
 	tally "$bdir"
 }
 
-unit="tests/check_format tests/check_format_util tests/check_builder tests/check_bundle
-tests/check_policy tests/check_cache tests/check_paged tests/check_prefetch tests/check_faults
-tests/check_shell"
-threaded="tests/check_cache tests/check_paged tests/check_prefetch tests/check_stress"
+unit="tests/check_format tests/check_format_json tests/check_format_util tests/check_builder
+tests/check_builder_atomic tests/check_bundle tests/check_policy tests/check_cache tests/check_paged
+tests/check_paged_integrity tests/check_prefetch tests/check_faults tests/check_shell"
+threaded="tests/check_cache tests/check_paged tests/check_paged_integrity tests/check_prefetch
+tests/check_stress"
 unit=$(echo $unit); threaded=$(echo $threaded)
 
 for ph in ${APB_TEST_PHASES:-default asan tsan valgrind fuzz}; do
