@@ -122,6 +122,13 @@ void cli_progress_end(cli_progress *p);
  */
 int cli_open_bundle(const char *path, int *fd, apbi_manifest **m);
 
+/**
+ * For commands taking exactly one operand, BUNDLE, after getopt: checks
+ * that argv[optind] is the only operand (usage error CLI_USAGE otherwise)
+ * and opens it with cli_open_bundle.  Returns CLI_OK, CLI_USAGE or CLI_BAD.
+ */
+int cli_open_sole_bundle(int argc, char **argv, int *fd, apbi_manifest **m);
+
 /** Receives verified model bytes in order; returns 0 or a negative errno. */
 typedef int (*cli_sink_fn)(void *ctx, const void *buf, size_t len);
 

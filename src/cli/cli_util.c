@@ -292,6 +292,15 @@ int cli_open_bundle(const char *path, int *fd, apbi_manifest **m)
 	return CLI_OK;
 }
 
+int cli_open_sole_bundle(int argc, char **argv, int *fd, apbi_manifest **m)
+{
+	if (optind >= argc)
+		return cli_usage_error("missing BUNDLE");
+	if (argc - optind > 1)
+		return cli_usage_error("too many arguments ('%s')", cli_esc(argv[optind + 1]));
+	return cli_open_bundle(argv[optind], fd, m);
+}
+
 /** Sum of the sizes of all models. */
 uint64_t cli_total_bytes(const apbi_manifest *m)
 {

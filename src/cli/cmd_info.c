@@ -71,11 +71,7 @@ int cli_cmd_info(int argc, char **argv)
 		}
 		return cli_getopt_error(c, argv);
 	}
-	if (optind >= argc)
-		return cli_usage_error("missing BUNDLE");
-	if (argc - optind > 1)
-		return cli_usage_error("too many arguments ('%s')", cli_esc(argv[optind + 1]));
-	status = cli_open_bundle(argv[optind], &fd, &m);
+	status = cli_open_sole_bundle(argc, argv, &fd, &m);
 	if (status != CLI_OK)
 		return status;
 	print_info(argv[optind], m);

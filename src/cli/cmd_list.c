@@ -168,11 +168,7 @@ int cli_cmd_list(int argc, char **argv)
 		default: return cli_getopt_error(c, argv);
 		}
 	}
-	if (optind >= argc)
-		return cli_usage_error("missing BUNDLE");
-	if (argc - optind > 1)
-		return cli_usage_error("too many arguments ('%s')", cli_esc(argv[optind + 1]));
-	status = cli_open_bundle(argv[optind], &fd, &m);
+	status = cli_open_sole_bundle(argc, argv, &fd, &m);
 	if (status != CLI_OK)
 		return status;
 	status = json ? print_json(m) : print_text(m);

@@ -72,12 +72,8 @@ int cli_cmd_verify(int argc, char **argv)
 		default: return cli_getopt_error(c, argv);
 		}
 	}
-	if (optind >= argc)
-		return cli_usage_error("missing BUNDLE");
-	if (argc - optind > 1)
-		return cli_usage_error("too many arguments ('%s')", cli_esc(argv[optind + 1]));
+	status = cli_open_sole_bundle(argc, argv, &fd, &m);
 	path = argv[optind];
-	status = cli_open_bundle(path, &fd, &m);
 	if (status != CLI_OK)
 		return status;
 	verify_models(fd, path, m, &t);
