@@ -22,6 +22,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
@@ -329,7 +330,9 @@ static int run_session(struct fuse_args *args, struct fuse_cmdline_opts *co)
 			goto out_unmount;
 		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)co->clone_fd);
 		fuse_loop_cfg_set_max_threads(cfg, co->max_threads ? co->max_threads : 10);
-		fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
+		/* UINT_MAX means not given; passing it on only logs a warning. */
+		if (co->max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(cfg, co->max_idle_threads);
 		ret = fuse_session_loop_mt(se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}

@@ -12,6 +12,7 @@
  * failed, 4 the session failed while mounted.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -267,14 +268,26 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 	if (co->singlethread) {
 		ret = fuse_session_loop(se);
 	} else {
-		struct fuse_loop_config lc = { .clone_fd = co->clone_fd,
-		                               .max_idle_threads = co->max_idle_threads };
-		ret = fuse_session_loop_mt(se, &lc);
+		struct fuse_loop_config *lc = fuse_loop_cfg_create();
+
+		if (!lc) {
+			apbm_log(fs, LOG_ERR, "out of memory");
+			status = EXIT_RUNTIME;
+			goto out_unmount;
+		}
+		fuse_loop_cfg_set_clone_fd(lc, (unsigned)co->clone_fd);
+		fuse_loop_cfg_set_max_threads(lc, co->max_threads ? co->max_threads : 10);
+		/* UINT_MAX means not given; passing it on only logs a warning. */
+		if (co->max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(lc, co->max_idle_threads);
+		ret = fuse_session_loop_mt(se, lc);
+		fuse_loop_cfg_destroy(lc);
 	}
 	if (ret < 0) {
 		apbm_log(fs, LOG_ERR, "session failed: %s", strerror(-ret));
 		status = EXIT_RUNTIME;
 	}
+out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -297,6 +310,7 @@ static void fs_init(apbm_fs *fs)
 	pthread_mutex_init(&fs->pool_lock, NULL);
 	pthread_cond_init(&fs->pool_cond, NULL);
 	pthread_mutex_init(&fs->bad_lock, NULL);
+	pthread_mutex_init(&fs->vbuf_lock, NULL);
 }
 
 static void fs_fini(apbm_fs *fs)
@@ -304,11 +318,13 @@ static void fs_fini(apbm_fs *fs)
 	apbm_tree_free(&fs->tree);
 	apb_paged_close(fs->pb);
 	apbm_pool_free(fs);
+	apbm_vbufs_free(fs);
 	free(fs->bad_keys);
 	free(fs->bundle_path);
 	pthread_mutex_destroy(&fs->pool_lock);
 	pthread_cond_destroy(&fs->pool_cond);
 	pthread_mutex_destroy(&fs->bad_lock);
+	pthread_mutex_destroy(&fs->vbuf_lock);
 }
 
 /* Handles -h and -V; returns -1 when neither was given. */

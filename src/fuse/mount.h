@@ -13,7 +13,8 @@
 #ifndef APBM_MOUNT_H
 #define APBM_MOUNT_H
 
-#define FUSE_USE_VERSION 34
+/* 3.12 API: fuse_loop_cfg_* lets us set the thread limits explicitly. */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>
@@ -82,6 +83,9 @@ typedef struct apbm_fs {
 	pthread_mutex_t bad_lock;   /* blocks already reported corrupt */
 	uint64_t *bad_keys;
 	size_t n_bad, cap_bad;
+
+	pthread_mutex_t vbuf_lock;  /* open .stats snapshots (ops.c) */
+	struct apbm_vbuf *vbufs;    /* freed at exit if RELEASE never came */
 } apbm_fs;
 
 /** The node of inode ino, or NULL when there is none. */
@@ -108,6 +112,13 @@ void apbm_tree_free(apbm_tree *t);
 
 /** Frees the read buffer pool (after the session loop has ended). */
 void apbm_pool_free(apbm_fs *fs);
+
+/**
+ * Frees the .stats snapshots still open after the session loop has ended:
+ * the kernel may unmount without sending RELEASE for a file closed just
+ * before.  Call only once no request thread runs.
+ */
+void apbm_vbufs_free(apbm_fs *fs);
 
 /* ---- vfiles.c ---- */
 

@@ -408,19 +408,56 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 /*
  * A rendered virtual file, owned by the open file handle and by each read
  * in flight: the kernel may already have sent RELEASE while a reply thread
- * is still returning from writev, so the last reference frees it.
+ * is still returning from writev, so the last reference frees it.  Every
+ * live snapshot is also on fs->vbufs, so that those whose RELEASE never
+ * arrives (a close racing an unmount) are freed when the daemon exits.
  */
-typedef struct vbuf {
+typedef struct apbm_vbuf {
 	char *data;
 	size_t len;
 	unsigned refs;
+	struct apbm_vbuf *prev, *next;  /* fs->vbufs, under fs->vbuf_lock */
 } vbuf;
 
-static void vbuf_put(vbuf *vb)
+static void vbuf_link(apbm_fs *fs, vbuf *vb)
 {
-	if (vb && __atomic_sub_fetch(&vb->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-		free(vb->data);
-		free(vb);
+	pthread_mutex_lock(&fs->vbuf_lock);
+	vb->prev = NULL;
+	vb->next = fs->vbufs;
+	if (fs->vbufs)
+		fs->vbufs->prev = vb;
+	fs->vbufs = vb;
+	pthread_mutex_unlock(&fs->vbuf_lock);
+}
+
+static void vbuf_free(vbuf *vb)
+{
+	free(vb->data);
+	free(vb);
+}
+
+static void vbuf_put(apbm_fs *fs, vbuf *vb)
+{
+	if (!vb || __atomic_sub_fetch(&vb->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	pthread_mutex_lock(&fs->vbuf_lock);
+	if (vb->prev)
+		vb->prev->next = vb->next;
+	else
+		fs->vbufs = vb->next;
+	if (vb->next)
+		vb->next->prev = vb->prev;
+	pthread_mutex_unlock(&fs->vbuf_lock);
+	vbuf_free(vb);
+}
+
+void apbm_vbufs_free(apbm_fs *fs)
+{
+	while (fs->vbufs) {
+		vbuf *vb = fs->vbufs;
+
+		fs->vbufs = vb->next;
+		vbuf_free(vb);
 	}
 }
 
@@ -453,15 +490,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	vb->refs = 1;
+	vbuf_link(fs, vb);
 	fi->fh = (uint64_t)(uintptr_t)vb;
 	fi->direct_io = 1;	/* generated content: its size is not known to stat */
 	if (fuse_reply_open(req, fi) != 0)
-		vbuf_put(vb);
+		vbuf_put(fs, vb);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	vbuf_put((vbuf *)(uintptr_t)fi->fh);
+	vbuf_put(fs_of(req), (vbuf *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -553,7 +591,7 @@ static void report_corruption(apbm_fs *fs, const apbm_node *n, uint64_t off, siz
 	}
 }
 
-static void read_vfile(fuse_req_t req, vbuf *vb, size_t size, off_t off)
+static void read_vfile(fuse_req_t req, apbm_fs *fs, vbuf *vb, size_t size, off_t off)
 {
 	if (!vb || off < 0 || (size_t)off >= vb->len) {
 		fuse_reply_buf(req, NULL, 0);
@@ -563,7 +601,7 @@ static void read_vfile(fuse_req_t req, vbuf *vb, size_t size, off_t off)
 		size = vb->len - (size_t)off;
 	__atomic_add_fetch(&vb->refs, 1, __ATOMIC_ACQ_REL);
 	fuse_reply_buf(req, vb->data + off, size);
-	vbuf_put(vb);
+	vbuf_put(fs, vb);
 }
 
 /* Logs a failed model read (checksum failures once per bad block). */
@@ -626,7 +664,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (n->model < 0) {
-		read_vfile(req, (vbuf *)(uintptr_t)fi->fh, size, off);
+		read_vfile(req, fs, (vbuf *)(uintptr_t)fi->fh, size, off);
 		return;
 	}
 	if (off < 0 || (uint64_t)off >= n->size || size == 0) {
