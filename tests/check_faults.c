@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "apbundle.h"
@@ -68,31 +69,53 @@ static int hit(int op)
 	return 1;
 }
 
-/* The real read: pread at off, or read at the file position when off < 0. */
-static ssize_t real_read(int fd, void *buf, size_t len, off_t off)
+/*
+ * The real read of the first `want` bytes of iov[0..n): preadv at off, or
+ * readv at the file position when off < 0.
+ */
+static ssize_t real_read(int fd, const struct iovec *iov, int n, off_t off, size_t want)
 {
-	return off < 0 ? read(fd, buf, len) : pread(fd, buf, len, off);
+	struct iovec cut[64];
+	int k = 0;
+
+	for (; k < n && k < 64 && want; k++) {
+		cut[k] = iov[k];
+		if (cut[k].iov_len > want)
+			cut[k].iov_len = want;
+		want -= cut[k].iov_len;
+	}
+	return off < 0 ? readv(fd, cut, k) : preadv(fd, cut, k, off);
 }
 
-/* A read (op OP_PREAD or OP_READ) that may carry the armed fault. */
-static ssize_t faulty_read(int op, int fd, void *buf, size_t len, off_t off)
+/* A read (op OP_PREAD or OP_READ; vectored or not) that may carry the armed fault. */
+static ssize_t faulty_read(int op, int fd, const struct iovec *iov, int n, off_t off)
 {
-	ssize_t n;
+	size_t total = 0;
+	ssize_t got;
 
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
 	if (!hit(op))
-		return real_read(fd, buf, len, off);
+		return real_read(fd, iov, n, off, total);
 	switch (F.mode) {
 	case FM_SHORT:
-		return real_read(fd, buf, len > 1 ? len / 2 : len, off);
+		return real_read(fd, iov, n, off, total > 1 ? total / 2 : total);
 	case FM_ZERO:   /* a premature end of file; no fault if it was the real end */
-		if (real_read(fd, buf, len, off) == 0)
+		if (real_read(fd, iov, n, off, total) == 0)
 			__atomic_add_fetch(&F.noop, 1, __ATOMIC_SEQ_CST);
 		return 0;
-	case FM_FLIP:
-		n = real_read(fd, buf, len, off);
-		if (n > 0)
-			((unsigned char *)buf)[n / 2] ^= 0x01;
-		return n;
+	case FM_FLIP:   /* one bit of the middle byte */
+		got = real_read(fd, iov, n, off, total);
+		for (int i = 0; got > 0 && i < n; i++) {
+			size_t mid = (size_t)got / 2, before = 0;
+			for (int j = 0; j < i; j++)
+				before += iov[j].iov_len;
+			if (mid < before + iov[i].iov_len) {
+				((unsigned char *)iov[i].iov_base)[mid - before] ^= 0x01;
+				break;
+			}
+		}
+		return got;
 	case FM_EINTR:
 		errno = EINTR;
 		return -1;
@@ -104,12 +127,20 @@ static ssize_t faulty_read(int op, int fd, void *buf, size_t len, off_t off)
 
 static ssize_t f_pread(int fd, void *buf, size_t len, off_t off)
 {
-	return faulty_read(OP_PREAD, fd, buf, len, off);
+	struct iovec v = { .iov_base = buf, .iov_len = len };
+	return faulty_read(OP_PREAD, fd, &v, 1, off);
+}
+
+/* Vectored reads count as OP_PREAD and carry the same faults. */
+static ssize_t f_preadv(int fd, const struct iovec *iov, int n, off_t off)
+{
+	return faulty_read(OP_PREAD, fd, iov, n, off);
 }
 
 static ssize_t f_read(int fd, void *buf, size_t len)
 {
-	return faulty_read(OP_READ, fd, buf, len, -1);
+	struct iovec v = { .iov_base = buf, .iov_len = len };
+	return faulty_read(OP_READ, fd, &v, 1, -1);
 }
 
 static ssize_t f_pwrite(int fd, const void *buf, size_t len, off_t off)
@@ -140,6 +171,7 @@ static int f_fsync(int fd)
 
 static const apbi_io_ops fault_ops = {
 	.pread = f_pread, .pwrite = f_pwrite, .read = f_read, .fsync = f_fsync,
+	.preadv = f_preadv,
 };
 
 /* Arms the seam: count calls of ops, fail call `at` (0: none) with mode. */

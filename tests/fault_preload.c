@@ -1,6 +1,6 @@
 /*
  * fault_preload.c - LD_PRELOAD shim that makes a running process's preads
- * of one file fail with EIO, for fault injection inside the mount daemon
+ * (pread and preadv) of one file fail with EIO, for fault injection inside the mount daemon
  * (whose I/O seam a test cannot reach).  Used by stress_mount_test.sh.
  *
  * Environment, read at each call:
@@ -21,12 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 typedef ssize_t (*pread_fn)(int, void *, size_t, off_t);
+typedef ssize_t (*preadv_fn)(int, const struct iovec *, int, off_t);
 
 ssize_t pread(int fd, void *buf, size_t len, off_t off);
 ssize_t pread64(int fd, void *buf, size_t len, off_t off);
+ssize_t preadv(int fd, const struct iovec *iov, int n, off_t off);
+ssize_t preadv64(int fd, const struct iovec *iov, int n, off_t off);
 
 /* 1 when this pread must fail (see the file comment). */
 static int must_fail(int fd, size_t len, off_t off)
@@ -64,4 +68,28 @@ ssize_t pread(int fd, void *buf, size_t len, off_t off)
 ssize_t pread64(int fd, void *buf, size_t len, off_t off)
 {
 	return faulty("pread64", fd, buf, len, off);
+}
+
+static ssize_t faulty_v(const char *sym, int fd, const struct iovec *iov, int n, off_t off)
+{
+	preadv_fn real = (preadv_fn)dlsym(RTLD_NEXT, sym);
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	if (must_fail(fd, len, off)) {
+		errno = EIO;
+		return -1;
+	}
+	return real(fd, iov, n, off);
+}
+
+ssize_t preadv(int fd, const struct iovec *iov, int n, off_t off)
+{
+	return faulty_v("preadv", fd, iov, n, off);
+}
+
+ssize_t preadv64(int fd, const struct iovec *iov, int n, off_t off)
+{
+	return faulty_v("preadv64", fd, iov, n, off);
 }

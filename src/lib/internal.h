@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "apbundle.h"
 
@@ -37,6 +38,8 @@ typedef struct apbi_io_ops {
 	ssize_t (*pwrite)(int fd, const void *buf, size_t len, off_t off);
 	ssize_t (*read)(int fd, void *buf, size_t len);
 	int (*fsync)(int fd);
+	/* Optional: NULL makes apbi_preadv_full call pread once per segment. */
+	ssize_t (*preadv)(int fd, const struct iovec *iov, int n, off_t off);
 } apbi_io_ops;
 
 /** Installs ops (NULL restores the system calls).  Not thread-safe: tests only. */
@@ -47,6 +50,14 @@ void apbi_io_set(const apbi_io_ops *ops);
  * Returns 0, -EIO (or the errno) on error, APB_E_TRUNCATED at end of file.
  */
 int apbi_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/**
+ * Reads exactly the bytes of iov[0..n) (n >= 1) at off into those
+ * segments, in order, with one preadv when the kernel allows, retrying on
+ * EINTR and continuing short reads.  iov is not modified.  Returns as
+ * apbi_pread_full.
+ */
+int apbi_preadv_full(int fd, const struct iovec *iov, int n, uint64_t off);
 
 /** Writes exactly len bytes at off, retrying on EINTR and short writes. */
 int apbi_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
