@@ -90,14 +90,17 @@ void apbi_cache_desc_free(apbi_cache *c, apbi_page *e)
 static uint8_t *buf_alloc(apbi_cache *c, apbi_page *e)
 {
 	if (c->nfree_slots || c->slab_hw < c->nslots) {
-		uint64_t s = c->nfree_slots ? c->slots[--c->nfree_slots] : c->slab_hw++;
+		bool fresh = !c->nfree_slots;
+		uint64_t s = fresh ? c->slab_hw++ : c->slots[--c->nfree_slots];
 		uint8_t *p = c->slab + (s << c->shift);
 		uint64_t keep = ((uint64_t)e->len + 4095) & ~(uint64_t)4095;
 		if (keep + 4096 <= c->cfg.page_size)
 			madvise(p + keep, c->cfg.page_size - keep, MADV_DONTNEED);
 		e->flags |= F_SLAB;
+		e->fresh = fresh;
 		return p;
 	}
+	e->fresh = false;
 	return malloc(e->len ? e->len : 1);
 }
 
@@ -289,6 +292,36 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 }
 
 /*
+ * Faults in the never-touched slab slots among pages[0..k), adjacent ones
+ * with one madvise: one call instead of a page fault per 4 KiB, which was
+ * about a quarter of the daemon's CPU time on a cold sequential read.
+ * Best effort (MADV_POPULATE_WRITE needs Linux 5.14): on failure the
+ * loader's writes fault the pages in as before.  Lock not held.
+ */
+static void populate(apbi_page *const *pages, uint32_t k)
+{
+#ifdef MADV_POPULATE_WRITE
+	uint8_t *start = NULL, *end = NULL;
+	for (uint32_t i = 0; i <= k; i++) {
+		apbi_page *e = i < k ? pages[i] : NULL;
+		uint8_t *p = e && e->fresh ? e->data : NULL;
+		size_t len = p ? ((size_t)e->len + 4095) & ~(size_t)4095 : 0;
+		if (p && p == end) {
+			end += len;
+			continue;
+		}
+		if (start)
+			madvise(start, (size_t)(end - start), MADV_POPULATE_WRITE);
+		start = p;
+		end = p ? p + len : NULL;
+	}
+#else
+	(void)pages;
+	(void)k;
+#endif
+}
+
+/*
  * Loads claimed pages[0..k) (from page lo on) with one loader call; the
  * lock is not held on entry or exit.  Pages [skip, skip+want) are the
  * demand: counted as misses and, when they loaded, left pinned; the others
@@ -306,6 +339,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 	int err = -ENOSPC;
 	for (i = 0; i < k; i++)
 		dst[i] = pages[i]->data;
+	populate(pages, k);
 	got = c->cfg.load(c->cfg.load_ctx, m, lo, k, dst, res);
 	pthread_mutex_lock(&c->lock);
 	if (got > 0)

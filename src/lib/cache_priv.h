@@ -33,6 +33,8 @@ struct apbi_page {
 	uint64_t stamp;      /* clock of the last use (prefetch: of the request) */
 	uint32_t model, len, pins;
 	uint8_t state, flags;
+	bool fresh;          /* slab slot never touched: set by buf_alloc under
+	                      * the lock, read only by the thread loading it */
 	int err;
 };
 
