@@ -304,7 +304,7 @@ def section(work, data, png_rel):
         out.append("")
     out.append("### Machine")
     out.append("")
-    for k in ("cpu", "cores", "ram", "kernel", "workdir", "libfuse", "peers", "apbundle",
+    for k in ("cpu", "cores", "ram", "kernel", "free page reporting", "workdir", "libfuse", "peers", "apbundle",
               "load average at start", "settings"):
         if k in m:
             out.append(f"- {k}: {m[k]}")
@@ -329,10 +329,18 @@ def section(work, data, png_rel):
         out.append("- The work dir is on a virtual disk: `drop_caches` empties the guest's page cache "
                    "only, so a \"cold\" read may still come from the host's cache, for the native file "
                    "and for every image alike. Cold numbers here are upper bounds of a real disk's.")
+    if m.get("free page reporting", "").startswith("on"):
+        out.append("- The guest hands freed memory back to the host (free page reporting), so memory "
+                   "that one peer frees and the next one touches first costs host page faults: "
+                   "a daemon that fills a cache during the timed read (apbundle's paging cache, "
+                   "fuse-zip) pays it there, one that caches nothing (squashfuse_ll) or filled its "
+                   "memory before the read (nullfs) does not; the kernel's page cache pays it for "
+                   "everyone. Cold reads vary the most from it (see the notes below).")
     out.append("- read_ahead_kb: every FUSE mount's bdi (`/sys/class/bdi/$(mountpoint -d MNT)`) is "
                "set to the value in the table, alike for nullfs, the peers and apbundle (apbundle-mount runs "
                "with `-o readahead=0` so that it keeps this value instead of setting its default 1024; "
-               "the others keep the kernel's 128 unless told). The native file "
+               "the others keep the kernel's 128 unless told; 1024 is what apbundle-mount sets by "
+               "itself when not told otherwise, as gcsfuse does; measured here for every peer alike). The native file "
                "uses its disk's own setting, shown as \"(disk)\".")
     out.append(f"- fio: `--rw=randread --bs=4k --direct=1 --ioengine=psync --time_based` for the "
                f"configured runtime, 1 and 4 jobs, on the mount of workloads 1–3 (so apbundle has the "

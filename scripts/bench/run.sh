@@ -518,6 +518,10 @@ describe_machine() {
 		echo "cores: $(nproc) online ($(lscpu | sed -n 's/^Thread(s) per core: *//p') thread(s) per core)"
 		echo "ram: $(free -h | awk '/^Mem:/ {print $2}')"
 		echo "kernel: $(uname -r)"
+		local pr=/sys/module/page_reporting/parameters
+		if [ -r "$pr/reported_kib" ]; then
+			echo "free page reporting: on (virtio-balloon; order $(cat "$pr/page_reporting_order"), $(( $(cat "$pr/reported_kib") / 1048576 )) GiB handed back to the host since boot)"
+		fi
 		echo "workdir: $WORK on $dev ($fs; $(disk_of "$dev"))"
 		echo "libfuse: $(pkg-config --modversion fuse3 2>/dev/null)"
 		echo "peers: squashfuse $(dpkg-query -W -f='${Version}' squashfuse 2>/dev/null), archivemount $(dpkg-query -W -f='${Version}' archivemount 2>/dev/null), fuse-zip $(dpkg-query -W -f='${Version}' fuse-zip 2>/dev/null), fio $(dpkg-query -W -f='${Version}' fio 2>/dev/null)"
