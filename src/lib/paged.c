@@ -150,7 +150,8 @@ static int verify_range(apb_paged *pb, uint32_t m, const uint8_t *buf, uint64_t 
  * A load buffer of len bytes: one of the SCRATCH_N kept buffers when len
  * fits and one is free (no allocation, no page faults once warm), a fresh
  * allocation for an oversized block, or NULL when all are busy (the caller
- * then reads page by page).  Kept buffers bound the memory used for I/O.
+ * then allocates a one-off buffer).  Kept buffers bound the memory used
+ * for I/O.
  */
 static uint8_t *scratch_get(apb_paged *pb, uint64_t len, bool *kept)
 {
@@ -249,10 +250,10 @@ static ssize_t load_pages(apb_paged *pb, uint32_t m, uint64_t first, uint32_t n,
 }
 
 /*
- * The cache's loader: one pread of the whole blocks covering the pages,
- * straight into the page when it is one whole unit, else through a load
- * buffer; when every buffer is busy and pages hold whole blocks, one pread
- * per page into the pages themselves.
+ * The cache's loader.  Pages that hold whole checksum blocks (the default:
+ * 64 KiB pages and blocks) are read straight into the cache pages with one
+ * preadv (load_pages); pages smaller than a block are filled from one
+ * pread of the covering blocks into a load buffer, verified first.
  */
 static ssize_t paged_load(void *ctx, uint32_t m, uint64_t first, uint32_t n,
                           uint8_t *const dst[], int res[])
@@ -275,17 +276,11 @@ static ssize_t paged_load(void *ctx, uint32_t m, uint64_t first, uint32_t n,
 	if (lo == off && hi == end && n <= LOAD_MAX &&
 	    (n == 1 || !bs || pb->cfg.page_size % bs == 0))   /* pages hold whole blocks */
 		return load_pages(pb, m, first, n, dst, end, res);
+	/* Here blocks are larger than pages (sizes are powers of two, so a
+	 * block no larger than a page always divides it and took the path
+	 * above): read the covering blocks into a load buffer. */
 	buf = scratch_get(pb, hi - lo, &kept);
-	if (!buf && kept && bs <= pb->cfg.page_size) {   /* every page is whole blocks */
-		for (uint32_t i = 0; i < n; i++) {
-			uint64_t ps = (first + i) << shift, pe = ps + pb->cfg.page_size < end ?
-			              ps + pb->cfg.page_size : end;
-			if ((r = read_verified(pb, m, dst[i], ps, pe, first + i, 1, res + i)) < 0)
-				return r;
-		}
-		return (ssize_t)(hi - lo);
-	}
-	if (!buf) {   /* buffers busy and pages split blocks: a one-off buffer */
+	if (!buf) {   /* all buffers busy, or a block over 1 MiB: a one-off buffer */
 		kept = false;
 		if (!(buf = malloc(hi - lo)))
 			return apbi_set_error(-ENOMEM, "model \"%.200s\": no memory for a %llu-byte read",
