@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdbool.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -116,7 +115,6 @@ int apbi_pread_full(int fd, void *buf, size_t len, uint64_t off)
  */
 int apbi_preadv_full(int fd, const struct iovec *iov, int n, uint64_t off)
 {
-	struct iovec cur[IOV_CHUNK];
 	int i = 0;
 
 	if (!io->preadv) {   /* a test's table without preadv */
@@ -132,13 +130,12 @@ int apbi_preadv_full(int fd, const struct iovec *iov, int n, uint64_t off)
 		size_t want = 0;
 		ssize_t got;
 
-		memcpy(cur, iov + i, (size_t)k * sizeof *cur);
-		for (int j = 0; j < k; j++)
-			want += cur[j].iov_len;
+		for (int j = i; j < i + k; j++)
+			want += iov[j].iov_len;
 		if (off > (uint64_t)INT64_MAX || want > (uint64_t)INT64_MAX - off)
 			return apbi_set_error(-EINVAL, "read of %zu bytes at offset %llu: offset out "
 			                      "of range", want, (unsigned long long)off);
-		got = io->preadv(fd, cur, k, (off_t)off);
+		got = io->preadv(fd, iov + i, k, (off_t)off);
 		if (got < 0) {
 			int e = errno ? errno : EIO;
 			if (e == EINTR)

@@ -190,26 +190,12 @@ static void scratch_put(apb_paged *pb, uint8_t *p, bool kept)
 	pthread_mutex_unlock(&pb->scratch_lock);
 }
 
-/*
- * Reads iov[0..n) from bundle offset at with one vectored read.  The bytes
- * stay in the kernel's page cache too: dropping them there
- * (POSIX_FADV_DONTNEED) was measured to gain nothing on a cold sequential
- * read and to cost the Zipf workload (budget 10% of the bundle) 5x the
- * disk reads and 1.5x the wall time, since the kernel's cache, which it
- * shrinks under memory pressure, serves our re-misses.
- */
-static int read_pages(apb_paged *pb, const struct iovec *iov, uint32_t n, uint64_t at)
-{
-	return apbi_preadv_full(pb->fd, iov, (int)n, at);
-}
-
 /* Reads and verifies model bytes [lo, hi) into buf (0 or an error). */
 static int read_verified(apb_paged *pb, uint32_t m, uint8_t *buf, uint64_t lo, uint64_t hi,
                          uint64_t first, uint32_t n, int res[])
 {
 	const apbi_model *mod = &pb->man->models[m];
-	struct iovec iov = { .iov_base = buf, .iov_len = hi - lo };
-	int r = read_pages(pb, &iov, 1, pb->man->data_start + mod->offset + lo);
+	int r = apbi_pread_full(pb->fd, buf, hi - lo, pb->man->data_start + mod->offset + lo);
 	if (r == 0 && mod->block_size)
 		r = verify_range(pb, m, buf, lo, hi, first, n, res);
 	return r;
@@ -218,7 +204,9 @@ static int read_verified(apb_paged *pb, uint32_t m, uint8_t *buf, uint64_t lo, u
 /*
  * Loads pages first..first+n of model m, which hold whole checksum blocks,
  * straight into dst with one vectored read, then verifies each page on its
- * own: no load buffer and no copy.
+ * own: no load buffer and no copy.  The bytes stay in the kernel's page
+ * cache too: dropping them (POSIX_FADV_DONTNEED) gained nothing on cold
+ * reads and cost the Zipf benchmark 5x the disk reads (docs/BENCHMARKS.md).
  */
 static ssize_t load_pages(apb_paged *pb, uint32_t m, uint64_t first, uint32_t n,
                           uint8_t *const dst[], uint64_t end, int res[])
@@ -235,7 +223,7 @@ static ssize_t load_pages(apb_paged *pb, uint32_t m, uint64_t first, uint32_t n,
 		iov[i].iov_base = dst[i];
 		iov[i].iov_len = pe - ps;
 	}
-	if ((r = read_pages(pb, iov, n, pb->man->data_start + mod->offset + off)) < 0)
+	if ((r = apbi_preadv_full(pb->fd, iov, (int)n, pb->man->data_start + mod->offset + off)) < 0)
 		return r;
 	if (mod->block_size) {
 		if ((r = get_sums(pb, m, &sums, &owned)) < 0)
