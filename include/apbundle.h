@@ -121,6 +121,10 @@ typedef struct apb_model_info {
 	bool has_checksum;        /* false only for aprender legacy bundles */
 	uint32_t block_size;      /* checksum block size; 0 when unverifiable (legacy) */
 	const apb_metadata *metadata; /* never NULL; fields empty when absent */
+	uint64_t n_blocks;        /* checksum blocks (0 when empty or unverifiable) */
+	bool has_block_table;     /* false: at most one block, checked by checksum */
+	bool table_bound;         /* the block table is bound to the manifest by a
+	                             checksum (true when there is no table) */
 } apb_model_info;
 
 /* ------------------------------------------------------------------ */
@@ -440,6 +444,102 @@ ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t
 
 /** Releases pins from apb_paged_pin_range and frees the set.  NULL is ignored. */
 void apb_paged_unpin(apb_paged *pb, apb_pinned *pins);
+
+/* ------------------------------------------------------------------ */
+/* Bundle description, block-level errors and verified streaming       */
+/* ------------------------------------------------------------------ */
+
+/** Description of an open bundle; pointers owned by the handle. */
+typedef struct apb_bundle_info {
+	const char *path;         /* as given to apb_paged_open */
+	uint32_t format_version;  /* the header's version field */
+	bool legacy;              /* aprender's binary manifest: no checksums */
+	uint32_t alignment;       /* data alignment (1 for legacy) */
+	uint32_t block_size;      /* the most common checksum block size; 0 when none */
+	uint64_t file_size;
+	uint64_t data_start;      /* absolute offset of the data section */
+	const char *description;  /* NULL when absent */
+	bool has_created_at;
+	int64_t created_at;       /* seconds since the epoch, if has_created_at */
+	size_t model_count;
+	bool tables_bound;        /* every block table is bound to the manifest by a
+	                             checksum (false: written by an old writer) */
+	bool tables_indexed;      /* every block table has an index, so a read loads
+	                             only the table chunks it needs (false: an old
+	                             writer; the first read of such a model reads its
+	                             whole table once) */
+} apb_bundle_info;
+
+/** Fills *out for the open bundle.  Errors: -EINVAL (NULL argument). */
+int apb_paged_bundle_info(apb_paged *pb, apb_bundle_info *out);
+
+/** Where a verification failure was found. */
+typedef enum apb_block_where {
+	APB_WHERE_BLOCK = 0,      /* a data block: block, offset and length name it */
+	APB_WHERE_TABLE = 1,      /* the model's block table (or its index) */
+	APB_WHERE_MODEL = 2,      /* the whole-model checksum, every block being good */
+} apb_block_where;
+
+/** A failure tied to one block of one model (see apb_last_block_error). */
+typedef struct apb_block_error {
+	int code;                 /* APB_E_CHECKSUM, APB_E_CORRUPT (a bad frame or
+	                             table entry), -EIO ... */
+	size_t model;             /* model index */
+	apb_block_where where;
+	uint64_t block;           /* block index in the model (APB_WHERE_BLOCK) */
+	uint64_t offset, length;  /* the block's bytes in the model (as served,
+	                             i.e. decoded); for TABLE/MODEL the whole model */
+} apb_block_error;
+
+/**
+ * Tells which block the calling thread's most recent failed read of a
+ * model was about: true and *out filled when that failure (from
+ * apb_paged_read*, apb_paged_pin_range, apb_paged_get_model or
+ * apb_paged_stream) named a block, table or model checksum; false
+ * otherwise (for example after -ENOENT).  Thread-local like
+ * apb_last_error(); cleared by the thread's next library call.  The block
+ * is named from what the failed load found: nothing is read again.
+ */
+bool apb_last_block_error(apb_block_error *out);
+
+/** Callbacks of apb_paged_stream. */
+typedef struct apb_stream_ops {
+	/* Verified bytes [offset, offset+len) of the model, in order, every
+	 * byte exactly once (bytes of bad blocks are skipped).  Return 0 to go
+	 * on; any other value stops the stream, which returns it. */
+	int (*data)(void *ctx, uint64_t offset, const void *buf, size_t len);
+	/* A bad block (or table) was found.  NULL: the stream stops at the
+	 * first one and returns its code.  Else return 0 to go on with the
+	 * next block (a verify that wants every bad block), non-zero to stop
+	 * (returned). */
+	int (*bad_block)(void *ctx, const apb_block_error *e);
+	/* Progress after each chunk read (bytes of the model done so far);
+	 * may be NULL.  Return non-zero to stop (returned). */
+	int (*progress)(void *ctx, uint64_t done, uint64_t total);
+} apb_stream_ops;
+
+typedef struct apb_stream_result {
+	uint64_t bytes;           /* bytes handed to data() */
+	uint64_t blocks;          /* blocks verified good */
+	uint64_t bad_blocks;      /* blocks that failed (bad_block() calls) */
+	bool verified;            /* false: the model has no checksums (legacy) */
+} apb_stream_result;
+
+/**
+ * Reads model index from start to end, block by block, verifying each
+ * block and finally the whole-model checksum, and hands the verified bytes
+ * to ops->data.  Goes around the page cache (nothing it reads is cached,
+ * hits and misses are not counted; block tables are read through the cache
+ * as for any read), holding at most one 1 MiB chunk (or one block, if
+ * larger) at a time.  res may be NULL.  Returns 0 when every byte was
+ * verified and delivered; APB_E_CHECKSUM / APB_E_CORRUPT when a block,
+ * table or the whole-model checksum failed (after bad_block() returned 0
+ * for every bad block: the first failure's code), with
+ * apb_last_block_error() naming it; a callback's non-zero value; -ENOENT,
+ * -EIO and other negative errno.
+ */
+int apb_paged_stream(apb_paged *pb, size_t index, const apb_stream_ops *ops, void *ctx,
+                     apb_stream_result *res);
 
 #ifdef __cplusplus
 }

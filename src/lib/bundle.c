@@ -165,6 +165,7 @@ int apb_bundle_model_info(const apb_bundle *b, size_t i, apb_model_info *out)
 	out->name = b->e[i].name;
 	out->size = b->e[i].size;
 	out->metadata = &no_metadata;
+	out->table_bound = true;
 	return 0;
 }
 

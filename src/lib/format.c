@@ -495,6 +495,9 @@ void apbi_model_info(const apbi_manifest *m, uint64_t i, apb_model_info *out)
 	out->has_checksum = mod->has_checksum;
 	out->block_size = mod->block_size;
 	out->metadata = &mod->md;
+	out->n_blocks = mod->block_size ? mod->n_blocks : 0;
+	out->has_block_table = mod->has_block_table;
+	out->table_bound = !mod->has_block_table || mod->has_table_checksum;
 }
 
 /* ---- verification ---- */
