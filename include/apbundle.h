@@ -88,6 +88,25 @@ int apb_errno(int code);
 const char *apb_last_error(void);
 
 /* ------------------------------------------------------------------ */
+/* Sizes                                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Parses a size such as "4096", "64K", "8MiB", "1G" or "2T" into *out:
+ * decimal digits, then optionally K, M, G or T (either case; binary
+ * multiples) followed by "iB" or "B", or a bare "B".  The whole string
+ * must be used.  *out is untouched on failure.  Errors: -EINVAL (NULL,
+ * empty, a sign, junk or a bad suffix), -ERANGE (over 64 bits).
+ */
+int apb_parse_size(const char *s, uint64_t *out);
+
+/**
+ * Formats bytes in binary units into buf ("512 B", "1.5 KiB", "64.0 MiB",
+ * one decimal), truncated to cap bytes including the NUL.  Returns buf.
+ */
+const char *apb_format_size(uint64_t bytes, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------ */
 /* Model metadata (mirrors aprender's ModelMetadata)                    */
 /* ------------------------------------------------------------------ */
 

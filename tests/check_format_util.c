@@ -116,17 +116,17 @@ START_TEST(test_parse_size)
 
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
 		v = 12345;
-		ck_assert_msg(apbi_parse_size(ok[i].s, &v) == 0, "\"%s\" refused", ok[i].s);
+		ck_assert_msg(apb_parse_size(ok[i].s, &v) == 0, "\"%s\" refused", ok[i].s);
 		ck_assert_msg(v == ok[i].v, "\"%s\" -> %" PRIu64, ok[i].s, v);
 	}
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		v = 12345;
-		ck_assert_msg(apbi_parse_size(bad[i].s, &v) == bad[i].rc, "\"%s\" not refused as %d",
+		ck_assert_msg(apb_parse_size(bad[i].s, &v) == bad[i].rc, "\"%s\" not refused as %d",
 		              bad[i].s, bad[i].rc);
 		ck_assert_uint_eq(v, 12345);
 		ck_assert(apb_last_error()[0] != '\0');
 	}
-	ck_assert_int_eq(apbi_parse_size(NULL, &v), -EINVAL);
+	ck_assert_int_eq(apb_parse_size(NULL, &v), -EINVAL);
 }
 END_TEST
 

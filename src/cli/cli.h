@@ -84,7 +84,7 @@ const char *cli_esc(const char *name);
 /* ---- sizes ---- */
 
 /**
- * Parses a size for option opt (K/M/G suffixes, see apbi_parse_size).
+ * Parses a size for option opt (K/M/G suffixes, see apb_parse_size).
  * On error prints a usage message and returns CLI_USAGE; 0 on success.
  */
 int cli_parse_size(const char *opt, const char *s, uint64_t *out);

@@ -189,7 +189,7 @@ const char *cli_esc(const char *name)
 /** Parses a size option; prints a usage error on failure. */
 int cli_parse_size(const char *opt, const char *s, uint64_t *out)
 {
-	int rc = apbi_parse_size(s, out);
+	int rc = apb_parse_size(s, out);
 
 	if (rc < 0)
 		return cli_usage_error("%s: %s", opt, apb_last_error());

@@ -97,7 +97,7 @@ static int size_opt(const char *name, const char *val, uint64_t min, uint64_t ma
 
 	if (!val)
 		return 0;
-	if (apbi_parse_size(val, &v) != 0 || v < min || v > max) {
+	if (apb_parse_size(val, &v) != 0 || v < min || v > max) {
 		snprintf(err, errlen, "invalid %s '%s': expected a size from %llu to %llu bytes "
 		         "(K, M, G suffixes allowed)", name, val,
 		         (unsigned long long)min, (unsigned long long)max);

@@ -92,12 +92,4 @@ int apbi_name_check(const char *name, size_t len);
 /** Returns 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int apbi_utf8_valid(const char *s, size_t len);
 
-/* ---- sizes (size.c) ---- */
-
-/**
- * Parses a size such as "4096", "64K", "8M", "1G" (K/M/G = KiB/MiB/GiB,
- * optional trailing "iB" or "B").  Returns 0 or -EINVAL / -ERANGE.
- */
-int apbi_parse_size(const char *s, uint64_t *out);
-
 #endif

@@ -1,11 +1,12 @@
 /*
- * size.c - parses human sizes such as "4096", "64K", "8MiB", "1G".
+ * size.c - human sizes: parses "4096", "64K", "8MiB", "1G"; formats "1.5 MiB".
  *
  * Invariants: K, M, G and T (either case) are binary multiples (KiB ...),
  * optionally followed by "iB" or "B" (and a bare "B" suffix means bytes);
  * the whole string must be consumed; nothing ever overflows uint64_t.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -47,7 +48,7 @@ static int parse_suffix(const char *s)
  * -ERANGE when the value does not fit in 64 bits.  *out is untouched on
  * failure.
  */
-int apbi_parse_size(const char *s, uint64_t *out)
+int apb_parse_size(const char *s, uint64_t *out)
 {
 	uint64_t v = 0;
 	size_t i = 0;
@@ -71,4 +72,25 @@ int apbi_parse_size(const char *s, uint64_t *out)
 		return apbi_set_error(-ERANGE, "size \"%.40s\": too large", s);
 	*out = v << shift;
 	return 0;
+}
+
+/** See apbundle.h. */
+const char *apb_format_size(uint64_t bytes, char *buf, size_t cap)
+{
+	static const char *units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double v = (double)bytes;
+	int u = -1;
+
+	if (!buf || !cap)
+		return buf;
+	if (bytes < 1024) {
+		snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
+		return buf;
+	}
+	while (v >= 1024.0 && u < 5) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(buf, cap, "%.1f %s", v, units[u]);
+	return buf;
 }

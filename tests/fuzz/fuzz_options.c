@@ -108,13 +108,13 @@ static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref
 	CHECK(fs->max_read >= 4096 && fs->max_read <= APBM_DEFAULT_MAX_READ);
 	CHECK(fs->readahead <= (1u << 30));
 	CHECK(fs->direct_io == dio);
-	CHECK(ref[K_MEM] ? apbi_parse_size(ref[K_MEM], &v) == 0 && v == c->max_memory
+	CHECK(ref[K_MEM] ? apb_parse_size(ref[K_MEM], &v) == 0 && v == c->max_memory
 	                 : c->max_memory == def->cfg.max_memory);
-	CHECK(ref[K_PAGE] ? apbi_parse_size(ref[K_PAGE], &v) == 0 && v == c->page_size
+	CHECK(ref[K_PAGE] ? apb_parse_size(ref[K_PAGE], &v) == 0 && v == c->page_size
 	                  : c->page_size == def->cfg.page_size);
-	CHECK(ref[K_RA] ? apbi_parse_size(ref[K_RA], &v) == 0 && v == fs->readahead
+	CHECK(ref[K_RA] ? apb_parse_size(ref[K_RA], &v) == 0 && v == fs->readahead
 	                : fs->readahead == def->readahead);
-	CHECK(ref[K_MR] ? apbi_parse_size(ref[K_MR], &v) == 0 && v == fs->max_read
+	CHECK(ref[K_MR] ? apb_parse_size(ref[K_MR], &v) == 0 && v == fs->max_read
 	                : fs->max_read == def->max_read);
 	CHECK(!ref[K_EVICT] || (c->eviction == APB_EVICT_LRU) == !strcmp(ref[K_EVICT], "lru"));
 	CHECK(ref[K_EVICT] || c->eviction == def->cfg.eviction);

@@ -2,7 +2,7 @@
  * fuzz_size.c - libFuzzer target for the size parser (and the mount's
  * option parser when it is linkable).
  *
- * apbi_parse_size() is checked against an independent reference written
+ * apb_parse_size() is checked against an independent reference written
  * here with 128-bit arithmetic: both must agree on accept/reject and on
  * the value; a failure leaves *out untouched.  Any disagreement aborts.
  */
@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data, size);
 	s[size] = '\0';
-	rc = apbi_parse_size(s, &got);
+	rc = apb_parse_size(s, &got);
 	ref = ref_parse(s, &want);
 	if (ref == 0) {
 		CHECK(rc == 0);
