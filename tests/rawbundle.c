@@ -125,7 +125,8 @@ void check_model(raw_bundle *rb, size_t i, const char *name, const void *data,
 	ck_assert_int_eq(json_object_object_get_ex(m, "blocks", &blk), nb > 1);
 	if (nb <= 1)
 		return;
-	const char *bkeys[] = { "size", "checksums_offset", "table_checksum", NULL };
+	const char *bkeys[] = { "size", "checksums_offset", "table_checksum", "index_offset",
+	                        "index_checksum", NULL };
 	assert_keys(blk, bkeys);
 	ck_assert_uint_eq((uint64_t)jint(blk, "size"), bs);
 	uint64_t toff = (uint64_t)jint(blk, "checksums_offset");
@@ -142,4 +143,16 @@ void check_model(raw_bundle *rb, size_t i, const char *name, const void *data,
 		ck_assert_msg(rd_le(rb->file + rb->data_start + toff + 8 * k, 8) == want,
 		              "model %s block %llu checksum", name, (unsigned long long)k);
 	}
+	/* the index follows the table: XXH3-64 of each 64 KiB of it, bound by index_checksum */
+	uint64_t ioff = (uint64_t)jint(blk, "index_offset"), nchunks = (nb * 8 + 65535) / 65536;
+	ck_assert_uint_eq(ioff, toff + nb * 8);
+	ck_assert_uint_le(rb->data_start + ioff + nchunks * 8, rb->len);
+	for (uint64_t k = 0; k < nchunks; k++) {
+		uint64_t at = k * 65536, len = nb * 8 - at < 65536 ? nb * 8 - at : 65536;
+		ck_assert_uint_eq(rd_le(rb->file + rb->data_start + ioff + 8 * k, 8),
+		                  XXH3_64bits(rb->file + rb->data_start + toff + at, len));
+	}
+	snprintf(sum, sizeof sum, "xxh3:%016llx",
+	         (unsigned long long)XXH3_64bits(rb->file + rb->data_start + ioff, nchunks * 8));
+	ck_assert_str_eq(json_object_get_string(jget(blk, "index_checksum")), sum);
 }

@@ -524,6 +524,24 @@ static int stream_memory(struct wctx *c, size_t i)
 	return 0;
 }
 
+/*
+ * Appends to m's table (n_blocks stored entries at sums) its index: the
+ * XXH3-64 of each 64 KiB chunk of the table, so a reader verifies one
+ * chunk at a time (docs/FORMAT.md 4).  sums has room for both; the index
+ * follows the table in the file too, so one write stores them.
+ */
+static void make_index(apbi_wmodel *m, uint64_t *sums)
+{
+	uint64_t tbytes = m->n_blocks * 8, n = apbi_windex_bytes(tbytes) / 8;
+	uint64_t *idx = sums + m->n_blocks;
+
+	for (uint64_t k = 0; k < n; k++) {
+		uint64_t at = k * 65536, len = tbytes - at < 65536 ? tbytes - at : 65536;
+		idx[k] = htole64(XXH3_64bits((const uint8_t *)sums + at, (size_t)len));
+	}
+	m->index_checksum = XXH3_64bits(idx, n * 8);
+}
+
 /* Streams model i, sets its checksum and writes its block table. */
 static int stream_model(struct wctx *c, size_t i)
 {
@@ -535,7 +553,8 @@ static int stream_model(struct wctx *c, size_t i)
 	h->in_block = 0;
 	h->bs = c->bb->block_size;
 	h->sums = NULL;
-	if (m->n_blocks > 1 && !(h->sums = malloc(m->n_blocks * sizeof *h->sums)))
+	if (m->n_blocks > 1 &&
+	    !(h->sums = malloc(m->n_blocks * sizeof *h->sums + apbi_windex_bytes(m->n_blocks * 8))))
 		return apbi_set_error(-ENOMEM, "model \"%s\": out of memory for %llu block checksums",
 		                      m->name, (unsigned long long)m->n_blocks);
 	XXH3_64bits_reset(h->model);
@@ -555,7 +574,9 @@ static int stream_model(struct wctx *c, size_t i)
 	for (uint64_t k = 0; k < m->n_blocks; k++)
 		h->sums[k] = htole64(h->sums[k]);
 	m->table_checksum = XXH3_64bits(h->sums, m->n_blocks * 8);   /* of the bytes as stored */
-	rc = apbi_pwrite_full(c->fd, h->sums, m->n_blocks * 8, c->data_start + m->blocks_offset);
+	make_index(m, h->sums);
+	rc = apbi_pwrite_full(c->fd, h->sums, m->index_offset - m->blocks_offset +
+	                      apbi_windex_bytes(m->n_blocks * 8), c->data_start + m->blocks_offset);
 	if (rc != 0)
 		rc = apbi_set_error(rc, "model \"%s\": writing its block table to %s: %s", m->name,
 		                    c->tmp, strerror(-rc));

@@ -25,6 +25,7 @@
 
 #include "format_priv.h"
 #include "internal.h"
+#include "source.h"
 
 /* ---- arena ---- */
 
@@ -227,20 +228,56 @@ fail:
 	return rc;
 }
 
+typedef int (*read_at_fn)(void *ctx, void *buf, size_t len, uint64_t off);
+
+/*
+ * Reads the header and exactly the manifest bytes of a size-byte bundle
+ * through rd (never more than the file, never more than 64 MiB) and
+ * decodes them.
+ */
+static int read_manifest(read_at_fn rd, void *ctx, uint64_t size, apbi_manifest **out)
+{
+	uint8_t head[APBI_LEGACY_HEADER_SIZE];
+	size_t hlen = size < sizeof head ? (size_t)size : sizeof head;
+	uint8_t *buf;
+	uint64_t total;
+	header h;
+	int rc;
+
+	if ((rc = rd(ctx, head, hlen, 0)) < 0)
+		return rc;
+	if ((rc = header_decode(head, hlen, size, &h)) < 0)
+		return rc;
+	total = h.size + h.manifest_len;
+	buf = malloc((size_t)total);
+	if (!buf)
+		return apbi_set_error(-ENOMEM, "out of memory for a %llu-byte manifest",
+		                      (unsigned long long)total);
+	rc = rd(ctx, buf, (size_t)total, 0);
+	if (rc == 0)
+		rc = apbi_manifest_parse(buf, (size_t)total, size, out);
+	free(buf);
+	return rc;
+}
+
+static int fd_read_at(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return apbi_pread_full(*(int *)ctx, buf, len, off);
+}
+
+static int source_read_at(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	return apbi_source_read(ctx, buf, len, off);
+}
+
 /**
- * Reads the header and exactly the manifest bytes of the open bundle fd
- * (never more than the file, never more than 64 MiB) and decodes them.
- * On success *out is a new manifest.  Errors: -errno from fstat/pread,
- * -EINVAL (not a regular file), APB_E_* with a detail.
+ * Reads and decodes the manifest of the open bundle fd.  On success *out
+ * is a new manifest.  Errors: -errno from fstat/pread, -EINVAL (not a
+ * regular file), APB_E_* with a detail.
  */
 int apbi_manifest_read(int fd, apbi_manifest **out)
 {
-	uint8_t head[APBI_LEGACY_HEADER_SIZE];
-	uint8_t *buf = NULL;
 	struct stat st;
-	uint64_t size, total;
-	header h;
-	int rc;
 
 	if (!out)
 		return apbi_set_error(-EINVAL, "manifest read: NULL output");
@@ -249,29 +286,27 @@ int apbi_manifest_read(int fd, apbi_manifest **out)
 		return apbi_set_error(-errno, "fstat: %s", apb_strerror(-errno));
 	if (!S_ISREG(st.st_mode))
 		return apbi_set_error(S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, "not a regular file");
-	size = (uint64_t)st.st_size;
-	if ((rc = apbi_pread_full(fd, head, size < sizeof head ? (size_t)size : sizeof head, 0)) < 0)
-		return rc;
-	if ((rc = header_decode(head, size < sizeof head ? (size_t)size : sizeof head, size, &h)) < 0)
-		return rc;
-	total = h.size + h.manifest_len;
-	buf = malloc((size_t)total);
-	if (!buf)
-		return apbi_set_error(-ENOMEM, "out of memory for a %llu-byte manifest",
-		                      (unsigned long long)total);
-	rc = apbi_pread_full(fd, buf, (size_t)total, 0);
-	if (rc == 0)
-		rc = apbi_manifest_parse(buf, (size_t)total, size, out);
-	free(buf);
-	return rc;
+	return read_manifest(fd_read_at, &fd, (uint64_t)st.st_size, out);
+}
+
+/** See format.h. */
+int apbi_manifest_read_source(apbi_source *src, apbi_manifest **out)
+{
+	if (!out || !src)
+		return apbi_set_error(-EINVAL, "manifest read: NULL argument");
+	*out = NULL;
+	return read_manifest(source_read_at, src, src->size, out);
 }
 
 /* ---- structural checks shared by both layouts ---- */
 
+enum { SPAN_DATA, SPAN_TABLE, SPAN_INDEX };
+static const char *const span_kind[] = { "data", "block table", "block table index" };
+
 typedef struct span {
 	uint64_t start, end;  /* [start, end) relative to the data section */
 	uint64_t model;       /* index of the model */
-	bool table;           /* the model's block table, not its bytes */
+	int kind;             /* SPAN_DATA, SPAN_TABLE or SPAN_INDEX */
 } span;
 
 static int span_cmp(const void *a, const void *b)
@@ -282,6 +317,23 @@ static int span_cmp(const void *a, const void *b)
 		return x->start < y->start ? -1 : 1;
 	if (x->end != y->end)
 		return x->end < y->end ? -1 : 1;
+	return 0;
+}
+
+/* Checks the range of model i's table index against the data section. */
+static int check_index_range(const apbi_manifest *m, uint64_t i, uint64_t data_len)
+{
+	const apbi_model *mod = &m->models[i];
+	uint64_t ilen = apbi_index_bytes(mod);
+
+	if (mod->index_offset % 8)
+		return apbi_model_error(APB_E_CORRUPT, i, mod->name,
+		                        "blocks.index_offset %llu is not a multiple of 8",
+		                        (unsigned long long)mod->index_offset);
+	if (mod->index_offset > data_len || ilen > data_len - mod->index_offset)
+		return apbi_model_error(APB_E_TRUNCATED, i, mod->name,
+		                        "block table index (%llu bytes at %llu) lies beyond the end of the file",
+		                        (unsigned long long)ilen, (unsigned long long)mod->index_offset);
 	return 0;
 }
 
@@ -306,7 +358,7 @@ static int check_model_range(const apbi_manifest *m, uint64_t i)
 		                        (unsigned long long)data_len);
 	if (!mod->has_block_table)
 		return 0;
-	tlen = mod->n_blocks * 8;
+	tlen = apbi_table_bytes(mod);
 	if (mod->blocks_offset % 8)
 		return apbi_model_error(APB_E_CORRUPT, i, mod->name,
 		                        "blocks.checksums_offset %llu is not a multiple of 8",
@@ -317,7 +369,7 @@ static int check_model_range(const apbi_manifest *m, uint64_t i)
 		return apbi_model_error(APB_E_TRUNCATED, i, mod->name,
 		                        "block table (%llu bytes at %llu) lies beyond the end of the file",
 		                        (unsigned long long)tlen, (unsigned long long)mod->blocks_offset);
-	return 0;
+	return mod->has_index ? check_index_range(m, i, data_len) : 0;
 }
 
 /* Reports an overlap between spans a and b. */
@@ -327,9 +379,9 @@ static int overlap_error(const apbi_manifest *m, const span *a, const span *b)
 
 	return apbi_model_error(APB_E_CORRUPT, b->model, y->name,
 	                        "%s [%llu, %llu) overlaps the %s of models[%llu] \"%.100s\" [%llu, %llu)",
-	                        b->table ? "block table" : "data",
+	                        span_kind[b->kind],
 	                        (unsigned long long)b->start, (unsigned long long)b->end,
-	                        a->table ? "block table" : "data",
+	                        span_kind[a->kind],
 	                        (unsigned long long)a->model, x->name,
 	                        (unsigned long long)a->start, (unsigned long long)a->end);
 }
@@ -337,7 +389,7 @@ static int overlap_error(const apbi_manifest *m, const span *a, const span *b)
 /* Sorts every non-empty model and table range and refuses any overlap. */
 static int check_overlaps(const apbi_manifest *m)
 {
-	span *s = malloc(2 * (m->n_models ? m->n_models : 1) * sizeof *s);
+	span *s = malloc(3 * (m->n_models ? m->n_models : 1) * sizeof *s);
 	size_t n = 0, widest = 0;
 	int rc = 0;
 
@@ -346,9 +398,13 @@ static int check_overlaps(const apbi_manifest *m)
 	for (uint64_t i = 0; i < m->n_models; i++) {
 		const apbi_model *mod = &m->models[i];
 		if (mod->size)
-			s[n++] = (span){ mod->offset, mod->offset + mod->size, i, false };
+			s[n++] = (span){ mod->offset, mod->offset + mod->size, i, SPAN_DATA };
 		if (mod->has_block_table && mod->n_blocks)
-			s[n++] = (span){ mod->blocks_offset, mod->blocks_offset + mod->n_blocks * 8, i, true };
+			s[n++] = (span){ mod->blocks_offset, mod->blocks_offset + apbi_table_bytes(mod),
+			                 i, SPAN_TABLE };
+		if (mod->has_index && apbi_index_bytes(mod))
+			s[n++] = (span){ mod->index_offset, mod->index_offset + apbi_index_bytes(mod),
+			                 i, SPAN_INDEX };
 	}
 	qsort(s, n, sizeof *s, span_cmp);
 	for (size_t k = 1; k < n; k++) {

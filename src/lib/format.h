@@ -19,6 +19,7 @@
 #define APBI_HEADER_SIZE 16u            /* v1: magic, u32 version, u32 length */
 #define APBI_LEGACY_HEADER_SIZE 20u     /* aprender: magic, u32 version, u64 length */
 #define APBI_MAX_MANIFEST (64u << 20)   /* 64 MiB */
+#define APBI_TABLE_CHUNK 65536u         /* table bytes covered by one index entry */
 
 enum apbi_layout { APBI_LAYOUT_V1 = 1, APBI_LAYOUT_LEGACY = 2 };
 
@@ -38,6 +39,11 @@ typedef struct apbi_model {
 	                             has_table_checksum */
 	bool has_table_checksum;  /* false: "blocks" without "table_checksum" (old
 	                             writer): the table is not bound to the manifest */
+	uint32_t entry_size;      /* bytes per table entry (8: the block's XXH3-64) */
+	bool has_index;           /* the table has an index (blocks.index_offset):
+	                             XXH3-64 of each APBI_TABLE_CHUNK bytes of it */
+	uint64_t index_offset;    /* relative to the data section, if has_index */
+	uint64_t index_checksum;  /* XXH3-64 of the index's bytes as stored */
 	apb_metadata md;          /* points into storage owned by the manifest */
 } apbi_model;
 
@@ -57,12 +63,33 @@ typedef struct apbi_manifest {
 	void *priv;               /* name index and string storage */
 } apbi_manifest;
 
+/** Bytes of model mod's block table (0 without one). */
+static inline uint64_t apbi_table_bytes(const apbi_model *mod)
+{
+	return mod->has_block_table ? mod->n_blocks * mod->entry_size : 0;
+}
+
+/** Bytes of model mod's table index: one u64 per APBI_TABLE_CHUNK of table. */
+static inline uint64_t apbi_index_bytes(const apbi_model *mod)
+{
+	return (apbi_table_bytes(mod) + APBI_TABLE_CHUNK - 1) / APBI_TABLE_CHUNK * 8;
+}
+
 /**
  * Reads and validates the header and manifest of the open bundle fd.
  * On success *out is a new manifest freed with apbi_manifest_free.
  * Errors: APB_E_* with a detail, negative errno from I/O.
  */
 int apbi_manifest_read(int fd, apbi_manifest **out);
+
+struct apbi_source;
+
+/**
+ * Reads and validates the header and manifest of a bundle through its
+ * source (source.h), reading only the header and the manifest's bytes.
+ * Errors as apbi_manifest_read.
+ */
+int apbi_manifest_read_source(struct apbi_source *src, apbi_manifest **out);
 
 /**
  * Same from bytes already in memory: buf holds the first len bytes of a

@@ -211,6 +211,25 @@ static int get_checksum(json_object *obj, const char *key, bool required, const 
 }
 
 /*
+ * Decodes the optional table index ("blocks.index_offset" and
+ * "blocks.index_checksum", both or neither; docs/FORMAT.md section 4).
+ */
+static int decode_index(json_object *b, apbi_model *mod, const where *w)
+{
+	bool has_sum = false;
+	int rc;
+
+	mod->has_index = false;
+	if ((rc = get_u64(b, "index_offset", false, w, &mod->index_offset, &mod->has_index)) < 0 ||
+	    (rc = get_checksum(b, "index_checksum", false, w, &mod->index_checksum, &has_sum)) < 0)
+		return rc;
+	if (mod->has_index != has_sum)
+		return field_error(APB_E_MANIFEST, w, mod->has_index ? "index_checksum" : "index_offset",
+		                   "missing (index_offset and index_checksum go together)");
+	return 0;
+}
+
+/*
  * Decodes the optional "blocks" object, or makes the model one block.
  * "blocks.table_checksum" is optional: writers before it was added bound
  * the table to nothing (docs/FORMAT.md section 4).
@@ -230,7 +249,8 @@ static int decode_blocks(json_object *obj, apbi_model *mod, uint64_t i, where *w
 	if ((rc = get_u64(b, "size", true, w, &bs, NULL)) < 0 ||
 	    (rc = get_u64(b, "checksums_offset", true, w, &mod->blocks_offset, NULL)) < 0 ||
 	    (rc = get_checksum(b, "table_checksum", false, w, &mod->table_checksum,
-	                       &mod->has_table_checksum)) < 0)
+	                       &mod->has_table_checksum)) < 0 ||
+	    (rc = decode_index(b, mod, w)) < 0)
 		return rc;
 	if (bs < APBI_MIN_BLOCK_SIZE || bs > APBI_MAX_BLOCK_SIZE || (bs & (bs - 1)))
 		return field_error(APB_E_CORRUPT, w, "size", "%llu is not a power of two between %u and %u",
@@ -239,6 +259,7 @@ static int decode_blocks(json_object *obj, apbi_model *mod, uint64_t i, where *w
 	mod->block_size = (uint32_t)bs;
 	mod->n_blocks = mod->size / bs + (mod->size % bs != 0);
 	mod->has_block_table = true;
+	mod->entry_size = 8;
 	return 0;
 }
 

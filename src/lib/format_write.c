@@ -4,12 +4,14 @@
  * Invariants kept here:
  *  - Models are placed in the order added, each at a multiple of the
  *    alignment relative to the data start; block tables of multi-block
- *    models follow the last model, each 8-byte aligned.  A model of at most
+ *    models follow the last model, each 8-byte aligned and followed by its
+ *    index (one XXH3-64 per 64 KiB of table).  A model of at most
  *    one block (size <= block_size, including 0) has no table.
  *  - Every offset and end stays <= INT64_MAX (off_t), or -EFBIG.
  *  - The manifest is exactly: format, version, alignment, model_count,
  *    [description], [created_at], models; each model: name, offset, size,
- *    checksum, [blocks: size, checksums_offset, table_checksum],
+ *    checksum, [blocks: size, checksums_offset, table_checksum,
+ *    index_offset, index_checksum],
  *    [metadata], serialized PLAIN and NOSLASHESCAPE,
  *    starting with '{' and followed only by ASCII spaces up to the aligned
  *    data start.  Its length depends on offsets and sizes, never on the
@@ -59,13 +61,15 @@ int apbi_layout_plan(apbi_wbundle *wb)
 			                      m->name, (unsigned long long)m->size);
 		m->n_blocks = m->size / wb->block_size + (m->size % wb->block_size != 0);
 		m->blocks_offset = 0;
+		m->index_offset = 0;
 	}
 	for (size_t i = 0; i < wb->n_models; i++) {
 		apbi_wmodel *m = &wb->models[i];
 		if (m->n_blocks <= 1)
 			continue;
 		if (align_up(pos, 8, &m->blocks_offset) ||
-		    advance(m->blocks_offset, m->n_blocks * 8, &pos))
+		    advance(m->blocks_offset, m->n_blocks * 8, &m->index_offset) ||
+		    advance(m->index_offset, apbi_windex_bytes(m->n_blocks * 8), &pos))
 			return apbi_set_error(-EFBIG, "model \"%s\": block table beyond the largest file offset",
 			                      m->name);
 	}
@@ -119,12 +123,15 @@ static json_object *metadata_object(const apb_metadata *md)
 static json_object *blocks_object(const apbi_wbundle *wb, const apbi_wmodel *m)
 {
 	json_object *o = json_object_new_object();
-	char sum[22];
+	char sum[22], isum[22];
 
 	apbi_checksum_format(m->table_checksum, sum);
+	apbi_checksum_format(m->index_checksum, isum);
 	if (o && (put(o, "size", json_object_new_int64(wb->block_size)) ||
 	          put(o, "checksums_offset", json_object_new_int64((int64_t)m->blocks_offset)) ||
-	          put(o, "table_checksum", json_object_new_string(sum)))) {
+	          put(o, "table_checksum", json_object_new_string(sum)) ||
+	          put(o, "index_offset", json_object_new_int64((int64_t)m->index_offset)) ||
+	          put(o, "index_checksum", json_object_new_string(isum)))) {
 		json_object_put(o);
 		return NULL;
 	}

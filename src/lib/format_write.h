@@ -28,8 +28,17 @@ typedef struct apbi_wmodel {
 	uint64_t checksum;         /* XXH3-64 of the model (0 until hashed) */
 	uint64_t table_checksum;   /* XXH3-64 of the block table's bytes as stored
 	                              (little-endian u64s), when n_blocks > 1 */
+	uint64_t index_offset;     /* set by apbi_layout_plan when n_blocks > 1: the
+	                              table's index (docs/FORMAT.md 4), after it */
+	uint64_t index_checksum;   /* XXH3-64 of the index's bytes as stored */
 	const apb_metadata *md;    /* NULL: no "metadata" key */
 } apbi_wmodel;
+
+/** Bytes of the index of a table of table_bytes bytes (one u64 per chunk). */
+static inline uint64_t apbi_windex_bytes(uint64_t table_bytes)
+{
+	return (table_bytes + 65535) / 65536 * 8;
+}
 
 /** Bundle-wide settings of the manifest. */
 typedef struct apbi_wbundle {
@@ -45,8 +54,9 @@ typedef struct apbi_wbundle {
 
 /**
  * Places every model of wb (at multiples of the alignment, in order) and
- * then the block tables of multi-block models (8-byte aligned), filling
- * offset, n_blocks, blocks_offset and wb->data_size.  Errors: -EFBIG when
+ * then the block tables of multi-block models, each followed by its index
+ * (8-byte aligned), filling offset, n_blocks, blocks_offset, index_offset
+ * and wb->data_size.  Errors: -EFBIG when
  * an offset would pass INT64_MAX (with a detail naming the model).
  */
 int apbi_layout_plan(apbi_wbundle *wb);
