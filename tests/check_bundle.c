@@ -356,6 +356,13 @@ START_TEST(test_checksum_failure_names_model)
 	ck_assert_ptr_nonnull(strstr(apb_last_error(), "\"w/b\""));
 	ck_assert_ptr_nonnull(strstr(apb_last_error(), "table"));   /* caught as a table */
 	sb.file[sb.len - 9] ^= 1;
+	/* and its index, the file's last 8 bytes */
+	sb.file[sb.len - 1] ^= 1;
+	tu_write_file(path, sb.file, sb.len);
+	ck_assert_int_eq(apb_bundle_load(path, &l), APB_E_CHECKSUM);
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "\"w/b\""));
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "table"));
+	sb.file[sb.len - 1] ^= 1;
 	tu_write_file(path, sb.file, sb.len);
 	ck_assert_int_eq(load_and_compare(&sb, path), 0);
 	free(sb.file);

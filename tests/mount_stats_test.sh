@@ -27,8 +27,9 @@ expect_eq misses "$(json_of "$WORK/exact.json" misses)" 4
 expect_eq hits "$(json_of "$WORK/exact.json" hits)" 4
 expect_eq evictions "$(json_of "$WORK/exact.json" evictions)" 0
 expect_eq hit_rate "$(json_of "$WORK/exact.json" hit_rate)" 0.5
-expect_eq memory_used "$(json_of "$WORK/exact.json" memory_used)" 16384
-expect_eq bytes_loaded "$(json_of "$WORK/exact.json" bytes_loaded)" 16384
+# four's 16 KiB, its block table (4 blocks: 32 bytes) and the table's 8-byte index
+expect_eq memory_used "$(json_of "$WORK/exact.json" memory_used)" 16424
+expect_eq bytes_loaded "$(json_of "$WORK/exact.json" bytes_loaded)" 16424
 expect_eq max_memory "$(json_of "$WORK/exact.json" max_memory)" 65536
 expect_eq page_size "$(json_of "$WORK/exact.json" page_size)" 4096
 expect_eq prefetches "$(json_of "$WORK/exact.json" prefetches)" 0

@@ -156,14 +156,18 @@ read_all() {
 	echo "stress_mount_test: $1: $good models exact, $eio refused with an error"
 }
 
-# corrupt_block: one byte of the second block of the largest model flipped.
+# corrupt_block: one byte of the second block of the largest model flipped,
+# as media corruption would: size and mtime stay (a bundle whose size or
+# mtime changed under the mount is refused whole, like truncate below).
 corrupt_block() {
 	set -- $("$APB" list "$work/live.apbundle" | awk 'NR > 1 && $2 > 8192 { print $2, $3, $1 }' | sort -n | tail -n 1)
 	victim=$3
 	pos=$(($2 + 5000))
 	b=$(od -An -tu1 -j "$pos" -N1 "$work/live.apbundle" | tr -d ' ')
+	touch -r "$work/live.apbundle" "$work/stamp"
 	printf "$(printf '\\%03o' $(((b + 1) % 256)))" |
 		dd of="$work/live.apbundle" bs=1 seek="$pos" conv=notrunc 2>/dev/null
+	touch -r "$work/stamp" "$work/live.apbundle"
 	# the first block is still served exactly; the corrupt one is refused
 	dd if="$mnt/$victim" bs=4096 count=1 2>/dev/null | cmp -s - "$work/src/$victim" -n 4096 ||
 		fail "corrupt-block: the intact first block of $victim is not served exactly"

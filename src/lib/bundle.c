@@ -8,23 +8,23 @@
  *    in the decoded manifest b->m, looked up with apbi_manifest_find; models
  *    added in memory own their names and are found through a hash index.
  *    Names are unique across both.
- *  - load verifies every model of a v1 bundle before returning it: the
- *    model checksum over all its bytes and, when it has one, every entry of
- *    its block table.  Legacy (aprender) bundles carry no checksums and are
+ *  - load reads every model through the block layer (apb_paged_stream)
+ *    and so verifies each before returning it: every block against its
+ *    table, the table against the manifest, the model checksum over all
+ *    its bytes.  Legacy (aprender) bundles carry no checksums and are
  *    loaded unverified.  On any failure nothing is returned.
  *  - save goes through the builder (atomic, reproducible); model bytes are
  *    borrowed, not copied, and loaded metadata and description are kept.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "format.h"
 #include "format_write.h"
 #include "internal.h"
+#include "paged_priv.h"
 
 struct bentry {
 	char *name;                   /* owned only for models added in memory */
@@ -205,31 +205,19 @@ int apb_bundle_save(const apb_bundle *b, const char *path)
 /* Load                                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Checks model i's bytes against its checksum and block table. */
-static int verify_model(int fd, const apbi_manifest *m, uint64_t i, const uint8_t *data)
+/* Stream sink: copies verified bytes into the model's buffer. */
+static int copy_out(void *ctx, uint64_t off, const void *buf, size_t len)
 {
-	const apbi_model *mod = &m->models[i];
-	uint64_t *sums = NULL;
-	int rc;
-
-	if (!mod->has_checksum)
-		return 0; /* legacy layout: nothing to check against */
-	if (apbi_xxh3(data, (size_t)mod->size) != mod->checksum)
-		return apbi_set_error(APB_E_CHECKSUM, "model \"%.200s\": checksum mismatch", mod->name);
-	if ((rc = apbi_load_block_sums(fd, m, i, &sums)) != 0)
-		return rc;
-	if (sums)
-		rc = apbi_verify_blocks(mod, sums, data, 0, mod->size, NULL);
-	free(sums);
-	return rc;
+	memcpy((uint8_t *)ctx + off, buf, len);
+	return 0;
 }
 
-/* Reads and verifies model i into entry i of b. */
-static int load_model(apb_bundle *b, int fd, uint64_t i)
+/* Reads and verifies model i of pb into entry i of b (names from b->m). */
+static int load_model(apb_bundle *b, apb_paged *pb, uint64_t i)
 {
+	static const apb_stream_ops ops = { .data = copy_out };
 	const apbi_model *mod = &b->m->models[i];
 	struct bentry *e = &b->e[i];
-	int rc;
 
 	if (mod->size > SIZE_MAX - 1)
 		return apbi_set_error(-EFBIG, "model \"%.200s\": %llu bytes do not fit in memory",
@@ -239,31 +227,35 @@ static int load_model(apb_bundle *b, int fd, uint64_t i)
 	if (!(e->data = malloc(e->size ? e->size : 1)))
 		return apbi_set_error(-ENOMEM, "model \"%.200s\": out of memory for %zu bytes",
 		                      mod->name, e->size);
-	rc = apbi_pread_full(fd, e->data, e->size, b->m->data_start + mod->offset);
-	if (rc != 0)
-		return apbi_set_error(rc, "model \"%.200s\": reading %zu bytes at offset %llu: %s",
-		                      mod->name, e->size,
-		                      (unsigned long long)(b->m->data_start + mod->offset), apb_strerror(rc));
-	return verify_model(fd, b->m, i, e->data);
+	return apb_paged_stream(pb, (size_t)i, &ops, e->data, NULL);
 }
 
+/*
+ * Loads through a paged handle, so every byte takes the block layer's one
+ * verified path (apb_paged_stream: every block, every table chunk and the
+ * whole-model checksum); the small cache holds only block-table pages.
+ */
 int apb_bundle_load(const char *path, apb_bundle **out)
 {
+	apb_paging_config cfg;
+	apb_paged *pb = NULL;
 	apb_bundle *b = NULL;
-	int fd, rc;
+	int rc;
 
 	apbi_clear_error();
 	if (!path || !out)
 		return apbi_set_error(-EINVAL, "apb_bundle_load: NULL argument");
 	*out = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return apbi_set_error(-errno, "%s: %s", path, strerror(errno));
+	apb_paging_config_init(&cfg);
+	cfg.max_memory = 64u << 20;   /* a ceiling: only table pages are cached */
+	cfg.prefetch = false;
+	if ((rc = apb_paged_open(path, &cfg, &pb)) != 0)
+		return rc;
 	if (!(b = bundle_alloc())) {
 		rc = apbi_set_error(-ENOMEM, "out of memory loading %s", path);
 		goto out;
 	}
-	if ((rc = apbi_manifest_read(fd, &b->m)) != 0)
-		goto out;
+	b->m = apbi_paged_manifest(pb);
 	if (b->m->n_models > SIZE_MAX / sizeof *b->e ||
 	    !(b->e = calloc(b->m->n_models ? (size_t)b->m->n_models : 1, sizeof *b->e))) {
 		rc = apbi_set_error(-ENOMEM, "out of memory for %llu models of %s",
@@ -273,13 +265,17 @@ int apb_bundle_load(const char *path, apb_bundle **out)
 	b->cap = (size_t)b->m->n_models;
 	for (uint64_t i = 0; i < b->m->n_models; i++) {
 		b->n = b->n_loaded = (size_t)i + 1; /* entry i is freed with b from now on */
-		if ((rc = load_model(b, fd, i)) != 0)
+		if ((rc = load_model(b, pb, i)) != 0)
 			goto out;
 	}
 	*out = b;
 	b = NULL;
 out:
-	close(fd);
+	if (b)
+		b->m = NULL;   /* still pb's: freed by apb_paged_close */
 	apb_bundle_free(b);
+	if (*out)
+		apbi_paged_take_manifest(pb);
+	apb_paged_close(pb);
 	return rc;
 }

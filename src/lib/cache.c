@@ -214,7 +214,9 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 	apbi_page *e = ROOT(p);
 	uint64_t now = c->clock + 1;
 	__atomic_store_n(&c->clock, now, __ATOMIC_RELAXED);
-	if (hit) {
+	if (!counted(c, p->model)) {
+		/* metadata: no counters */
+	} else if (hit) {
 		c->st.hits++;
 		c->mst[p->model].hits++;
 	} else {
@@ -222,7 +224,7 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 		c->mst[p->model].misses++;
 	}
 	if (e->flags & F_UNUSED_PF) {
-		c->st.prefetch_hits++;
+		c->st.prefetch_hits += counted(c, p->model);
 		e->flags &= (uint8_t)~F_UNUSED_PF;
 	}
 	/* the lookups of one call within one view are one use of it (LFU: one count) */
@@ -288,7 +290,7 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 	e->stamp = pf ? stamp : c->clock;
 	c->cfg.policy->insert(c->pol, &e->pol, pf ? APBI_POL_PREFETCH : APBI_POL_DEMAND);
 	if (pf)
-		c->st.prefetches++;
+		c->st.prefetches += counted(c, e->model);
 }
 
 /*
@@ -349,7 +351,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 		int e = got < 0 ? (int)got : res[i];
 		publish(c, pages[i], e, !demand, demand ? 0 : stamp);
 		if (demand) {
-			c->st.misses++;
+			c->st.misses += counted(c, m);
 			c->mst[m].misses++;
 			if (i == skip && e)
 				err = e;
@@ -496,7 +498,7 @@ ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8
 	int res[1] = { 0 };
 	ssize_t got = c->cfg.load(c->cfg.load_ctx, m, page, 1, dst, res);
 	pthread_mutex_lock(&c->lock);
-	c->st.misses++;
+	c->st.misses += counted(c, m);
 	c->mst[m].misses++;
 	if (got > 0)
 		c->st.bytes_loaded += (uint64_t)got;

@@ -22,6 +22,9 @@
 #include "apbundle.h"
 #include "policy.h"
 
+/** Pages one loader call or one apbi_cache_get_run returns at most. */
+#define APBI_CACHE_MAX_RUN 64u
+
 typedef struct apbi_cache apbi_cache;
 typedef struct apbi_page apbi_page;
 
@@ -51,6 +54,11 @@ typedef struct apbi_cache_config {
 	 * block).  A miss also loads the unit's other absent pages, as cold
 	 * "prefetched" pages, since the loader reads the whole unit anyway. */
 	const uint32_t *model_align;
+	/* Objects from first_meta on (0: none) are the loader's metadata (block
+	 * tables): cached and budgeted like any page, but their lookups are
+	 * not counted in hits, misses and prefetches, which describe what the
+	 * cache's users asked for. */
+	uint32_t first_meta;
 	apbi_cache_evict_fn on_evict;    /* may be NULL */
 	void *evict_ctx;
 } apbi_cache_config;

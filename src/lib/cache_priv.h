@@ -13,7 +13,7 @@
 
 #include "cache.h"
 
-#define MAX_RUN 64u
+#define MAX_RUN APBI_CACHE_MAX_RUN
 #define EXTRA_DESCS 1024u
 #define MMAP_MIN (64u * 1024u)
 
@@ -66,6 +66,12 @@ struct apbi_cache {
 };
 
 #define ROOT(e) ((e)->owner ? (e)->owner : (e))
+
+/** True when lookups of model m count in the statistics (not metadata). */
+static inline bool counted(const apbi_cache *c, uint32_t m)
+{
+	return !c->cfg.first_meta || m < c->cfg.first_meta;
+}
 
 static inline uint64_t hash_key(const apbi_cache *c, uint32_t m, uint64_t p)
 {

@@ -21,6 +21,8 @@
 
 static __thread char detail[DETAIL_MAX];
 static __thread int detail_code;
+static __thread apb_block_error block_err;   /* valid when has_block_err */
+static __thread bool has_block_err;
 
 /**
  * Returns the library version string; static storage.
@@ -125,4 +127,21 @@ void apbi_clear_error(void)
 {
 	detail[0] = '\0';
 	detail_code = 0;
+	has_block_err = false;
+}
+
+/** Records which block the calling thread's failure is about. */
+void apbi_set_block_error(const apb_block_error *e)
+{
+	block_err = *e;
+	has_block_err = true;
+}
+
+/** See apbundle.h. */
+bool apb_last_block_error(apb_block_error *out)
+{
+	if (!has_block_err || !out)
+		return false;
+	*out = block_err;
+	return true;
 }

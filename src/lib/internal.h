@@ -24,8 +24,11 @@
 int apbi_set_error(int code, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/** Clears the thread's recorded error (called on entry to public functions). */
+/** Clears the thread's recorded error and block (on entry to public functions). */
 void apbi_clear_error(void);
+
+/** Records the block the thread's current failure is about (apb_last_block_error). */
+void apbi_set_block_error(const apb_block_error *e);
 
 /* ---- file I/O seam (io.c) ---- */
 

@@ -1,0 +1,94 @@
+/*
+ * block_priv.h - internals shared by block.c (loads and verification) and
+ * block_meta.c (the object map, checksum cursors, the failure ring).
+ *
+ * An extent describes one cache object as the loader sees it: where its
+ * stored bytes start, its size, its verification unit (a power of two;
+ * an object checked as a whole has one unit, the smallest power of two
+ * >= its size) and where each unit's checksum comes from.
+ */
+#ifndef APB_BLOCK_PRIV_H
+#define APB_BLOCK_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "block.h"
+
+#define APBI_NO_OBJ UINT32_MAX
+#define SCRATCH_N 4u             /* load buffers kept for units larger than pages */
+#define SCRATCH_SIZE (1u << 20)  /* ... of this size */
+#define RING_N 32u               /* failures remembered */
+
+enum { OBJ_DATA = 0, OBJ_TABLE = 1, OBJ_INDEX = 2 };
+
+typedef struct extent {
+	uint32_t obj, model;
+	int kind;                /* OBJ_DATA, OBJ_TABLE or OBJ_INDEX */
+	uint64_t base;           /* source offset of stored byte 0 */
+	uint64_t size;           /* bytes */
+	uint64_t unit;           /* verification unit, a power of two */
+	uint32_t sums_obj;       /* object holding the units' checksums, or
+	                            APBI_NO_OBJ: one unit checked against sum */
+	uint32_t entry_size;     /* bytes per entry in sums_obj (8 or more) */
+	uint64_t sum;            /* the single unit's checksum */
+	bool verify;             /* false: legacy, no checksums at all */
+	bool virtual_index;      /* an index computed from a table without one */
+} extent;
+
+typedef struct bad_rec {
+	uint32_t model;
+	int where;               /* APB_WHERE_BLOCK or APB_WHERE_TABLE */
+	int code;
+	uint64_t block;
+	bool used;
+} bad_rec;
+
+struct apbi_blocks {
+	apbi_source *src;
+	const apbi_manifest *m;
+	apbi_cache *cache;
+	uint32_t page_size, shift;
+	uint32_t n, ntab, nobj;
+	uint32_t *tslot;         /* per model: its table slot, or APBI_NO_OBJ */
+	uint32_t *tmodel;        /* per table slot: its model */
+	uint64_t *sizes;         /* per object */
+	uint32_t *units;         /* per object: pages per unit (cache load unit) */
+	uint64_t failures;       /* atomic */
+	pthread_mutex_t lock;    /* scratch and ring */
+	uint8_t *scratch[SCRATCH_N];
+	bool busy[SCRATCH_N];
+	bad_rec ring[RING_N];
+	unsigned ring_next;
+};
+
+/** Describes object obj. */
+void apbi_extent_of(const apbi_blocks *bl, uint32_t obj, extent *e);
+
+/** Object number of model m's table (APBI_NO_OBJ without one); +1: its index. */
+uint32_t apbi_table_obj(const apbi_blocks *bl, uint32_t m);
+
+/** Reads checksum entries of one object through the cache, a page at a time. */
+typedef struct cursor {
+	apbi_blocks *bl;
+	uint32_t obj, esize;
+	apbi_page *pg;           /* pinned page, or NULL */
+	uint64_t page;
+	const uint8_t *data;     /* of the current page (pinned or own) */
+	uint8_t *own;            /* page read uncached when nothing could be pinned */
+	bool have;
+} cursor;
+
+void apbi_cursor_init(cursor *c, apbi_blocks *bl, uint32_t obj, uint32_t esize);
+
+/** Points *e at entry idx; 0 or the code of loading its page. */
+int apbi_cursor_entry(cursor *c, uint64_t idx, const uint8_t **e);
+
+/** Releases what the cursor holds. */
+void apbi_cursor_done(cursor *c);
+
+/** Records a failure of model m (counts it, keeps it in the ring). */
+void apbi_blocks_note_bad(apbi_blocks *bl, uint32_t m, int where, uint64_t block, int code);
+
+#endif

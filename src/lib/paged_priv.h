@@ -1,0 +1,43 @@
+/*
+ * paged_priv.h - the PagedBundle handle, shared by paged.c (open, reads,
+ * views, statistics) and paged_stream.c (verified streaming, bundle info).
+ *
+ * Everything here is fixed at open except what the cache, the block layer
+ * and the prefetcher keep behind their own locks.
+ */
+#ifndef APB_PAGED_PRIV_H
+#define APB_PAGED_PRIV_H
+
+#include "apbundle.h"
+#include "block.h"
+#include "cache.h"
+#include "format.h"
+#include "internal.h"
+#include "prefetch.h"
+#include "source.h"
+
+struct apb_paged {
+	char *path;               /* as opened */
+	apbi_source *src;
+	apbi_manifest *man;
+	apbi_blocks *bl;          /* the cache's loader; tables through the cache */
+	apb_paging_config cfg;
+	unsigned shift;           /* log2(cfg.page_size) */
+	apbi_cache *cache;
+	apbi_prefetch *pf;        /* NULL when prefetch is off */
+};
+
+/**
+ * Records a failed read of model bytes [lo, hi) of model m: names the
+ * block (apb_last_block_error) when the block layer recorded a failure
+ * there, else keeps this thread's detail of the cause; returns r.
+ */
+int apbi_paged_read_error(apb_paged *pb, int r, uint32_t m, uint64_t lo, uint64_t hi);
+
+/** The manifest of pb (owned by pb unless taken). */
+apbi_manifest *apbi_paged_manifest(apb_paged *pb);
+
+/** Hands pb's manifest to the caller: pb no longer frees it.  Close pb next. */
+void apbi_paged_take_manifest(apb_paged *pb);
+
+#endif
