@@ -438,8 +438,10 @@ typedef struct apb_pinned apb_pinned;
  * (clamped to the model's end) and describes them in iov[0..*n_iov), at
  * most max_iov entries (adjacent pages that are contiguous in memory share
  * one entry).  Returns the number of bytes described, which may be less
- * than asked when max_iov pages were not enough or a later page could not
- * be pinned: the caller serves that prefix and asks again for the rest.
+ * than asked when max_iov pages were not enough, a later page could not
+ * be pinned, or the range needs more than half of max_memory (one call
+ * never pins more, so replies in flight cannot starve the loads of others):
+ * the caller serves that prefix and asks again for the rest.
  * Returns 0 (and *pins = NULL) at or past the end of the model.
  * Missing pages are loaded and verified first, as by apb_paged_read_index,
  * and are counted in the statistics the same way.

@@ -188,6 +188,15 @@ static int count_opt(const char *val, uint64_t *out, char *err, size_t errlen)
 	return 0;
 }
 
+/* min(dflt, max_memory / 4), rounded down to 4 KiB and at least 128 KiB. */
+static uint64_t clamp_quarter(uint64_t mem, uint64_t dflt)
+{
+	uint64_t q = mem / 4 / 4096 * 4096;
+	if (q < (128u << 10))
+		q = 128u << 10;
+	return q < dflt ? q : dflt;
+}
+
 int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 {
 	uint64_t page = fs->cfg.page_size, count = fs->cfg.prefetch_count, mr = fs->max_read;
@@ -213,6 +222,13 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 	}
 	if (count_opt(o->prefetch_count, &count, err, errlen))
 		return -EINVAL;
+	/* Unless given: no more readahead, nor larger requests, than a quarter
+	 * of the budget, so the requests the kernel keeps in flight cannot pin
+	 * the whole cache and make each other's pages load twice. */
+	if (!o->readahead)
+		ra = clamp_quarter(mem, ra);
+	if (!o->max_read)
+		mr = clamp_quarter(mem, mr);
 	fs->cfg.max_memory = mem;
 	fs->cfg.page_size = (uint32_t)page;
 	fs->cfg.eviction = ev;

@@ -63,6 +63,19 @@ static int check_config(const apb_paging_config *c)
 	return 0;
 }
 
+/*
+ * Pages one load reads at most: RUN_BYTES, and at most a quarter of the
+ * budget, so one read never replaces the whole cache (the block-table page
+ * it needs would be the oldest page each time and be read again per load).
+ */
+static uint32_t run_pages(const apb_paging_config *cfg)
+{
+	uint64_t run = RUN_BYTES / cfg->page_size, quarter = cfg->max_memory / cfg->page_size / 4;
+	if (run > quarter)
+		run = quarter;
+	return run ? (uint32_t)run : 1;
+}
+
 static int open_cache(apb_paged *pb)
 {
 	uint64_t n = pb->man->n_models;
@@ -72,7 +85,7 @@ static int open_cache(apb_paged *pb)
 		.n_models = apbi_blocks_nobjects(pb->bl), .first_meta = (uint32_t)n,
 		.model_sizes = apbi_blocks_sizes(pb->bl), .model_align = apbi_blocks_units(pb->bl),
 		.load = apbi_blocks_load, .load_ctx = pb->bl,
-		.max_run = RUN_BYTES / pb->cfg.page_size ? RUN_BYTES / pb->cfg.page_size : 1,
+		.max_run = run_pages(&pb->cfg),
 	};
 	int r;
 	if ((r = apbi_cache_new(&cc, &pb->cache)) < 0)
@@ -420,7 +433,12 @@ static void iov_add(struct iovec *iov, int *n, const uint8_t *p, size_t len)
 static ssize_t pin_pages(apb_paged *pb, uint32_t m, uint64_t pos, uint64_t end,
                          struct iovec *iov, int max_iov, int *n_iov, apb_pinned *pins)
 {
-	uint64_t start = pos;
+	uint64_t start = pos, half = pb->cfg.max_memory / 2 / pb->cfg.page_size;
+	/* One call pins at most half the budget (and at least one page), so a
+	 * reply in flight never starves the loads of the rest (their block
+	 * table pages included): the caller copies what is left. */
+	if (half < (uint64_t)max_iov)
+		max_iov = half ? (int)half : 1;
 	while (pos < end && pins->n < (uint32_t)max_iov) {
 		uint64_t p = pos / pb->cfg.page_size, last = (end - 1) / pb->cfg.page_size;
 		uint32_t want = (uint32_t)(last - p + 1 < APBI_CACHE_MAX_RUN ? last - p + 1 : APBI_CACHE_MAX_RUN), n, i;
