@@ -28,8 +28,6 @@
 #include "internal.h"
 
 
-/* Called for a bad unit; non-zero stops the read. */
-typedef int (*unit_bad_fn)(void *ctx, uint64_t unit);
 
 static uint64_t min64(uint64_t a, uint64_t b)
 {
@@ -91,17 +89,20 @@ static const char *what(const extent *e)
 	       "block table index";
 }
 
-/* Records unit u of e as bad and tells the caller. */
-static int unit_failed(apbi_blocks *bl, const extent *e, uint64_t u, unit_bad_fn bad, void *ctx)
+/** See block_priv.h. */
+int apbi_unit_failed(apbi_blocks *bl, const extent *e, uint64_t u, int code, unit_bad_fn bad,
+                     void *ctx)
 {
 	const apbi_model *mod = &bl->m->models[e->model];
 	uint64_t a = u * e->unit, b = min64(a + e->unit, e->size);
+	char why[300];
+	snprintf(why, sizeof why, "%s", code == APB_E_CHECKSUM ? "checksum mismatch" : apb_last_error());
 	apbi_blocks_note_bad(bl, e->model, e->kind == OBJ_DATA ? APB_WHERE_BLOCK : APB_WHERE_TABLE,
-	                     u, APB_E_CHECKSUM);
-	apbi_set_error(APB_E_CHECKSUM, "model \"%.200s\": %s %llu (bytes %llu-%llu): checksum mismatch",
-	               mod->name, what(e), (unsigned long long)u, (unsigned long long)a,
-	               (unsigned long long)(b - 1));
-	return bad ? bad(ctx, u) : 0;
+	                     u, code);
+	apbi_set_error(code, "model \"%.200s\": %s %llu (bytes %llu-%llu): %s", mod->name,
+	               what(e), (unsigned long long)u, (unsigned long long)a,
+	               (unsigned long long)(b - 1), why);
+	return bad ? bad(ctx, u, code) : 0;
 }
 
 /* The checksum of unit u of e. */
@@ -152,7 +153,7 @@ static int read_units(apbi_blocks *bl, const extent *e, uint64_t u0, uint64_t u1
 			if (apbi_xxh3(p, (size_t)len) == sum)
 				apbi_source_commit(bl->src, e->base + u * e->unit, p, (size_t)len);
 			else
-				r = unit_failed(bl, e, u, bad, ctx);
+				r = apbi_unit_failed(bl, e, u, APB_E_CHECKSUM, bad, ctx);
 			p += len;
 			left -= len < left ? len : left;
 			u++;
@@ -170,14 +171,14 @@ typedef struct page_marks {
 	int *res;
 } page_marks;
 
-/* Marks the pages that unit u covers as failed. */
-static int mark_pages(void *ctx, uint64_t u)
+/* Marks the pages that unit u covers as failed with code. */
+static int mark_pages(void *ctx, uint64_t u, int code)
 {
 	page_marks *pm = ctx;
 	uint64_t a = (u * pm->unit) >> pm->shift, b = (u * pm->unit + pm->unit - 1) >> pm->shift;
 	for (uint64_t p = a; p <= b; p++)
 		if (p >= pm->first && p - pm->first < pm->n)
-			pm->res[p - pm->first] = APB_E_CHECKSUM;
+			pm->res[p - pm->first] = code;
 	return 0;
 }
 
@@ -307,15 +308,14 @@ typedef struct stream_bad {
 	int first;           /* code of the first bad block */
 } stream_bad;
 
-static int stream_mark(void *ctx, uint64_t u)
+static int stream_mark(void *ctx, uint64_t u, int code)
 {
 	stream_bad *sb = ctx;
 	uint64_t bs = apbi_blocks_block_size(sb->bl, sb->m), size = sb->bl->m->models[sb->m].size;
-	apb_block_error e = { APB_E_CHECKSUM, sb->m, APB_WHERE_BLOCK, u, u * bs,
-	                      min64(bs, size - u * bs) };
+	apb_block_error e = { code, sb->m, APB_WHERE_BLOCK, u, u * bs, min64(bs, size - u * bs) };
 	if (!sb->first)
-		sb->first = APB_E_CHECKSUM;
-	return sb->fn ? sb->fn(sb->ctx, &e) : APB_E_CHECKSUM;
+		sb->first = code;
+	return sb->fn ? sb->fn(sb->ctx, &e) : code;
 }
 
 /** See block.h. */

@@ -88,6 +88,18 @@ int apbi_cursor_entry(cursor *c, uint64_t idx, const uint8_t **e);
 /** Releases what the cursor holds. */
 void apbi_cursor_done(cursor *c);
 
+/** Called for a bad unit with its code; non-zero stops the read. */
+typedef int (*unit_bad_fn)(void *ctx, uint64_t unit, int code);
+
+/**
+ * Unit u of e failed with code (APB_E_CHECKSUM, APB_E_CORRUPT for a frame
+ * or table entry that cannot be decoded): counts and remembers it, records
+ * a detail naming model, unit and byte range, and returns bad(ctx, u, code)
+ * (0 without bad).
+ */
+int apbi_unit_failed(apbi_blocks *bl, const extent *e, uint64_t u, int code, unit_bad_fn bad,
+                     void *ctx);
+
 /** Records a failure of model m (counts it, keeps it in the ring). */
 void apbi_blocks_note_bad(apbi_blocks *bl, uint32_t m, int where, uint64_t block, int code);
 
