@@ -26,7 +26,6 @@
 
 #include <fuse_opt.h>
 
-#include "internal.h"
 #include "mount.h"
 
 #define PROG "apbundle-mount"
@@ -39,6 +38,7 @@ enum { KEY_IGNORE = 1 };
 typedef struct cli_opts {
 	apbm_opts o;
 	char *bundle;
+	char *mountpoint;   /* as given; libfuse gets it too */
 } cli_opts;
 
 static const struct fuse_opt opt_spec[] = {
@@ -53,26 +53,6 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("nouser", KEY_IGNORE),
 	FUSE_OPT_END
 };
-
-void apbm_log(apbm_fs *fs, int prio, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (fs && fs->use_syslog) {
-		vsyslog(prio, fmt, ap);
-	} else {
-		char line[1024];
-		vsnprintf(line, sizeof(line), fmt, ap);
-		fprintf(stderr, PROG ": %s\n", line);
-	}
-	va_end(ap);
-}
-
-static void fuse_log_to_syslog(enum fuse_log_level level, const char *fmt, va_list ap)
-{
-	vsyslog((int)level, fmt, ap);
-}
 
 static void usage(const char *argv0)
 {
@@ -105,6 +85,10 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		o->bundle = strdup(arg);
 		return o->bundle ? 0 : -1;
 	}
+	if (key == FUSE_OPT_KEY_NONOPT && !o->mountpoint) {
+		o->mountpoint = strdup(arg);
+		return o->mountpoint ? 1 : -1;	/* kept for fuse_parse_cmdline */
+	}
 	if (key != FUSE_OPT_KEY_OPT)
 		return 1;
 	if (strncmp(arg, "x-", 2) == 0 || strncmp(arg, "comment=", 8) == 0)
@@ -117,6 +101,23 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	default:
 		return -1;
 	}
+}
+
+/* The generated files, in inode order (inodes 2, 3, ...). */
+static const apbm_vfile_spec vfile_specs[] = {
+	{ ".stats", APBM_VSTATS, true },
+	{ ".stats.json", APBM_VJSON, true },
+};
+#define N_VFILES (sizeof(vfile_specs) / sizeof(vfile_specs[0]))
+#define MAX_HIDDEN_LOGGED 20u
+
+/* Logs the first models the tree cannot show, with the reason. */
+static void report_hidden(void *ctx, const char *name, const char *why)
+{
+	apbm_fs *fs = ctx;
+
+	if (fs->tree.n_hidden <= MAX_HIDDEN_LOGGED)
+		apbm_log(LOG_WARNING, "model \"%s\" is not shown: %s", name, why);
 }
 
 /* Opens and validates the bundle and builds the tree.  Prints one line on error. */
@@ -148,12 +149,106 @@ static int open_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_g
 		fs->uid = st.st_uid;
 	if (!have_gid)
 		fs->gid = st.st_gid;
-	rc = apbm_tree_build(fs);
+	rc = apbm_tree_build(&fs->tree, fs->pb, vfile_specs, N_VFILES, report_hidden, fs);
+	if (fs->tree.n_hidden > MAX_HIDDEN_LOGGED)
+		apbm_log(LOG_WARNING, "%u models in all are not shown (the first %u are named above)",
+		         fs->tree.n_hidden, MAX_HIDDEN_LOGGED);
 	if (rc != 0) {
 		fprintf(stderr, PROG ": cannot serve bundle '%s': %s\n", path, strerror(-rc));
 		return -1;
 	}
+	apbm_snap_init(fs);
 	return 0;
+}
+
+/* Decodes the octal escapes (\\040 ...) of a /proc/self/mountinfo field in place. */
+static void unescape_field(char *f)
+{
+	char *w = f;
+
+	for (char *r = f; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * Finds the topmost mount at path (absolute, resolved) in mountinfo and
+ * copies its type and source; false when path is not a mount point.
+ */
+static bool mount_at(const char *path, char *type, char *source, size_t cap)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *save, *fld, *mnt;
+	size_t n = 0;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (getline(&line, &n, f) > 0) {
+		strtok_r(line, " \n", &save);
+		for (int i = 0; i < 3; i++)
+			strtok_r(NULL, " \n", &save);
+		mnt = strtok_r(NULL, " \n", &save);
+		while ((fld = strtok_r(NULL, " \n", &save)) && strcmp(fld, "-") != 0)
+			;
+		char *t = strtok_r(NULL, " \n", &save), *src = strtok_r(NULL, " \n", &save);
+		if (!mnt || !t || !src)
+			continue;
+		unescape_field(mnt);
+		if (strcmp(mnt, path) != 0)
+			continue;
+		unescape_field(src);
+		snprintf(type, cap, "%s", t);
+		snprintf(source, cap, "%s", src);
+		found = true;	/* keep going: the last one is on top */
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/*
+ * Refuses a mountpoint that cannot work: missing, not a directory, a dead
+ * FUSE mount (its daemon is gone: ENOTCONN) or a live FUSE mount (a second
+ * mount would silently stack on it).  Prints one line; returns 0 or -1.
+ */
+static int check_mountpoint(const char *mnt)
+{
+	char *abs, type[256], source[PATH_MAX];
+	struct stat st;
+	int rc = 0;
+
+	if (stat(mnt, &st) != 0) {
+		if (errno == ENOTCONN)
+			fprintf(stderr, PROG ": mountpoint '%s' is a dead FUSE mount (its daemon "
+			        "is gone); unmount it first: fusermount3 -u %s\n", mnt, mnt);
+		else
+			fprintf(stderr, PROG ": mountpoint '%s': %s\n", mnt, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, PROG ": mountpoint '%s' is not a directory\n", mnt);
+		return -1;
+	}
+	abs = realpath(mnt, NULL);
+	if (!abs) {
+		fprintf(stderr, PROG ": mountpoint '%s': %s\n", mnt, strerror(errno));
+		return -1;
+	}
+	if (mount_at(abs, type, source, sizeof(type)) && strncmp(type, "fuse", 4) == 0) {
+		fprintf(stderr, PROG ": mountpoint '%s' is already mounted (%s from %s); "
+		        "unmount it first: fusermount3 -u %s\n", mnt, type, source, mnt);
+		rc = -1;
+	}
+	free(abs);
+	return rc;
 }
 
 /* Adds the options every mount gets: ro last, so that an fstab "rw" loses. */
@@ -257,13 +352,10 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 		goto out_signals;
 	}
 	fuse_daemonize(co->foreground);
-	if (!co->foreground) {
-		openlog(PROG, LOG_PID, LOG_DAEMON);
-		fs->use_syslog = true;
-		fuse_set_log_func(fuse_log_to_syslog);
-	}
+	if (!co->foreground)
+		apbm_log_to_syslog(PROG);
 	if (apb_paged_start_worker(fs->pb) != 0)
-		apbm_log(fs, LOG_WARNING, "prefetch worker not started: %s", apb_last_error());
+		apbm_log(LOG_WARNING, "prefetch worker not started: %s", apb_last_error());
 	start_readahead(fs, co->mountpoint);
 	if (co->singlethread) {
 		ret = fuse_session_loop(se);
@@ -271,7 +363,7 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 		struct fuse_loop_config *lc = fuse_loop_cfg_create();
 
 		if (!lc) {
-			apbm_log(fs, LOG_ERR, "out of memory");
+			apbm_log(LOG_ERR, "out of memory");
 			status = EXIT_RUNTIME;
 			goto out_unmount;
 		}
@@ -284,7 +376,7 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 		fuse_loop_cfg_destroy(lc);
 	}
 	if (ret < 0) {
-		apbm_log(fs, LOG_ERR, "session failed: %s", strerror(-ret));
+		apbm_log(LOG_ERR, "session failed: %s", strerror(-ret));
 		status = EXIT_RUNTIME;
 	}
 out_unmount:
@@ -300,6 +392,7 @@ static void free_opts(cli_opts *o)
 {
 	apbm_opts_free(&o->o);
 	free(o->bundle);
+	free(o->mountpoint);
 }
 
 static void fs_init(apbm_fs *fs)
@@ -310,7 +403,8 @@ static void fs_init(apbm_fs *fs)
 	pthread_mutex_init(&fs->pool_lock, NULL);
 	pthread_cond_init(&fs->pool_cond, NULL);
 	pthread_mutex_init(&fs->bad_lock, NULL);
-	pthread_mutex_init(&fs->vbuf_lock, NULL);
+	pthread_mutex_init(&fs->snap_lock, NULL);
+	fs->snap_cap = APBM_SNAP_MIN_CAP;
 }
 
 static void fs_fini(apbm_fs *fs)
@@ -318,13 +412,25 @@ static void fs_fini(apbm_fs *fs)
 	apbm_tree_free(&fs->tree);
 	apb_paged_close(fs->pb);
 	apbm_pool_free(fs);
-	apbm_vbufs_free(fs);
+	apbm_snaps_free(fs);
 	free(fs->bad_keys);
 	free(fs->bundle_path);
 	pthread_mutex_destroy(&fs->pool_lock);
 	pthread_cond_destroy(&fs->pool_cond);
 	pthread_mutex_destroy(&fs->bad_lock);
-	pthread_mutex_destroy(&fs->vbuf_lock);
+	pthread_mutex_destroy(&fs->snap_lock);
+}
+
+/* True when the arguments ask for --help or --version (nothing is mounted then). */
+static bool asks_info(const struct fuse_args *args)
+{
+	for (int i = 1; i < args->argc; i++) {
+		const char *a = args->argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "-V") ||
+		    !strcmp(a, "--version"))
+			return true;
+	}
+	return false;
 }
 
 /* Handles -h and -V; returns -1 when neither was given. */
@@ -356,8 +462,14 @@ int main(int argc, char *argv[])
 	int status = EXIT_USAGE;
 
 	fs_init(&fs);
-	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0 ||
-	    fuse_parse_cmdline(&args, &co) != 0)
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0)
+		goto out;
+	/* Before libfuse's parser, which fails on such a mountpoint with less to say. */
+	status = EXIT_MOUNT;
+	if (o.bundle && o.mountpoint && !asks_info(&args) && check_mountpoint(o.mountpoint) != 0)
+		goto out;
+	status = EXIT_USAGE;
+	if (fuse_parse_cmdline(&args, &co) != 0)
 		goto out;
 	if ((status = info_only(argv[0], &co)) >= 0)
 		goto out;

@@ -1,14 +1,14 @@
 /*
- * mount.h - shared state of apbundle-mount: options, inode tree, ops table.
+ * mount.h - shared state of apbundle-mount: options, the open bundle, ops.
  *
- * The mount serves one apb_paged handle as a read-only tree.  The tree is
- * built once, before mounting, and never changes: node i is inode i + 1,
- * node 0 is the root, nodes 1 and 2 are the virtual files .stats and
- * .stats.json, and the bundle's directories and models follow in sorted
- * name order, so inode numbers are stable across mounts of the same bundle.
+ * The mount serves one apb_paged handle as a read-only tree (tree.h).
  * Everything in struct apbm_fs is read-only once the session loop runs,
- * except the members guarded by their own mutex (buffer pool, bad-block log).
- * Cross-file helpers of the mount use the apbm_ prefix.
+ * except the members guarded by their own mutex (buffer pool, bad-block
+ * log, snapshots).  Memory outside max_memory, all bounded: the tree (per
+ * model, tree.h), the copy-buffer pool (APBM_POOL_BUFS x max_read), the
+ * bad-block log (APBM_BAD_MAX keys) and the open snapshots of the
+ * generated files (fs->snap_cap bytes, snap.c).  Cross-file helpers of the
+ * mount use the apbm_ prefix.
  */
 #ifndef APBM_MOUNT_H
 #define APBM_MOUNT_H
@@ -23,42 +23,18 @@
 #include <sys/stat.h>
 
 #include "apbundle.h"
-
-/* Node kinds stored in apbm_node.model when it is not a model index. */
-#define APBM_DIR    (-1)
-#define APBM_VSTATS (-2)
-#define APBM_VJSON  (-3)
-
-#define APBM_ROOT_NODE 0u
-#define APBM_NODE_STATS 1u
-#define APBM_NODE_JSON 2u
-#define APBM_FIRST_NODE 3u
+#include "log.h"
+#include "obuf.h"
+#include "tree.h"
 
 #define APBM_DEFAULT_MAX_READ (1u << 20)
 #define APBM_DEFAULT_READAHEAD (1u << 20)
 #define APBM_POOL_BUFS 4u   /* copy buffers of max_read bytes: bounds RSS */
 #define APBM_MAX_IOV 512    /* cache pages one zero-copy reply may point at */
+#define APBM_BAD_MAX 4096u  /* bad blocks remembered (each logged once) */
+#define APBM_SNAP_MIN_CAP (16u << 20) /* bytes of open snapshots, at least */
 
-/* One file or directory.  name points into the model name (not NUL-ended). */
-typedef struct apbm_node {
-	const char *name;
-	uint32_t name_len;
-	uint32_t parent;       /* node index */
-	int64_t model;         /* model index >= 0, or APBM_DIR / APBM_V* */
-	uint64_t size;         /* model size; 0 for the others */
-	uint32_t first_child;  /* directories: index into apbm_tree.children */
-	uint32_t n_children;
-	uint32_t n_subdirs;
-} apbm_node;
-
-typedef struct apbm_tree {
-	apbm_node *nodes;
-	uint32_t n_nodes;
-	uint32_t *children;    /* per directory, a run of node indexes */
-	uint32_t *slots;       /* hash of (parent, name) -> node index + 1 */
-	uint32_t mask;
-	uint32_t n_hidden;     /* models shadowed by .stats / .stats.json */
-} apbm_tree;
+typedef struct apbm_snap apbm_snap;
 
 typedef struct apbm_fs {
 	apb_paged *pb;
@@ -67,7 +43,6 @@ typedef struct apbm_fs {
 	apbm_tree tree;
 	bool direct_io;
 	bool foreground;
-	bool use_syslog;
 	uint32_t max_read;
 	uint64_t readahead;    /* bytes for the bdi; 0 = leave the kernel's */
 	uid_t uid;
@@ -84,50 +59,67 @@ typedef struct apbm_fs {
 	uint64_t *bad_keys;
 	size_t n_bad, cap_bad;
 
-	pthread_mutex_t vbuf_lock;  /* open .stats snapshots (ops.c) */
-	struct apbm_vbuf *vbufs;    /* freed at exit if RELEASE never came */
+	pthread_mutex_t snap_lock;  /* open snapshots of generated files (snap.c) */
+	apbm_snap *snaps;           /* every live one; freed at exit if RELEASE never came */
+	apbm_snap *newest[3];       /* per kind, the one a new open may share */
+	size_t snap_bytes;          /* mapped bytes of every live snapshot */
+	size_t snap_cap;            /* ... at most this many */
 } apbm_fs;
-
-/** The node of inode ino, or NULL when there is none. */
-static inline const apbm_node *apbm_node_of(const apbm_fs *fs, fuse_ino_t ino)
-{
-	if (ino == 0 || ino > fs->tree.n_nodes)
-		return NULL;
-	return &fs->tree.nodes[ino - 1];
-}
 
 /* ---- ops.c ---- */
 
 /** The low-level operations table; userdata is the apbm_fs. */
 extern const struct fuse_lowlevel_ops apbm_ops;
 
-/**
- * Builds fs->tree from the models of fs->pb.  Returns 0, or -ENOMEM, or
- * -EEXIST with a message logged when a model name is also a directory.
- */
-int apbm_tree_build(apbm_fs *fs);
-
-/** Frees fs->tree.  Safe on a zeroed or partly built tree. */
-void apbm_tree_free(apbm_tree *t);
-
 /** Frees the read buffer pool (after the session loop has ended). */
 void apbm_pool_free(apbm_fs *fs);
 
+/* ---- snap.c ---- */
+
 /**
- * Frees the .stats snapshots still open after the session loop has ended:
- * the kernel may unmount without sending RELEASE for a file closed just
+ * Sets fs->snap_cap for the open bundle: two .stats.json renders' worth
+ * (estimated from the model names), at least APBM_SNAP_MIN_CAP.
+ */
+void apbm_snap_init(apbm_fs *fs);
+
+/**
+ * Gives the caller a reference to a snapshot of generated file kind
+ * (APBM_VSTATS, APBM_VJSON): the newest one if the statistics have not
+ * changed since it was rendered, else a new one.  Returns 0, -EBUSY (the
+ * open snapshots already hold fs->snap_cap bytes) or -ENOMEM.
+ */
+int apbm_snap_open(apbm_fs *fs, int64_t kind, apbm_snap **out);
+
+/** Takes one more reference (a read in flight). */
+void apbm_snap_get(apbm_snap *s);
+
+/** Drops a reference; the last one unmaps the text.  NULL is ignored. */
+void apbm_snap_put(apbm_fs *fs, apbm_snap *s);
+
+/** The text of s (*len bytes); valid while a reference is held. */
+const char *apbm_snap_text(const apbm_snap *s, size_t *len);
+
+/**
+ * Frees the snapshots still open after the session loop has ended: the
+ * kernel may unmount without sending RELEASE for a file closed just
  * before.  Call only once no request thread runs.
  */
-void apbm_vbufs_free(apbm_fs *fs);
+void apbm_snaps_free(apbm_fs *fs);
 
 /* ---- vfiles.c ---- */
 
 /**
- * Renders a snapshot of the cache statistics for node kind (APBM_VSTATS:
- * text, APBM_VJSON: one JSON object).  On success *out is a malloc'ed
- * buffer of *len bytes owned by the caller.  Returns 0 or -ENOMEM.
+ * Renders generated file kind (APBM_VSTATS: text, APBM_VJSON: one JSON
+ * object) from the statistics st into out (appended).  Returns 0, -ENOMEM
+ * (out->failed: no memory or out->limit reached), -EIO (the bundle's
+ * model list failed) or -EINVAL (not a generated kind).
  */
-int apbm_vfile_render(apbm_fs *fs, int64_t kind, char **out, size_t *len);
+int apbm_vfile_render(apbm_fs *fs, int64_t kind, const apb_paging_stats *st, apbm_obuf *out);
+
+/** "lru", "lfu": the name the options and the generated files use. */
+const char *apbm_eviction_name(apb_eviction e);
+
+/* ---- xattr.c ---- */
 
 /** getxattr: user.apbundle.checksum, .offset and the model's metadata. */
 void apbm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
@@ -171,11 +163,5 @@ void apbm_opts_defaults(apbm_fs *fs);
  * prefetch_count not 0..1024, uid/gid neither a number nor a known name.
  */
 int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen);
-
-/* ---- main.c ---- */
-
-/** Logs one line: to stderr in the foreground, to syslog when daemonized. */
-void apbm_log(apbm_fs *fs, int prio, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,15 +1,14 @@
 /*
- * ops.c - the inode tree and the FUSE low-level operations of apbundle-mount.
+ * ops.c - the FUSE low-level operations of apbundle-mount.
  *
- * The tree is built once from the sorted model names (O(n log n) for the
- * sort, O(n) for the rest) and is immutable afterwards, so every operation
- * here is lock-free except the read buffer pool and the bad-block log.
- * Invariants: inode = node index + 1; a directory's children are a run of
- * tree.children in sorted-name order, so readdir offsets are stable; every
- * request gets exactly one reply; nothing is ever written to the bundle and
- * every modifying operation answers EROFS.  Model reads reply straight from
- * pinned cache pages (fuse_reply_iov) and unpin only after the reply was
- * written; a bounded pool of copy buffers serves what cannot be pinned.
+ * The inode tree (tree.c) is immutable once mounted, so every operation
+ * here is lock-free except the read buffer pool, the bad-block log and the
+ * snapshots of generated files (snap.c).  Invariants: inode = node index
+ * + 1 (tree.h); every request gets exactly one reply; nothing is ever
+ * written to the bundle and every modifying operation answers EROFS.
+ * Model reads reply straight from pinned cache pages (fuse_reply_iov) and
+ * unpin only after the reply was written; a bounded pool of copy buffers
+ * (APBM_POOL_BUFS, outside max_memory) serves what cannot be pinned.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,201 +24,6 @@
 #include "mount.h"
 
 #define TIMEOUT 86400.0
-
-/* ------------------------------------------------------------------ */
-/* Tree                                                                 */
-/* ------------------------------------------------------------------ */
-
-typedef struct sorted_name {
-	const char *name;
-	uint64_t size;
-	uint32_t idx;
-} sorted_name;
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(((const sorted_name *)a)->name, ((const sorted_name *)b)->name);
-}
-
-static uint32_t hash_key(uint32_t parent, const char *name, uint32_t len)
-{
-	uint64_t h = 1469598103934665603ull ^ ((uint64_t)parent * 0x9e3779b97f4a7c15ull);
-
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)name[i]) * 1099511628211ull;
-	return (uint32_t)(h ^ (h >> 32));
-}
-
-/* Returns the node index of (parent, name), or UINT32_MAX. */
-static uint32_t tree_find(const apbm_tree *t, uint32_t parent, const char *name, uint32_t len)
-{
-	for (uint32_t s = hash_key(parent, name, len) & t->mask;; s = (s + 1) & t->mask) {
-		uint32_t v = t->slots[s];
-		if (v == 0)
-			return UINT32_MAX;
-		const apbm_node *n = &t->nodes[v - 1];
-		if (n->parent == parent && n->name_len == len && memcmp(n->name, name, len) == 0)
-			return v - 1;
-	}
-}
-
-/* Appends a node; returns its index, or UINT32_MAX when the name is taken. */
-static uint32_t tree_add(apbm_tree *t, uint32_t parent, const char *name, uint32_t len,
-                         int64_t model, uint64_t size)
-{
-	uint32_t s = hash_key(parent, name, len) & t->mask;
-
-	for (; t->slots[s] != 0; s = (s + 1) & t->mask) {
-		const apbm_node *n = &t->nodes[t->slots[s] - 1];
-		if (n->parent == parent && n->name_len == len && memcmp(n->name, name, len) == 0)
-			return UINT32_MAX;
-	}
-	uint32_t i = t->n_nodes++;
-	t->nodes[i] = (apbm_node){ .name = name, .name_len = len, .parent = parent,
-	                           .model = model, .size = size };
-	t->slots[s] = i + 1;
-	return i;
-}
-
-/*
- * Adds one model, creating the directories of its name.  stack[d] is the
- * directory node at depth d of the previous name; *depth its length.
- * Returns false when the name collides with an existing file/directory.
- */
-static bool tree_add_model(apbm_tree *t, const sorted_name *sn, uint32_t *stack, uint32_t *depth)
-{
-	const char *p = sn->name;
-	uint32_t d = 0;
-	const char *slash;
-
-	while ((slash = strchr(p, '/')) != NULL) {
-		uint32_t len = (uint32_t)(slash - p);
-		if (d + 1 < *depth) {
-			const apbm_node *n = &t->nodes[stack[d + 1]];
-			if (n->name_len == len && memcmp(n->name, p, len) == 0) {
-				d++;
-				p = slash + 1;
-				continue;
-			}
-		}
-		uint32_t dir = tree_add(t, stack[d], p, len, APBM_DIR, 0);
-		if (dir == UINT32_MAX)
-			return false;
-		stack[++d] = dir;
-		*depth = d + 1;
-		p = slash + 1;
-	}
-	*depth = d + 1;
-	return tree_add(t, stack[d], p, (uint32_t)strlen(p), sn->idx, sn->size) != UINT32_MAX;
-}
-
-/* Groups children per directory (node order = sorted order) and counts subdirs. */
-static int tree_link(apbm_tree *t)
-{
-	t->children = malloc(sizeof(uint32_t) * (t->n_nodes ? t->n_nodes : 1));
-	if (!t->children)
-		return -ENOMEM;
-	for (uint32_t i = 1; i < t->n_nodes; i++) {
-		apbm_node *p = &t->nodes[t->nodes[i].parent];
-		p->n_children++;
-		if (t->nodes[i].model == APBM_DIR)
-			p->n_subdirs++;
-	}
-	uint32_t next = 0;
-	for (uint32_t i = 0; i < t->n_nodes; i++) {
-		t->nodes[i].first_child = next;
-		next += t->nodes[i].n_children;
-		t->nodes[i].n_children = 0;
-	}
-	for (uint32_t i = 1; i < t->n_nodes; i++) {
-		apbm_node *p = &t->nodes[t->nodes[i].parent];
-		t->children[p->first_child + p->n_children++] = i;
-	}
-	return 0;
-}
-
-/* Sorted (name, size, index) of every model; *slashes counts '/' in all names. */
-static sorted_name *collect_names(apb_paged *pb, size_t n, size_t *slashes)
-{
-	sorted_name *v = malloc(sizeof(*v) * (n ? n : 1));
-
-	if (!v)
-		return NULL;
-	*slashes = 0;
-	for (size_t i = 0; i < n; i++) {
-		apb_model_info info;
-		if (apb_paged_model_info(pb, i, &info) != 0) {
-			free(v);
-			return NULL;
-		}
-		v[i] = (sorted_name){ .name = info.name, .size = info.size, .idx = (uint32_t)i };
-		for (const char *s = info.name; (s = strchr(s, '/')) != NULL; s++)
-			(*slashes)++;
-	}
-	qsort(v, n, sizeof(*v), cmp_name);
-	return v;
-}
-
-static int tree_alloc(apbm_tree *t, size_t cap)
-{
-	size_t slots = 16;
-
-	while (slots < 2 * cap)
-		slots <<= 1;
-	t->nodes = malloc(sizeof(apbm_node) * cap);
-	t->slots = calloc(slots, sizeof(uint32_t));
-	t->mask = (uint32_t)(slots - 1);
-	return t->nodes && t->slots ? 0 : -ENOMEM;
-}
-
-/* Skips a name hidden by a collision; every later name under it too. */
-static void report_hidden(apbm_fs *fs, const char *name)
-{
-	fs->tree.n_hidden++;
-	if (fs->tree.n_hidden <= 10)
-		apbm_log(fs, LOG_WARNING, "model \"%s\" is not shown: its path collides "
-		         "with another file or directory", name);
-}
-
-int apbm_tree_build(apbm_fs *fs)
-{
-	apbm_tree *t = &fs->tree;
-	size_t n = apb_paged_model_count(fs->pb), slashes = 0;
-	uint32_t stack[APB_MAX_NAME_LEN / 2 + 2], depth = 1;
-	sorted_name *sn = NULL;
-	int rc = -ENOMEM;
-
-	if (n > UINT32_MAX / 4)
-		return -EFBIG;
-	sn = collect_names(fs->pb, n, &slashes);
-	if (!sn || slashes > UINT32_MAX / 4)
-		goto out;
-	if (tree_alloc(t, APBM_FIRST_NODE + n + slashes) != 0)
-		goto out;
-	tree_add(t, 0, "", 0, APBM_DIR, 0);
-	t->nodes[0].parent = 0;
-	tree_add(t, 0, ".stats", 6, APBM_VSTATS, 0);
-	tree_add(t, 0, ".stats.json", 11, APBM_VJSON, 0);
-	stack[0] = APBM_ROOT_NODE;
-	for (size_t i = 0; i < n; i++) {
-		if (!tree_add_model(t, &sn[i], stack, &depth)) {
-			report_hidden(fs, sn[i].name);
-			depth = 1;
-		}
-	}
-	rc = tree_link(t);
-out:
-	free(sn);
-	return rc;
-}
-
-void apbm_tree_free(apbm_tree *t)
-{
-	free(t->nodes);
-	free(t->children);
-	free(t->slots);
-	memset(t, 0, sizeof(*t));
-}
 
 /* ------------------------------------------------------------------ */
 /* Attributes and lookups                                               */
@@ -265,7 +69,7 @@ static void fill_entry(const apbm_fs *fs, const apbm_node *n, struct fuse_entry_
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *p = apbm_node_of(fs, parent);
+	const apbm_node *p = apbm_tree_node(&fs->tree, parent);
 	struct fuse_entry_param e;
 	size_t len = strlen(name);
 
@@ -273,8 +77,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, p ? ENOTDIR : ENOENT);
 		return;
 	}
-	uint32_t i = len > UINT32_MAX ? UINT32_MAX
-	           : tree_find(&fs->tree, (uint32_t)(p - fs->tree.nodes), name, (uint32_t)len);
+	uint32_t i = apbm_tree_find(&fs->tree, (uint32_t)(p - fs->tree.nodes), name, len);
 	if (i == UINT32_MAX) {
 		/* The tree never changes: let the kernel cache the negative entry. */
 		memset(&e, 0, sizeof(e));
@@ -289,7 +92,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_node_of(fs, ino);
+	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
 	struct stat st;
 
 	if (!n) {
@@ -321,7 +124,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	const apbm_node *n = apbm_node_of(fs_of(req), ino);
+	const apbm_node *n = apbm_tree_node(&fs_of(req)->tree, ino);
 
 	if (!n || n->model != APBM_DIR) {
 		fuse_reply_err(req, n ? ENOTDIR : ENOENT);
@@ -353,7 +156,7 @@ static const apbm_node *dir_entry(const apbm_fs *fs, const apbm_node *d, size_t 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *d = apbm_node_of(fs, ino);
+	const apbm_node *d = apbm_tree_node(&fs->tree, ino);
 	char name[NAME_MAX + 1], *buf;
 	size_t used = 0, total;
 
@@ -405,67 +208,12 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 /* Files                                                                */
 /* ------------------------------------------------------------------ */
 
-/*
- * A rendered virtual file, owned by the open file handle and by each read
- * in flight: the kernel may already have sent RELEASE while a reply thread
- * is still returning from writev, so the last reference frees it.  Every
- * live snapshot is also on fs->vbufs, so that those whose RELEASE never
- * arrives (a close racing an unmount) are freed when the daemon exits.
- */
-typedef struct apbm_vbuf {
-	char *data;
-	size_t len;
-	unsigned refs;
-	struct apbm_vbuf *prev, *next;  /* fs->vbufs, under fs->vbuf_lock */
-} vbuf;
-
-static void vbuf_link(apbm_fs *fs, vbuf *vb)
-{
-	pthread_mutex_lock(&fs->vbuf_lock);
-	vb->prev = NULL;
-	vb->next = fs->vbufs;
-	if (fs->vbufs)
-		fs->vbufs->prev = vb;
-	fs->vbufs = vb;
-	pthread_mutex_unlock(&fs->vbuf_lock);
-}
-
-static void vbuf_free(vbuf *vb)
-{
-	free(vb->data);
-	free(vb);
-}
-
-static void vbuf_put(apbm_fs *fs, vbuf *vb)
-{
-	if (!vb || __atomic_sub_fetch(&vb->refs, 1, __ATOMIC_ACQ_REL) != 0)
-		return;
-	pthread_mutex_lock(&fs->vbuf_lock);
-	if (vb->prev)
-		vb->prev->next = vb->next;
-	else
-		fs->vbufs = vb->next;
-	if (vb->next)
-		vb->next->prev = vb->prev;
-	pthread_mutex_unlock(&fs->vbuf_lock);
-	vbuf_free(vb);
-}
-
-void apbm_vbufs_free(apbm_fs *fs)
-{
-	while (fs->vbufs) {
-		vbuf *vb = fs->vbufs;
-
-		fs->vbufs = vb->next;
-		vbuf_free(vb);
-	}
-}
-
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_node_of(fs, ino);
-	vbuf *vb;
+	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	apbm_snap *snap;
+	int rc;
 
 	if (!n || n->model == APBM_DIR) {
 		fuse_reply_err(req, n ? EISDIR : ENOENT);
@@ -483,23 +231,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_open(req, fi);
 		return;
 	}
-	vb = calloc(1, sizeof(*vb));
-	if (!vb || apbm_vfile_render(fs, n->model, &vb->data, &vb->len) != 0) {
-		free(vb);
-		fuse_reply_err(req, ENOMEM);
+	rc = apbm_snap_open(fs, n->model, &snap);
+	if (rc != 0) {
+		fuse_reply_err(req, -rc);
 		return;
 	}
-	vb->refs = 1;
-	vbuf_link(fs, vb);
-	fi->fh = (uint64_t)(uintptr_t)vb;
+	fi->fh = (uint64_t)(uintptr_t)snap;
 	fi->direct_io = 1;	/* generated content: its size is not known to stat */
 	if (fuse_reply_open(req, fi) != 0)
-		vbuf_put(fs, vb);
+		apbm_snap_put(fs, snap);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	vbuf_put(fs_of(req), (vbuf *)(uintptr_t)fi->fh);
+	apbm_snap_put(fs_of(req), (apbm_snap *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -585,23 +330,26 @@ static void report_corruption(apbm_fs *fs, const apbm_node *n, uint64_t off, siz
 		ssize_t r = apb_paged_read_index(fs->pb, (size_t)n->model, scratch, blen, boff);
 		if (r != APB_E_CHECKSUM || !bad_block_first(fs, ((uint64_t)n->model << 32) ^ b))
 			continue;
-		apbm_log(fs, LOG_ERR, "model \"%s\": block %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
+		apbm_log(LOG_ERR, "model \"%s\": block %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
 		         ") fails its checksum; reads of it return EIO", info.name, b, boff,
 		         (b + 1) * bs > n->size ? n->size - 1 : (b + 1) * bs - 1);
 	}
 }
 
-static void read_vfile(fuse_req_t req, apbm_fs *fs, vbuf *vb, size_t size, off_t off)
+static void read_vfile(fuse_req_t req, apbm_fs *fs, apbm_snap *snap, size_t size, off_t off)
 {
-	if (!vb || off < 0 || (size_t)off >= vb->len) {
+	size_t len = 0;
+	const char *text = snap ? apbm_snap_text(snap, &len) : NULL;
+
+	if (!text || off < 0 || (size_t)off >= len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
 	}
-	if (size > vb->len - (size_t)off)
-		size = vb->len - (size_t)off;
-	__atomic_add_fetch(&vb->refs, 1, __ATOMIC_ACQ_REL);
-	fuse_reply_buf(req, vb->data + off, size);
-	vbuf_put(fs, vb);
+	if (size > len - (size_t)off)
+		size = len - (size_t)off;
+	apbm_snap_get(snap);
+	fuse_reply_buf(req, text + off, size);
+	apbm_snap_put(fs, snap);
 }
 
 /* Logs a failed model read (checksum failures once per bad block). */
@@ -611,7 +359,7 @@ static void read_failed(apbm_fs *fs, const apbm_node *n, fuse_ino_t ino, ssize_t
 	void *scratch;
 
 	if (r != APB_E_CHECKSUM) {
-		apbm_log(fs, LOG_ERR, "read of inode %lu at %llu: %s", (unsigned long)ino,
+		apbm_log(LOG_ERR, "read of inode %lu at %llu: %s", (unsigned long)ino,
 		         (unsigned long long)off, apb_last_error());
 		return;
 	}
@@ -653,7 +401,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_node_of(fs, ino);
+	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
 	struct iovec iov[APBM_MAX_IOV + 1];
 	apb_pinned *pins = NULL;
 	int n_iov = 0;
@@ -664,7 +412,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (n->model < 0) {
-		read_vfile(req, fs, (vbuf *)(uintptr_t)fi->fh, size, off);
+		read_vfile(req, fs, (apbm_snap *)(uintptr_t)fi->fh, size, off);
 		return;
 	}
 	if (off < 0 || (uint64_t)off >= n->size || size == 0) {

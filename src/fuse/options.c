@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "mount.h"
 
 #define MAX_PAGE_SIZE (1u << 30)

@@ -2,12 +2,13 @@
  * fuzz_mount.c - libFuzzer target: the mount's view of an arbitrary bundle.
  *
  * The input, written to a memfd, is opened paged and handed to the mount's
- * inode-tree builder (apbm_tree_build, src/fuse/ops.c) and .stats renderers
- * (apbm_vfile_render, src/fuse/vfiles.c), which turn untrusted model names
- * into directories and JSON.  Checked, each violation an abort: every node
+ * inode-tree builder (apbm_tree_build, src/fuse/tree.c) and .stats renderers
+ * (apbm_vfile_render, src/fuse/vfiles.c, into src/fuse/obuf.c buffers),
+ * which turn untrusted model names into directories and JSON.  Checked, each violation an abort: every node
  * but the root has a non-empty, '/'-free name and a directory as parent;
  * children lists stay in bounds; each model appears at most once, and shown
- * plus hidden models add up to the model count; .stats.json parses as one
+ * plus hidden models add up to the model count, each hidden one reported
+ * once with a reason; lookups find every shown node; .stats.json parses as one
  * strict JSON object whose "models" array names every model exactly;
  * .stats holds no control character but newlines.
  */
@@ -26,10 +27,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "CHECK failed: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
 
-/* main.c is not linked (it has main()): the tree builder only logs collisions. */
-void apbm_log(apbm_fs *fs, int prio, const char *fmt, ...)
+static const apbm_vfile_spec vfiles[] = {
+	{ ".stats", APBM_VSTATS, true },
+	{ ".stats.json", APBM_VJSON, true },
+	{ ".absent", APBM_VCONTROL, false },
+};
+#define N_VFILES (sizeof(vfiles) / sizeof(vfiles[0]))
+
+static size_t n_reported;
+
+static void on_hidden(void *ctx, const char *name, const char *why)
 {
-	(void)fs; (void)prio; (void)fmt;
+	CHECK(name != NULL && why != NULL && ctx == &n_reported);
+	n_reported++;
 }
 
 static void check_tree(const apbm_fs *fs, size_t n_models)
@@ -39,11 +49,15 @@ static void check_tree(const apbm_fs *fs, size_t n_models)
 	size_t shown = 0;
 
 	CHECK(seen != NULL);
-	CHECK(t->n_nodes >= APBM_FIRST_NODE);
+	CHECK(t->n_nodes >= 1 + N_VFILES && t->first_model_node == 1 + N_VFILES);
 	CHECK(t->nodes[0].model == APBM_DIR);
+	CHECK(apbm_tree_node(t, N_VFILES + 1) == NULL);	/* the absent virtual file */
 	for (uint32_t i = 1; i < t->n_nodes; i++) {
 		const apbm_node *nd = &t->nodes[i];
+		if (nd->model == APBM_ABSENT)
+			continue;
 		CHECK(nd->parent < t->n_nodes && t->nodes[nd->parent].model == APBM_DIR);
+		CHECK(apbm_tree_find(t, nd->parent, nd->name, nd->name_len) == i);
 		CHECK(nd->name_len > 0 && memchr(nd->name, '/', nd->name_len) == NULL);
 		if (nd->model >= 0) {
 			CHECK((size_t)nd->model < n_models && !seen[nd->model]);
@@ -59,25 +73,27 @@ static void check_tree(const apbm_fs *fs, size_t n_models)
 		for (uint32_t k = 0; k < nd->n_children; k++)
 			CHECK(t->nodes[t->children[nd->first_child + k]].parent == i);
 	}
-	CHECK(shown + t->n_hidden == n_models);
+	CHECK(shown + t->n_hidden == n_models && n_reported == t->n_hidden);
 	free(seen);
 }
 
 static void check_vfiles(apbm_fs *fs, size_t n_models)
 {
-	char *out = NULL;
-	size_t len = 0;
+	apbm_obuf b = { 0 };
+	apb_paging_stats st;
 	json_tokener *tok;
 	json_object *o, *models;
 
-	CHECK(apbm_vfile_render(fs, APBM_VSTATS, &out, &len) == 0);
-	for (size_t i = 0; i < len; i++)
-		CHECK(out[i] == '\n' || ((unsigned char)out[i] >= 0x20 && out[i] != 0x7f));
-	free(out);
-	CHECK(apbm_vfile_render(fs, APBM_VJSON, &out, &len) == 0);
+	apb_paged_stats(fs->pb, &st);
+	CHECK(apbm_vfile_render(fs, APBM_VSTATS, &st, &b) == 0);
+	for (size_t i = 0; i < b.len; i++)
+		CHECK(b.data[i] == '\n' || ((unsigned char)b.data[i] >= 0x20 && b.data[i] != 0x7f));
+	apbm_obuf_free(&b);
+	CHECK(apbm_vfile_render(fs, APBM_VJSON, &st, &b) == 0);
+	CHECK(b.len > 0 && b.data[b.len - 1] == '\n');
 	tok = json_tokener_new();
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	o = json_tokener_parse_ex(tok, out, (int)len);
+	o = json_tokener_parse_ex(tok, b.data, (int)b.len - 1);
 	CHECK(o != NULL && json_object_is_type(o, json_type_object));
 	CHECK(json_object_object_get_ex(o, "models", &models));
 	CHECK(json_object_array_length(models) == n_models);
@@ -90,7 +106,7 @@ static void check_vfiles(apbm_fs *fs, size_t n_models)
 	}
 	json_object_put(o);
 	json_tokener_free(tok);
-	free(out);
+	apbm_obuf_free(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -110,7 +126,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fs.bundle_path = path;
 	if (apb_paged_open(path, &fs.cfg, &fs.pb) == 0) {
 		size_t n = apb_paged_model_count(fs.pb);
-		if (apbm_tree_build(&fs) == 0) {
+		n_reported = 0;
+		if (apbm_tree_build(&fs.tree, fs.pb, vfiles, N_VFILES, on_hidden, &n_reported) == 0) {
 			check_tree(&fs, n);
 			check_vfiles(&fs, n);
 		}
