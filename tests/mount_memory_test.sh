@@ -75,7 +75,7 @@ hwm=$(kib "$DAEMON_PID" VmHWM)
 grow=$(( (hwm - base) / 1024 ))
 # The cap: max(16 MiB, twice the estimated .stats.json); 8 MiB of slack
 # for the request threads' stacks and the reads' own pages.
-cap=$(( 2 * (1024 + N * 108) / 1048576 ))
+cap=$(( 2 * (1024 + N * 76) / 1048576 ))
 [ "$cap" -lt 16 ] && cap=16
 echo "# 60 opens with reads between: $held held, $busy refused with EBUSY, peak RSS +$grow MiB (cap $cap MiB)"
 [ "$held" -ge 1 ] || fail "no .stats.json open succeeded"

@@ -222,15 +222,14 @@ static bool mount_at(const char *path, char *type, char *source, size_t cap)
 static int check_mountpoint(const char *mnt)
 {
 	char *abs, type[256], source[PATH_MAX];
+	struct statfs sfs;
 	struct stat st;
 	int rc = 0;
 
 	if (stat(mnt, &st) != 0) {
 		if (errno == ENOTCONN)
-			fprintf(stderr, PROG ": mountpoint '%s' is a dead FUSE mount (its daemon "
-			        "is gone); unmount it first: fusermount3 -u %s\n", mnt, mnt);
-		else
-			fprintf(stderr, PROG ": mountpoint '%s': %s\n", mnt, strerror(errno));
+			goto dead;
+		fprintf(stderr, PROG ": mountpoint '%s': %s\n", mnt, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
@@ -239,16 +238,27 @@ static int check_mountpoint(const char *mnt)
 	}
 	abs = realpath(mnt, NULL);
 	if (!abs) {
+		if (errno == ENOTCONN)
+			goto dead;
 		fprintf(stderr, PROG ": mountpoint '%s': %s\n", mnt, strerror(errno));
 		return -1;
 	}
 	if (mount_at(abs, type, source, sizeof(type)) && strncmp(type, "fuse", 4) == 0) {
+		/* stat may answer from cached attributes; statfs asks the daemon. */
+		if (statfs(abs, &sfs) != 0 && errno == ENOTCONN) {
+			free(abs);
+			goto dead;
+		}
 		fprintf(stderr, PROG ": mountpoint '%s' is already mounted (%s from %s); "
 		        "unmount it first: fusermount3 -u %s\n", mnt, type, source, mnt);
 		rc = -1;
 	}
 	free(abs);
 	return rc;
+dead:
+	fprintf(stderr, PROG ": mountpoint '%s' is a dead FUSE mount (its daemon is gone); "
+	        "unmount it first: fusermount3 -u %s\n", mnt, mnt);
+	return -1;
 }
 
 /* Adds the options every mount gets: ro last, so that an fstab "rw" loses. */

@@ -165,7 +165,7 @@ void apbm_snap_init(apbm_fs *fs)
 	for (size_t i = 0; i < n; i++) {
 		apb_model_info info;
 		if (apb_paged_model_info(fs->pb, i, &info) == 0)
-			est += 96 + strlen(info.name);
+			est += 64 + strlen(info.name);
 	}
 	fs->snap_cap = 2 * est > APBM_SNAP_MIN_CAP ? 2 * est : APBM_SNAP_MIN_CAP;
 }
