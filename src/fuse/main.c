@@ -423,7 +423,7 @@ static void fs_fini(apbm_fs *fs)
 	apb_paged_close(fs->pb);
 	apbm_pool_free(fs);
 	apbm_snaps_free(fs);
-	free(fs->bad_keys);
+	apbm_badblock_free(fs);
 	free(fs->bundle_path);
 	pthread_mutex_destroy(&fs->pool_lock);
 	pthread_cond_destroy(&fs->pool_cond);

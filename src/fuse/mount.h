@@ -31,7 +31,7 @@
 #define APBM_DEFAULT_READAHEAD (1u << 20)
 #define APBM_POOL_BUFS 4u   /* copy buffers of max_read bytes: bounds RSS */
 #define APBM_MAX_IOV 512    /* cache pages one zero-copy reply may point at */
-#define APBM_BAD_MAX 4096u  /* bad blocks remembered (each logged once) */
+#define APBM_BAD_MAX 4096u  /* bad blocks remembered (each logged once), minus one */
 #define APBM_SNAP_MIN_CAP (16u << 20) /* bytes of open snapshots, at least */
 
 typedef struct apbm_snap apbm_snap;
@@ -55,9 +55,8 @@ typedef struct apbm_fs {
 	void *pool[APBM_POOL_BUFS];
 	unsigned pool_free;
 
-	pthread_mutex_t bad_lock;   /* blocks already reported corrupt */
-	uint64_t *bad_keys;
-	size_t n_bad, cap_bad;
+	pthread_mutex_t bad_lock;   /* blocks already reported corrupt (badblock.c) */
+	struct apbm_badset *bad;
 
 	pthread_mutex_t snap_lock;  /* open snapshots of generated files (snap.c) */
 	apbm_snap *snaps;           /* every live one; freed at exit if RELEASE never came */
@@ -73,6 +72,18 @@ extern const struct fuse_lowlevel_ops apbm_ops;
 
 /** Frees the read buffer pool (after the session loop has ended). */
 void apbm_pool_free(apbm_fs *fs);
+
+/* ---- badblock.c ---- */
+
+/**
+ * Logs the bad block (or table, or whole-model checksum) e names, the
+ * first time it is reported; later reports of it are silent.  Safe from
+ * any request thread.
+ */
+void apbm_badblock_report(apbm_fs *fs, const apb_block_error *e);
+
+/** Frees the set of logged blocks (at exit). */
+void apbm_badblock_free(apbm_fs *fs);
 
 /* ---- snap.c ---- */
 

@@ -284,56 +284,17 @@ void apbm_pool_free(apbm_fs *fs)
 	}
 }
 
-/* Records block key once; returns true the first time it is seen. */
-static bool bad_block_first(apbm_fs *fs, uint64_t key)
+/* What a failed model read reported, kept before another library call clears it. */
+typedef struct read_error {
+	bool has_block;
+	apb_block_error block;
+	char detail[200];
+} read_error;
+
+static void capture_error(read_error *re)
 {
-	bool first = true;
-
-	pthread_mutex_lock(&fs->bad_lock);
-	for (size_t i = 0; i < fs->n_bad && first; i++)
-		first = fs->bad_keys[i] != key;
-	if (first && fs->n_bad == fs->cap_bad && fs->cap_bad < 65536) {
-		size_t cap = fs->cap_bad ? fs->cap_bad * 2 : 16;
-		uint64_t *k = realloc(fs->bad_keys, cap * sizeof(*k));
-		if (k) {
-			fs->bad_keys = k;
-			fs->cap_bad = cap;
-		}
-	}
-	if (first && fs->n_bad < fs->cap_bad)
-		fs->bad_keys[fs->n_bad++] = key;
-	pthread_mutex_unlock(&fs->bad_lock);
-	return first;
-}
-
-/*
- * A read failed its checksum: find which blocks of [off, off+len) are bad
- * by reading them one at a time into scratch, and log each bad block once.
- */
-static void report_corruption(apbm_fs *fs, const apbm_node *n, uint64_t off, size_t len,
-                              void *scratch)
-{
-	apb_model_info info;
-	uint64_t bs, first, last;
-
-	if (apb_paged_model_info(fs->pb, (size_t)n->model, &info) != 0 || info.block_size == 0)
-		return;
-	bs = info.block_size;
-	first = off / bs;
-	last = (off + len - 1) / bs;
-	for (uint64_t b = first; b <= last; b++) {
-		uint64_t boff = b * bs, blen = bs;
-		if (boff + blen > n->size)
-			blen = n->size - boff;
-		if (blen > fs->max_read)
-			blen = fs->max_read;	/* any byte of the block verifies all of it */
-		ssize_t r = apb_paged_read_index(fs->pb, (size_t)n->model, scratch, blen, boff);
-		if (r != APB_E_CHECKSUM || !bad_block_first(fs, ((uint64_t)n->model << 32) ^ b))
-			continue;
-		apbm_log(LOG_ERR, "model \"%s\": block %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
-		         ") fails its checksum; reads of it return EIO", info.name, b, boff,
-		         (b + 1) * bs > n->size ? n->size - 1 : (b + 1) * bs - 1);
-	}
+	re->has_block = apb_last_block_error(&re->block);
+	snprintf(re->detail, sizeof(re->detail), "%s", apb_last_error());
 }
 
 static void read_vfile(fuse_req_t req, apbm_fs *fs, apbm_snap *snap, size_t size, off_t off)
@@ -352,36 +313,38 @@ static void read_vfile(fuse_req_t req, apbm_fs *fs, apbm_snap *snap, size_t size
 	apbm_snap_put(fs, snap);
 }
 
-/* Logs a failed model read (checksum failures once per bad block). */
-static void read_failed(apbm_fs *fs, const apbm_node *n, fuse_ino_t ino, ssize_t r,
-                        uint64_t off, size_t size)
+/*
+ * Logs a failed model read: a block the library names is logged once
+ * (badblock.c), with no second read; anything else on every failure.
+ */
+static void read_failed(apbm_fs *fs, fuse_ino_t ino, uint64_t off, const read_error *re)
 {
-	void *scratch;
-
-	if (r != APB_E_CHECKSUM) {
+	if (re->has_block)
+		apbm_badblock_report(fs, &re->block);
+	else
 		apbm_log(LOG_ERR, "read of inode %lu at %llu: %s", (unsigned long)ino,
-		         (unsigned long long)off, apb_last_error());
-		return;
-	}
-	scratch = pool_get(fs);
-	if (scratch)
-		report_corruption(fs, n, off, size, scratch);
-	pool_put(fs, scratch);
+		         (unsigned long long)off, re->detail);
 }
 
 /*
  * Copies [off, off+size) through the cache into a pool buffer and replies
  * with pre[0..n_pre) (pinned pages already describing the bytes before off)
- * followed by the copy.  Returns 0 or the library's error (nothing replied).
+ * followed by the copy.  Returns 0 or the library's error (nothing replied,
+ * the error's details in *re).
  */
 static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, uint64_t off,
-                          size_t size, struct iovec *pre, int n_pre)
+                          size_t size, struct iovec *pre, int n_pre, read_error *re)
 {
 	void *buf = pool_get(fs);
 	ssize_t r = -ENOMEM;
 
-	if (buf)
+	if (buf) {
 		r = apb_paged_read_index(fs->pb, (size_t)n->model, buf, size, off);
+		if (r < 0)
+			capture_error(re);
+	} else {
+		snprintf(re->detail, sizeof(re->detail), "no memory for a read buffer");
+	}
 	if (r >= 0) {
 		pre[n_pre].iov_base = buf;
 		pre[n_pre].iov_len = (size_t)r;
@@ -404,6 +367,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
 	struct iovec iov[APBM_MAX_IOV + 1];
 	apb_pinned *pins = NULL;
+	read_error re = { 0 };
 	int n_iov = 0;
 	ssize_t r;
 
@@ -425,6 +389,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size = (size_t)(n->size - (uint64_t)off);
 	r = apb_paged_pin_range(fs->pb, (size_t)n->model, (uint64_t)off, size, iov,
 	                        APBM_MAX_IOV, &n_iov, &pins);
+	if (r < 0 && r != -ENOBUFS)
+		capture_error(&re);
 	if (r == (ssize_t)size) {
 		fuse_reply_iov(req, iov, n_iov);
 	} else if (r == 0) {
@@ -434,12 +400,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			r = 0;
 			n_iov = 0;
 		}
-		r = reply_copy(req, fs, n, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov, n_iov);
+		r = reply_copy(req, fs, n, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov, n_iov,
+		               &re);
 	}
 	apb_paged_unpin(fs->pb, pins);
 	if (r < 0) {
 		int err = apb_errno((int)r);
-		read_failed(fs, n, ino, r, (uint64_t)off, size);
+		read_failed(fs, ino, (uint64_t)off, &re);
 		fuse_reply_err(req, err ? err : EIO);
 	}
 }
