@@ -26,7 +26,7 @@ for i in 0 1 99 100 4321 9999; do
 	name=$(printf 'd%03d/m%06d' $((i / 100)) "$i")
 	expect_eq "content of $name" "$(cat "$M/$name")" "$name"
 done
-expect_eq "inode of the first model" "$(stat -c %i "$M/d000/m000000")" 5
+expect_eq "inode of the first model" "$(stat -c %i "$M/d000/m000000")" 7
 expect_eq "models in .stats" "$(grep '^models:' "$M/.stats" | awk '{ print $2 }')" $N
 timeout 10 fusermount3 -u "$M" || fail "unmount"
 wait_gone "$pid" || fail "daemon still running"

@@ -70,6 +70,9 @@ static void usage(const char *argv0)
 	       "    -o readahead=SIZE      kernel readahead of the mount (default 1M, 0 = keep)\n"
 	       "    -o max_read=SIZE       largest read request, 4K..1M (default 1M)\n"
 	       "    -o uid=N,gid=N         owner of every file (default: the bundle's owner)\n"
+	       "    -o metrics_per_model   per-model series in .metrics (default: totals only)\n"
+	       "    -o control             a write-only .control file for the owner:\n"
+	       "                           evict NAME, prefetch NAME, clear\n"
 	       "    SIZE takes K, M or G suffixes meaning KiB, MiB, GiB.\n"
 	       "    The mount is always read-only; default_permissions is always on.\n\n",
 	       argv0);
@@ -103,12 +106,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
-/* The generated files, in inode order (inodes 2, 3, ...). */
-static const apbm_vfile_spec vfile_specs[] = {
-	{ ".stats", APBM_VSTATS, true },
-	{ ".stats.json", APBM_VJSON, true },
-};
-#define N_VFILES (sizeof(vfile_specs) / sizeof(vfile_specs[0]))
+/* The generated files, in inode order (inodes 2 to 5; .control only with -o control). */
+#define N_VFILES 4u
 #define MAX_HIDDEN_LOGGED 20u
 
 /* Logs the first models the tree cannot show, with the reason. */
@@ -149,6 +148,12 @@ static int open_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_g
 		fs->uid = st.st_uid;
 	if (!have_gid)
 		fs->gid = st.st_gid;
+	const apbm_vfile_spec vfile_specs[N_VFILES] = {
+		{ ".stats", APBM_VSTATS, true },
+		{ ".stats.json", APBM_VJSON, true },
+		{ ".metrics", APBM_VMETRICS, true },
+		{ ".control", APBM_VCONTROL, fs->control },
+	};
 	rc = apbm_tree_build(&fs->tree, fs->pb, vfile_specs, N_VFILES, report_hidden, fs);
 	if (fs->tree.n_hidden > MAX_HIDDEN_LOGGED)
 		apbm_log(LOG_WARNING, "%u models in all are not shown (the first %u are named above)",
@@ -261,7 +266,7 @@ dead:
 	return -1;
 }
 
-/* Adds the options every mount gets: ro last, so that an fstab "rw" loses. */
+/* Adds the options every mount gets: ro last, so that an fstab "rw" loses (but see -o control). */
 static int add_mount_args(struct fuse_args *args, const apbm_fs *fs)
 {
 	char *head = NULL, tail[128], *fsname;
@@ -278,7 +283,13 @@ static int add_mount_args(struct fuse_args *args, const apbm_fs *fs)
 	if (rc == 0)
 		rc = fuse_opt_insert_arg(args, 2, head);
 	free(head);
-	snprintf(tail, sizeof(tail), "ro,default_permissions,max_read=%u", fs->max_read);
+	/*
+	 * A read-only mount refuses every open for writing in the kernel, so
+	 * with -o control the mount is rw at the VFS level: every file but
+	 * .control is still 0444 and every modifying operation answers EROFS.
+	 */
+	snprintf(tail, sizeof(tail), "%s,default_permissions,max_read=%u",
+	         fs->control ? "rw" : "ro", fs->max_read);
 	if (rc == 0)
 		rc = fuse_opt_add_arg(args, "-o");
 	if (rc == 0)

@@ -23,7 +23,9 @@
 #include <sys/stat.h>
 
 #include "apbundle.h"
+#include "control.h"
 #include "log.h"
+#include "metrics.h"
 #include "obuf.h"
 #include "tree.h"
 
@@ -43,6 +45,9 @@ typedef struct apbm_fs {
 	apbm_tree tree;
 	bool direct_io;
 	bool foreground;
+	bool metrics_per_model;    /* -o metrics_per_model */
+	bool control;              /* -o control: .control exists */
+	apbm_metrics metrics;      /* FUSE reads measured here (metrics.c) */
 	uint32_t max_read;
 	uint64_t readahead;    /* bytes for the bdi; 0 = leave the kernel's */
 	uid_t uid;
@@ -127,6 +132,27 @@ void apbm_snaps_free(apbm_fs *fs);
  */
 int apbm_vfile_render(apbm_fs *fs, int64_t kind, const apb_paging_stats *st, apbm_obuf *out);
 
+/* ---- control.c ---- */
+
+/**
+ * Runs the commands of one write to .control: all parsed and their models
+ * looked up before any runs.  Returns 0, or -EINVAL / -E2BIG (see
+ * apbm_control_parse), -ENOENT (no such model), -EOPNOTSUPP (reload: not
+ * implemented yet), -EAGAIN (prefetch queue full or prefetch off).
+ */
+int apbm_control_write(apbm_fs *fs, const char *buf, size_t len);
+
+/* ---- metrics.c ---- */
+
+/**
+ * Renders .metrics (Prometheus text format 0.0.4) from st and fs->metrics
+ * into b.  Returns 0, -ENOMEM (b->failed) or -EIO.
+ */
+int apbm_metrics_render(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b);
+
+/** Model i's description and counters, as the generated files show them.  0 or -EIO. */
+int apbm_model_row(apbm_fs *fs, size_t i, apb_model_info *info, apb_model_stats *ms);
+
 /** "lru", "lfu": the name the options and the generated files use. */
 const char *apbm_eviction_name(apb_eviction e);
 
@@ -144,7 +170,7 @@ void apbm_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 typedef struct apbm_opts {
 	char *max_memory, *page_size, *eviction, *prefetch, *prefetch_count;
 	char *readahead, *max_read, *uid, *gid;
-	bool direct_io;
+	bool direct_io, metrics_per_model, control;
 } apbm_opts;
 
 /**

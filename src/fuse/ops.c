@@ -48,6 +48,9 @@ static void fill_attr(const apbm_fs *fs, const apbm_node *n, struct stat *st)
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2 + n->n_subdirs;
 		st->st_size = 4096;
+	} else if (n->model == APBM_VCONTROL) {
+		st->st_mode = S_IFREG | 0200;	/* the owner writes commands; nobody reads */
+		st->st_nlink = 1;
 	} else {
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
@@ -208,6 +211,27 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 /* Files                                                                */
 /* ------------------------------------------------------------------ */
 
+/*
+ * .control: write-only, and only by the mount's owner (the file's uid) or
+ * root, checked here too, not only by default_permissions' mode 0200.
+ */
+static void open_control(fuse_req_t req, apbm_fs *fs, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (ctx->uid != fs->uid && ctx->uid != 0) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_WRONLY) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	fi->direct_io = 1;
+	fi->nonseekable = 1;
+	fuse_reply_open(req, fi);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
@@ -217,6 +241,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (!n || n->model == APBM_DIR) {
 		fuse_reply_err(req, n ? EISDIR : ENOENT);
+		return;
+	}
+	if (n->model == APBM_VCONTROL) {
+		open_control(req, fs, fi);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
@@ -329,8 +357,8 @@ static void read_failed(apbm_fs *fs, fuse_ino_t ino, uint64_t off, const read_er
 /*
  * Copies [off, off+size) through the cache into a pool buffer and replies
  * with pre[0..n_pre) (pinned pages already describing the bytes before off)
- * followed by the copy.  Returns 0 or the library's error (nothing replied,
- * the error's details in *re).
+ * followed by the copy.  Returns the bytes copied, or the library's error
+ * (nothing replied, the error's details in *re).
  */
 static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, uint64_t off,
                           size_t size, struct iovec *pre, int n_pre, read_error *re)
@@ -349,7 +377,6 @@ static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, uint6
 		pre[n_pre].iov_base = buf;
 		pre[n_pre].iov_len = (size_t)r;
 		fuse_reply_iov(req, pre, n_pre + 1);
-		r = 0;
 	}
 	pool_put(fs, buf);
 	return r;
@@ -358,30 +385,21 @@ static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, uint6
 /*
  * Replies straight from pinned cache pages (no copy in the daemon); what
  * cannot be pinned, or does not fit the iovec array, is copied.  The pins
- * are released only after the reply has been written.
+ * are released only after the reply has been written.  Returns the bytes
+ * replied, or -1 after replying with an error.
  */
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi)
+static int64_t read_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n, fuse_ino_t ino,
+                          size_t size, off_t off)
 {
-	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
 	struct iovec iov[APBM_MAX_IOV + 1];
 	apb_pinned *pins = NULL;
 	read_error re = { 0 };
 	int n_iov = 0;
 	ssize_t r;
 
-	if (!n || n->model == APBM_DIR) {
-		fuse_reply_err(req, n ? EISDIR : EBADF);
-		return;
-	}
-	if (n->model < 0) {
-		read_vfile(req, fs, (apbm_snap *)(uintptr_t)fi->fh, size, off);
-		return;
-	}
 	if (off < 0 || (uint64_t)off >= n->size || size == 0) {
 		fuse_reply_buf(req, NULL, 0);
-		return;
+		return 0;
 	}
 	if (size > fs->max_read)
 		size = fs->max_read;
@@ -400,25 +418,65 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			r = 0;
 			n_iov = 0;
 		}
+		ssize_t pinned = r;
 		r = reply_copy(req, fs, n, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov, n_iov,
 		               &re);
+		if (r >= 0)
+			r += pinned;
 	}
 	apb_paged_unpin(fs->pb, pins);
 	if (r < 0) {
 		int err = apb_errno((int)r);
 		read_failed(fs, ino, (uint64_t)off, &re);
 		fuse_reply_err(req, err ? err : EIO);
+		return -1;
 	}
+	return r;
+}
+
+/* Model reads are timed for .metrics (metrics.c), from request to reply. */
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+	apbm_fs *fs = fs_of(req);
+	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	uint64_t t0;
+	int64_t r;
+
+	if (!n || n->model == APBM_DIR || n->model == APBM_VCONTROL) {
+		fuse_reply_err(req, !n ? EBADF : n->model == APBM_DIR ? EISDIR : EBADF);
+		return;
+	}
+	if (n->model < 0) {
+		read_vfile(req, fs, (apbm_snap *)(uintptr_t)fi->fh, size, off);
+		return;
+	}
+	t0 = apbm_now_ns();
+	r = read_model(req, fs, n, ino, size, off);
+	apbm_metrics_read(&fs->metrics, apbm_now_ns() - t0, r);
 }
 
 /* ------------------------------------------------------------------ */
 /* Everything that would modify the tree: EROFS                         */
 /* ------------------------------------------------------------------ */
 
+/* Only the truncation of .control that "echo CMD > .control" asks for; else EROFS. */
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, EROFS);
+	apbm_fs *fs = fs_of(req);
+	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	const int ok = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+	               FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+	struct stat st;
+
+	if (!n || n->model != APBM_VCONTROL || (to_set & ~ok) ||
+	    ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fill_attr(fs, n, &st);
+	fuse_reply_attr(req, &st, TIMEOUT);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -452,10 +510,23 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	fuse_reply_err(req, EROFS);
 }
 
+/* Writes: .control takes commands (one write, whole commands); the rest is EROFS. */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-	fuse_reply_err(req, EROFS);
+	apbm_fs *fs = fs_of(req);
+	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	int rc;
+
+	if (!n || n->model != APBM_VCONTROL) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	rc = apbm_control_write(fs, buf, size);
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, size);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

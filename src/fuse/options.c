@@ -48,8 +48,10 @@ int apbm_opts_set(apbm_opts *o, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
 
-	if (!strcmp(arg, "direct_io")) {
-		o->direct_io = true;
+	if (!strcmp(arg, "direct_io") || !strcmp(arg, "metrics_per_model") || !strcmp(arg, "control")) {
+		bool *flag = arg[0] == 'd' ? &o->direct_io : arg[0] == 'm' ? &o->metrics_per_model
+		                                                           : &o->control;
+		*flag = true;
 		return 1;
 	}
 	if (!eq)
@@ -77,7 +79,7 @@ void apbm_opts_free(apbm_opts *o)
 		free(*slot);
 		*slot = NULL;
 	}
-	o->direct_io = false;
+	o->direct_io = o->metrics_per_model = o->control = false;
 }
 
 void apbm_opts_defaults(apbm_fs *fs)
@@ -238,5 +240,7 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 	fs->uid = uid;
 	fs->gid = gid;
 	fs->direct_io = o->direct_io;
+	fs->metrics_per_model = o->metrics_per_model;
+	fs->control = o->control;
 	return 0;
 }

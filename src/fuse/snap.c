@@ -1,7 +1,7 @@
 /*
  * snap.c - the open snapshots of the mount's generated files.
  *
- * Opening .stats or .stats.json hands out a snapshot: text rendered once,
+ * Opening .stats, .stats.json or .metrics hands out a snapshot: text rendered once,
  * read-only, shared.  What bounds the memory an unprivileged reader can
  * make the daemon hold (it is outside max_memory):
  *   - sharing: an open reuses the newest snapshot of its kind when the
@@ -32,6 +32,7 @@ struct apbm_snap {
 	int64_t kind;
 	unsigned refs;
 	apb_paging_stats at;           /* the statistics it was rendered from */
+	uint64_t reads_at;             /* and the FUSE read count (.metrics) */
 	struct apbm_snap *prev, *next; /* fs->snaps, under fs->snap_lock */
 };
 
@@ -62,6 +63,7 @@ static int render_new(apbm_fs *fs, int64_t kind, const apb_paging_stats *st, apb
 	if (!s)
 		return -ENOMEM;
 	s->text.limit = fs->snap_cap - fs->snap_bytes;
+	s->reads_at = __atomic_load_n(&fs->metrics.reads, __ATOMIC_RELAXED);
 	rc = apbm_vfile_render(fs, kind, st, &s->text);
 	if (rc != 0) {
 		bool over = s->text.over_limit;
@@ -89,7 +91,8 @@ int apbm_snap_open(apbm_fs *fs, int64_t kind, apbm_snap **out)
 	pthread_mutex_lock(&fs->snap_lock);
 	apb_paged_stats(fs->pb, &st);
 	s = fs->newest[slot_of(kind)];
-	if (s && memcmp(&s->at, &st, sizeof(st)) == 0) {
+	if (s && memcmp(&s->at, &st, sizeof(st)) == 0 &&
+	    s->reads_at == __atomic_load_n(&fs->metrics.reads, __ATOMIC_RELAXED)) {
 		__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
 	} else {
 		rc = render_new(fs, kind, &st, &s);

@@ -1,5 +1,6 @@
 /*
- * vfiles.c - renders the mount's generated files: .stats and .stats.json.
+ * vfiles.c - renders the mount's generated files: .stats and .stats.json
+ * (.metrics: metrics.c).
  *
  * A render is given one apb_paged_stats snapshot and writes straight into
  * an apbm_obuf (one anonymous mapping, no heap copy, no json-c tree), so
@@ -60,6 +61,15 @@ static void render_text(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	num_line(b, "checksum failures:", st->checksum_failures);
 }
 
+int apbm_model_row(apbm_fs *fs, size_t i, apb_model_info *info, apb_model_stats *ms)
+{
+	*ms = (apb_model_stats){ 0 };
+	if (apb_paged_model_info(fs->pb, i, info) != 0)
+		return -EIO;
+	apb_paged_model_stats(fs->pb, i, ms);
+	return 0;
+}
+
 /* The "models" array, one object per model. */
 static int render_models(apbm_fs *fs, apbm_obuf *b)
 {
@@ -68,11 +78,10 @@ static int render_models(apbm_fs *fs, apbm_obuf *b)
 	apbm_obuf_put(b, "[", 1);
 	for (size_t i = 0; i < n && !b->failed; i++) {
 		apb_model_info info;
-		apb_model_stats ms = { 0 };
+		apb_model_stats ms;
 
-		if (apb_paged_model_info(fs->pb, i, &info) != 0)
+		if (apbm_model_row(fs, i, &info, &ms) != 0)
 			return -EIO;
-		apb_paged_model_stats(fs->pb, i, &ms);
 		apbm_obuf_puts(b, i ? ",{\"name\":" : "{\"name\":");
 		apbm_obuf_json_str(b, info.name);
 		apbm_obuf_printf(b, ",\"size\":%" PRIu64 ",\"cached_bytes\":%" PRIu64
@@ -108,6 +117,8 @@ int apbm_vfile_render(apbm_fs *fs, int64_t kind, const apb_paging_stats *st, apb
 		rc = 0;
 	} else if (kind == APBM_VJSON) {
 		rc = render_json(fs, st, out);
+	} else if (kind == APBM_VMETRICS) {
+		rc = apbm_metrics_render(fs, st, out);
 	}
 	if (rc == 0 && out->failed)
 		rc = -ENOMEM;

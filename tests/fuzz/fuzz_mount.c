@@ -10,7 +10,8 @@
  * plus hidden models add up to the model count, each hidden one reported
  * once with a reason; lookups find every shown node; .stats.json parses as one
  * strict JSON object whose "models" array names every model exactly;
- * .stats holds no control character but newlines.
+ * .stats holds no control character but newlines; .metrics (with per-model
+ * series) renders, newline-terminated, without a NUL.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const apbm_vfile_spec vfiles[] = {
 	{ ".stats", APBM_VSTATS, true },
 	{ ".stats.json", APBM_VJSON, true },
+	{ ".metrics", APBM_VMETRICS, true },
 	{ ".absent", APBM_VCONTROL, false },
 };
 #define N_VFILES (sizeof(vfiles) / sizeof(vfiles[0]))
@@ -88,6 +90,10 @@ static void check_vfiles(apbm_fs *fs, size_t n_models)
 	CHECK(apbm_vfile_render(fs, APBM_VSTATS, &st, &b) == 0);
 	for (size_t i = 0; i < b.len; i++)
 		CHECK(b.data[i] == '\n' || ((unsigned char)b.data[i] >= 0x20 && b.data[i] != 0x7f));
+	apbm_obuf_free(&b);
+	fs->metrics_per_model = true;	/* label escaping of hostile names */
+	CHECK(apbm_vfile_render(fs, APBM_VMETRICS, &st, &b) == 0);
+	CHECK(b.len > 0 && b.data[b.len - 1] == '\n' && memchr(b.data, '\0', b.len) == NULL);
 	apbm_obuf_free(&b);
 	CHECK(apbm_vfile_render(fs, APBM_VJSON, &st, &b) == 0);
 	CHECK(b.len > 0 && b.data[b.len - 1] == '\n');

@@ -40,11 +40,15 @@ static char *const *slot_of(const apbm_opts *o, int k)
 	return s[k];
 }
 
-/* The reference: which key an item sets, or -1 (direct_io: N_KEYS). */
+/* The flags (options without a value), as bits of ref_flags. */
+static const char *const flag_names[3] = { "direct_io", "metrics_per_model", "control" };
+
+/* The reference: which key an item sets, or -1 (a flag: N_KEYS + its bit). */
 static int ref_key(const char *item, const char **val)
 {
-	if (!strcmp(item, "direct_io"))
-		return N_KEYS;
+	for (int f = 0; f < 3; f++)
+		if (!strcmp(item, flag_names[f]))
+			return N_KEYS + f;
 	for (int k = 0; k < N_KEYS; k++) {
 		size_t n = strlen(key_names[k]);
 		if (!strncmp(item, key_names[k], n) && item[n] == '=') {
@@ -55,7 +59,7 @@ static int ref_key(const char *item, const char **val)
 	return -1;
 }
 
-static void feed(apbm_opts *o, char *list, const char *ref[N_KEYS], bool *ref_dio)
+static void feed(apbm_opts *o, char *list, const char *ref[N_KEYS], unsigned *ref_flags)
 {
 	char *item = list, *comma;
 
@@ -68,8 +72,8 @@ static void feed(apbm_opts *o, char *list, const char *ref[N_KEYS], bool *ref_di
 		k = ref_key(item, &val);
 		r = apbm_opts_set(o, item);
 		CHECK(r == (k >= 0 ? 1 : 0));
-		if (k == N_KEYS)
-			*ref_dio = true;
+		if (k >= N_KEYS)
+			*ref_flags |= 1u << (k - N_KEYS);
 		else if (k >= 0)
 			ref[k] = val;
 		for (int j = 0; j < N_KEYS; j++) {
@@ -77,7 +81,8 @@ static void feed(apbm_opts *o, char *list, const char *ref[N_KEYS], bool *ref_di
 			CHECK((s == NULL) == (ref[j] == NULL));
 			CHECK(!s || !strcmp(s, ref[j]));
 		}
-		CHECK(o->direct_io == *ref_dio);
+		CHECK(o->direct_io == !!(*ref_flags & 1) && o->metrics_per_model == !!(*ref_flags & 2) &&
+		      o->control == !!(*ref_flags & 4));
 		if (!comma)
 			break;
 		item = comma + 1;
@@ -95,7 +100,7 @@ static bool all_digits(const char *s)
 }
 
 static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref[N_KEYS],
-                          bool dio)
+                          unsigned flags)
 {
 	uint64_t v;
 	const apb_paging_config *c = &fs->cfg;
@@ -107,7 +112,8 @@ static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref
 	CHECK(c->prefetch_count <= 1024);
 	CHECK(fs->max_read >= 4096 && fs->max_read <= APBM_DEFAULT_MAX_READ);
 	CHECK(fs->readahead <= (1u << 30));
-	CHECK(fs->direct_io == dio);
+	CHECK(fs->direct_io == !!(flags & 1) && fs->metrics_per_model == !!(flags & 2) &&
+	      fs->control == !!(flags & 4));
 	CHECK(ref[K_MEM] ? apb_parse_size(ref[K_MEM], &v) == 0 && v == c->max_memory
 	                 : c->max_memory == def->cfg.max_memory);
 	CHECK(ref[K_PAGE] ? apb_parse_size(ref[K_PAGE], &v) == 0 && v == c->page_size
@@ -168,7 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *ref[N_KEYS] = { 0 };
 	apbm_opts o = { 0 };
 	apbm_fs fs, def;
-	bool dio = false;
+	unsigned flags = 0;
 	size_t errlen;
 	char *list, *err;
 	int rc;
@@ -180,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err = malloc(errlen ? errlen : 1);
 	if (!list || !err)
 		abort();
-	feed(&o, list, ref, &dio);
+	feed(&o, list, ref, &flags);
 
 	memset(&fs, 0, sizeof(fs));
 	apbm_opts_defaults(&fs);
@@ -189,7 +195,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(&def, &fs, sizeof(fs));
 	rc = apbm_opts_check(&o, &fs, errlen ? err : NULL, errlen);
 	if (rc == 0) {
-		check_success(&fs, &def, ref, dio);
+		check_success(&fs, &def, ref, flags);
 	} else {
 		CHECK(rc == -EINVAL);
 		CHECK(memcmp(&fs, &def, sizeof(fs)) == 0);
