@@ -54,7 +54,7 @@ done
 
 # The tree: nested names, stable inode numbers, modes, sizes, blksize.
 start_fg "$M" "$WORK/log.tree" -o page_size=16K "$B"
-expect_eq "root listing" "$(ls -A "$M" | tr '\n' ' ')" ".stats .stats.json a abc empty one page top "
+expect_eq "root listing" "$(ls -A "$M" | tr '\n' ' ')" ".metrics .stats .stats.json a abc empty one page top "
 expect_eq "a/ listing" "$(ls -A "$M/a" | tr '\n' ' ')" "b odd "
 expect_eq "a/b/ listing" "$(ls -A "$M/a/b" | tr '\n' ' ')" "deep sib "
 expect_eq "root mode" "$(stat -c '%a %F %i' "$M")" "555 directory 1"

@@ -8,8 +8,8 @@
 #    with a good name is accepted, so the refusals are about the name);
 # 3. extract never writes outside -C DIR, even through symlinks already in
 #    DIR (to a directory or to a file outside);
-# 4. the mount exposes only the models (and their directories), .stats and
-#    .stats.json, is read-only (every kind of write fails, nothing changes,
+# 4. the mount exposes only the models (and their directories), .stats,
+#    .stats.json and .metrics, is read-only (every kind of write fails, nothing changes,
 #    no write permission bits), and with allow_other it runs with
 #    default_permissions (/proc/self/mountinfo).  Part 4 is skipped (the
 #    rest still runs) without a usable /dev/fuse.
@@ -142,7 +142,7 @@ mount_checks() {
 	done
 	# exactly the models, their directories and the two stats files
 	got=$(cd "$mnt" && find . -mindepth 1 | sort | tr '\n' ' ')
-	want=$(printf '%s\n' ./.stats ./.stats.json ./b ./c ./sub ./sub/a | sort | tr '\n' ' ')
+	want=$(printf '%s\n' ./.metrics ./.stats ./.stats.json ./b ./c ./sub ./sub/a | sort | tr '\n' ' ')
 	[ "$got" = "$want" ] && ok || bad "mount exposes [$got], expected [$want]"
 	# options: read-only, allow_other together with default_permissions
 	line=$(awk -v m="$mnt" '$5 == m' /proc/self/mountinfo)

@@ -101,7 +101,7 @@ reader() {
 total_bytes=0 total_ops=0
 for opts in "max_memory=64K,page_size=4K,direct_io" "max_memory=64K,page_size=4K"; do
 	mount_it "$opts" "$work/b.apbundle"
-	want=$( (printf '%s\n' .stats .stats.json a c; cd "$work/src" && ls -d m*) | sort | tr '\n' ' ')
+	want=$( (printf '%s\n' .metrics .stats .stats.json a c; cd "$work/src" && ls -d m*) | sort | tr '\n' ' ')
 	[ "$(ls -A "$mnt" | sort | tr '\n' ' ')" = "$want" ] ||
 		fail "unexpected root listing: $(ls -A "$mnt" | tr '\n' ' ')"
 	end=$(( $(date +%s) + secs ))
