@@ -99,6 +99,16 @@ static bool all_digits(const char *s)
 	return true;
 }
 
+/* An independent model of the default for readahead and max_read. */
+static uint64_t quarter_or(uint64_t mem, uint64_t dflt)
+{
+	uint64_t q = mem / 4 - (mem / 4) % 4096;
+
+	if (q < 131072)
+		q = 131072;
+	return q < dflt ? q : dflt;
+}
+
 static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref[N_KEYS],
                           unsigned flags)
 {
@@ -118,10 +128,12 @@ static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref
 	                 : c->max_memory == def->cfg.max_memory);
 	CHECK(ref[K_PAGE] ? apb_parse_size(ref[K_PAGE], &v) == 0 && v == c->page_size
 	                  : c->page_size == def->cfg.page_size);
+	/* Not given: the default, or a quarter of the budget if less (4 KiB
+	 * multiple, at least 128 KiB), so requests in flight cannot pin it all. */
 	CHECK(ref[K_RA] ? apb_parse_size(ref[K_RA], &v) == 0 && v == fs->readahead
-	                : fs->readahead == def->readahead);
+	                : fs->readahead == quarter_or(c->max_memory, def->readahead));
 	CHECK(ref[K_MR] ? apb_parse_size(ref[K_MR], &v) == 0 && v == fs->max_read
-	                : fs->max_read == def->max_read);
+	                : fs->max_read == quarter_or(c->max_memory, def->max_read));
 	CHECK(!ref[K_EVICT] || (c->eviction == APB_EVICT_LRU) == !strcmp(ref[K_EVICT], "lru"));
 	CHECK(ref[K_EVICT] || c->eviction == def->cfg.eviction);
 	CHECK(ref[K_PREF] || c->prefetch == def->cfg.prefetch);
