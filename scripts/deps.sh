@@ -6,7 +6,7 @@
 set -eu
 
 pkgs="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 \
-libjson-c-dev check libxxhash-dev python3"
+libjson-c-dev check libxxhash-dev libzstd-dev python3"
 case "${1:-build}" in
 build) ;;
 test) pkgs="$pkgs valgrind clang libclang-rt-14-dev attr" ;;
