@@ -70,6 +70,16 @@ int apbi_filter_parse(const char *s, enum apbi_filter *out)
 	return -EINVAL;
 }
 
+const char *apb_codec_name(apb_codec codec)
+{
+	return apbi_codec_name((enum apbi_codec)codec);
+}
+
+const char *apb_filter_name(apb_filter filter)
+{
+	return filter == APB_FILTER_AUTO ? "auto" : apbi_filter_name((enum apbi_filter)filter);
+}
+
 static bool filter_known(enum apbi_filter f)
 {
 	return apbi_filter_name(f) != NULL;
