@@ -258,7 +258,7 @@ int apbi_manifest_encode(const apbi_wbundle *wb, char **out, size_t *len)
 	json_object *tree = manifest_object(wb);
 	const char *text;
 	size_t tlen = 0;
-	uint64_t start, end;
+	uint64_t start = 0, end;
 	char *buf = NULL;
 	int rc;
 
@@ -270,9 +270,10 @@ int apbi_manifest_encode(const apbi_wbundle *wb, char **out, size_t *len)
 		rc = apbi_set_error(-ENOMEM, "out of memory serializing the manifest");
 		goto out;
 	}
-	if (align_up(APBI_HEADER_SIZE + (uint64_t)tlen, wb->alignment, &start) ||
-	    (start < APBI_HEADER_SIZE + (uint64_t)wb->reserve && (start = APBI_HEADER_SIZE + wb->reserve)) ||
-	    start - APBI_HEADER_SIZE > APBI_MAX_MANIFEST) {
+	if (!align_up(APBI_HEADER_SIZE + (uint64_t)tlen, wb->alignment, &start) &&
+	    start < APBI_HEADER_SIZE + (uint64_t)wb->reserve)
+		start = APBI_HEADER_SIZE + wb->reserve;   /* the planned length (format_write.h) */
+	if (start < APBI_HEADER_SIZE + (uint64_t)tlen || start - APBI_HEADER_SIZE > APBI_MAX_MANIFEST) {
 		rc = apbi_set_error(-EFBIG, "manifest of %zu bytes (padded to alignment %u) exceeds the %u-byte limit",
 		                    tlen, wb->alignment, APBI_MAX_MANIFEST);
 		goto out;
