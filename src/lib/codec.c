@@ -323,11 +323,14 @@ int apbi_encode(apbi_encoder *e, enum apbi_filter f, const void *src, size_t n,
 	if (n == 0 || n > e->max_block || !filter_known(f) || cap < apbi_zstd_bound(n))
 		return apbi_set_error(-EINVAL, "encode: %zu-byte block, filter %d, %zu-byte buffer", n,
 		                      (int)f, cap);
-	if (f != APBI_FILTER_NONE) {
+	if (f != APBI_FILTER_NONE && n >= (size_t)f) {   /* a plane per zstd block */
 		apbi_filter_apply(f, src, e->scratch, n);
 		in = e->scratch;
+		rc = apbi_zstd_compress_parts(e->z, in, n, n / (size_t)f, dst, cap, &len);
+	} else {
+		rc = apbi_zstd_compress(e->z, in, n, dst, cap, &len);
 	}
-	if ((rc = apbi_zstd_compress(e->z, in, n, dst, cap, &len)) != 0)
+	if (rc != 0)
 		return rc;
 	if (len >= n) {             /* does not shrink: stored raw, unfiltered */
 		memcpy(dst, src, n);

@@ -119,6 +119,9 @@ size_t apbi_zstd_bound(size_t n);
 /** One frame of src[0..n) into dst; *out_len its length.  APB_E_CORRUPT on error. */
 int apbi_zstd_compress(apbi_zstd *z, const void *src, size_t n, void *dst, size_t cap,
                        size_t *out_len);
+/** The same, with the frame's zstd blocks ending at every multiple of part bytes. */
+int apbi_zstd_compress_parts(apbi_zstd *z, const void *src, size_t n, size_t part, void *dst,
+                             size_t cap, size_t *out_len);
 /** Exactly one frame, exactly dst_len bytes out (see apbi_codec_decode). */
 int apbi_zstd_decompress(apbi_zstd *z, const void *src, size_t src_len, void *dst,
                          size_t dst_len);

@@ -88,6 +88,39 @@ int apbi_zstd_compress(apbi_zstd *z, const void *src, size_t n, void *dst, size_
 	return 0;
 }
 
+/*
+ * One frame of src[0..n) whose zstd blocks end at every multiple of part
+ * (a flush after each part): each byte plane of a filtered block gets its
+ * own zstd blocks, so its own literal statistics (an exponent plane and a
+ * near-random mantissa plane do not share one Huffman table, and a plane
+ * that does not compress is stored as a raw zstd block).  Still one
+ * standard frame with the content size in its header.
+ */
+int apbi_zstd_compress_parts(apbi_zstd *z, const void *src, size_t n, size_t part, void *dst,
+                             size_t cap, size_t *out_len)
+{
+	ZSTD_outBuffer out = { dst, cap, 0 };
+	ZSTD_inBuffer in = { src, 0, 0 };
+	size_t r = ZSTD_CCtx_reset(z->cctx, ZSTD_reset_session_only);
+
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setPledgedSrcSize(z->cctx, n);
+	for (size_t at = 0; !ZSTD_isError(r) && at < n; at += part) {
+		ZSTD_EndDirective end = at + part >= n ? ZSTD_e_end : ZSTD_e_flush;
+		in.size = at + part < n ? at + part : n;
+		do
+			r = ZSTD_compressStream2(z->cctx, &out, &in, end);
+		while (!ZSTD_isError(r) && r != 0 && out.pos < out.size);
+		if (!ZSTD_isError(r) && r != 0)
+			return apbi_set_error(APB_E_CORRUPT, "zstd: a %zu-byte frame does not fit %zu bytes", n, cap);
+	}
+	if (ZSTD_isError(r))
+		return apbi_set_error(APB_E_CORRUPT, "zstd compression of a %zu-byte block failed: %s",
+		                      n, ZSTD_getErrorName(r));
+	*out_len = out.pos;
+	return 0;
+}
+
 int apbi_zstd_decompress(apbi_zstd *z, const void *src, size_t src_len, void *dst,
                          size_t dst_len)
 {
