@@ -292,6 +292,9 @@ void apb_builder_set_timestamp(apb_builder *bb, bool on);
  * of each model and keeps the smallest); a block that does not shrink is
  * stored raw.  Models of 0 bytes stay uncompressed.  Any compressed model
  * makes the bundle format version 2, which readers before it refuse.
+ * Unless apb_builder_set_alignment was called, such a bundle is aligned to
+ * 16 bytes, not 4096: compressed blocks are decoded, never mapped, so page
+ * alignment would only add padding.
  * APB_CODEC_NONE turns compression off again (level and filter ignored).
  * The build then compresses on 2 threads; the output is the same bytes
  * whatever the thread timing.  Memory: a few blocks per thread (at most 8

@@ -141,6 +141,7 @@ START_TEST(test_walk_every_block)
 	build(p, 6, names, d, sizes, APB_FILTER_AUTO, true);
 	raw_open(&rb, p);
 	ck_assert_uint_eq(rd_le(rb.file + 8, 4), 2);
+	ck_assert_int_eq(jint(rb.man, "alignment"), 16);   /* the compressed default, or asked */
 	for (int i = 0; i < 6; i++) {
 		if (i == 4) {   /* empty: stays uncompressed */
 			ck_assert_str_eq(str(model_at(&rb, 4), "codec"), "none");
@@ -290,6 +291,7 @@ START_TEST(test_off_is_v1)
 	ck_assert_int_eq(memcmp(x, y, lx), 0);
 	ck_assert_uint_eq(x[8], 1);
 	ck_assert_ptr_null(strstr((char *)x + 16, "codec"));
+	ck_assert_ptr_nonnull(strstr((char *)x + 16, "\"alignment\":4096"));
 	free(x);
 	free(y);
 	/* only empty models: nothing to compress, still version 1 */

@@ -62,6 +62,7 @@ struct bsrc {
 struct apb_builder {
 	char *path;
 	uint32_t alignment, block_size;
+	bool align_set;                       /* set_alignment was called */
 	char *description;
 	bool timestamp, built;
 	size_t n, cap;
@@ -140,6 +141,7 @@ int apb_builder_set_alignment(apb_builder *bb, uint32_t alignment)
 		return apbi_set_error(-EINVAL, "alignment %u is not a power of two between 1 and 1 GiB",
 		                      alignment);
 	bb->alignment = alignment;
+	bb->align_set = true;
 	return 0;
 }
 
@@ -736,6 +738,8 @@ static int setup_codecs(struct wctx *c)
 			continue;
 		if (!c->pool && (rc = apbi_cpool_new(bb->level, bb->block_size, &c->pool)) != 0)
 			return rc;
+		if (!bb->align_set)   /* stored blocks are never mapped: no page alignment */
+			c->wb.alignment = APBI_COMPRESSED_ALIGNMENT;
 		if (bb->filter != APB_FILTER_AUTO)
 			m->filter = (enum apbi_filter)bb->filter;
 		else if ((rc = apbi_cpool_pick(c->pool, bb->src[i].path, bb->src[i].data, m->size,

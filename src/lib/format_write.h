@@ -19,6 +19,9 @@
 #include "apbundle.h"
 #include "codec.h"
 
+/** Default alignment of a bundle with compressed models (set_alignment overrides). */
+#define APBI_COMPRESSED_ALIGNMENT 16u
+
 /** One model as the writer sees it. */
 typedef struct apbi_wmodel {
 	const char *name;          /* validated, NUL-terminated */
