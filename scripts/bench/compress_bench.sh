@@ -117,6 +117,11 @@ if [ -e /dev/fuse ] && command -v squashfuse_ll >/dev/null && command -v "$MNT" 
 	for peer in apbundle squashfs; do
 		if [ $peer = apbundle ]; then "$MNT" "$work/f32.apbundle" "$mnt" -o max_memory=8M
 		else squashfuse_ll "$work/f32.64K.sqfs" "$mnt"; fi
+		if ! cmp -s "$mnt/weights.f32" "$f"; then
+			echo "mount $peer: reads do not give the model's bytes (no timing)"
+			fusermount3 -u "$mnt" 2>/dev/null || fusermount -u "$mnt"
+			continue
+		fi
 		cold=$(read_cold "$mnt/weights.f32")
 		warm=$( (for i in 1 2 3; do /usr/bin/time -f %e cat "$mnt/weights.f32" 2>&1 >/dev/null | tail -n 1; done) | med)
 		echo "mount $peer: cold $cold s, warm $warm s"
