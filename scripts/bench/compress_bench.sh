@@ -4,6 +4,8 @@
 # Usage: scripts/bench/compress_bench.sh [--speed] [WORKDIR]
 #   APBUNDLE (default: apbundle on PATH), APBUNDLE_MOUNT (for --speed),
 #   APB_BENCH_SCALE (divides every data size; 1 = the sizes).
+#   APB_BENCH_MAXMEM (the mount's max_memory for --speed, default 512M: room
+#   for the decoded model, so the warm reads are daemon-warm).
 # Data (scripts/bench/compress_data.py, fixed seeds): a 256 MiB float32
 # model, a 256 MiB BF16 model, a 64 MiB mix of small models, and the real
 # weights of Debian's tesseract-ocr-eng (eng.traineddata, fetched with
@@ -115,7 +117,7 @@ if [ -e /dev/fuse ] && command -v squashfuse_ll >/dev/null && command -v "$MNT" 
 		/usr/bin/time -f %e cat "$1" 2>&1 >/dev/null | tail -n 1
 	}
 	for peer in apbundle squashfs; do
-		if [ $peer = apbundle ]; then "$MNT" "$work/f32.apbundle" "$mnt" -o max_memory=8M
+		if [ $peer = apbundle ]; then "$MNT" "$work/f32.apbundle" "$mnt" -o max_memory=${APB_BENCH_MAXMEM:-512M}
 		else squashfuse_ll "$work/f32.64K.sqfs" "$mnt"; fi
 		if ! cmp -s "$mnt/weights.f32" "$f"; then
 			echo "mount $peer: reads do not give the model's bytes (no timing)"
