@@ -11,7 +11,7 @@ case "${1:-build}" in
 build) ;;
 test) pkgs="$pkgs valgrind clang libclang-rt-14-dev attr" ;;
 bench) pkgs="$pkgs valgrind clang attr fio hyperfine squashfuse squashfs-tools \
-archivemount fuse-zip gnuplot-nox zip linux-perf" ;;
+archivemount fuse-zip gnuplot-nox zip linux-perf zstd python3-numpy" ;;
 *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 
