@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -347,6 +348,56 @@ START_TEST(test_bad_arguments_and_versions)
 }
 END_TEST
 
+/* The n-th write through the I/O seam fails with EIO (main thread only). */
+static int write_calls, write_fail_at;
+static ssize_t failing_pwrite(int fd, const void *b, size_t l, off_t o)
+{
+	if (write_calls++ == write_fail_at) {
+		errno = EIO;
+		return -1;
+	}
+	return pwrite(fd, b, l, o);
+}
+
+/* Any failed write during a compressed build: an error naming it, no output, no temp file. */
+START_TEST(test_write_failures)
+{
+	static const apbi_io_ops ops = { pread, failing_pwrite, read, fsync, NULL };
+	char *p = tu_path("c.apbundle");
+	uint8_t *d[6];
+	int total;
+
+	make_data(d);
+	write_fail_at = -1;
+	write_calls = 0;
+	apbi_io_set(&ops);
+	build(p, 6, names, d, sizes, APB_FILTER_AUTO, true);
+	total = write_calls;
+	ck_assert_int_gt(total, 20);
+	unlink(p);
+	for (write_fail_at = 0; write_fail_at < total; write_fail_at++) {
+		apb_builder *bb = apb_builder_new(p);
+		write_calls = 0;
+		ck_assert_int_eq(apb_builder_set_block_size(bb, BS), 0);
+		ck_assert_int_eq(apb_builder_set_compression(bb, APB_CODEC_ZSTD, 3, APB_FILTER_AUTO), 0);
+		for (int i = 0; i < 6; i++)
+			ck_assert_int_eq(apb_builder_add_model(bb, names[i], d[i], sizes[i]), 0);
+		ck_assert_int_eq(apb_builder_build(bb), -EIO);
+		ck_assert_ptr_nonnull(strstr(apb_last_error(), "writing"));
+		apb_builder_free(bb);
+		ck_assert_int_ne(access(p, F_OK), 0);
+	}
+	apbi_io_set(NULL);
+	char *cmd;
+	ck_assert_int_gt(asprintf(&cmd, "ls %s | grep -q tmp", tu_tmpdir()), 0);
+	ck_assert_int_ne(system(cmd), 0);   /* no temporary file left */
+	free(cmd);
+	for (int i = 0; i < 6; i++)
+		free(d[i]);
+	free(p);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("compress");
@@ -359,6 +410,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, test_reproducible);
 	tcase_add_test(tc, test_off_is_v1);
 	tcase_add_test(tc, test_bad_arguments_and_versions);
+	tcase_add_test(tc, test_write_failures);
 	suite_add_tcase(s, tc);
 	return s;
 }
