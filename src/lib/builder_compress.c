@@ -11,6 +11,9 @@
  *    function, in block order) and records stored offsets.  Every frame
  *    depends only on its block, filter and level (codec.h), so the output
  *    is the same bytes whatever the thread timing.
+ *  - Slot states change only under the mutex; a slot's buffers belong to
+ *    the main thread while FREE, to one worker while BUSY, and are handed
+ *    over by the READY and DONE transitions (made and seen under the mutex).
  *  - A worker's error detail is thread-local: it is copied into its slot
  *    and re-raised by the main thread when that block is written.
  *  - Memory: nslots x (block + its frame bound) plus n_blocks u64 offsets
@@ -225,7 +228,9 @@ static int drain_one(apbi_cpool *p)
 	if ((rc = p->write(p->wctx, s->out, s->out_len, p->stored)) != 0)
 		return rc;
 	p->stored += s->out_len;
+	pthread_mutex_lock(&p->mu);    /* workers scan every slot's state */
 	s->state = FREE;
+	pthread_mutex_unlock(&p->mu);
 	p->head++;
 	return 0;
 }
