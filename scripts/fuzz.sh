@@ -27,7 +27,7 @@ for t in $targets; do
 	work="$out/corpus-$t"
 	log="$out/$t.log"
 	mkdir -p "$work"
-	rm -f "$out/$t-"crash-* "$out/$t-"leak-* "$out/$t-"timeout-* "$out/$t-"oom-*
+	rm -f "$out/$t-"crash-* "$out/$t-"leak-* "$out/$t-"timeout-* "$out/$t-"oom-* "$out/$t-"slow-unit-*
 	set -- -max_total_time="$secs" -print_final_stats=1 -timeout=20 \
 		-rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$out/$t-" \
 		-dict="$top/tests/fuzz/apbundle.dict"
