@@ -42,8 +42,12 @@ extern "C" {
 #define APB_VERSION_PATCH 0
 #define APB_VERSION_STRING "0.1.0"
 
-/** Highest on-disk format version this library reads and the one it writes. */
-#define APB_FORMAT_VERSION 1
+/**
+ * Highest on-disk format version this library reads (it reads 1 and 2).
+ * Writers write 1 unless some model is compressed, which makes the bundle 2
+ * (docs/FORMAT.md).
+ */
+#define APB_FORMAT_VERSION 2
 
 /** Returns the library's version string ("MAJOR.MINOR.PATCH"); static. */
 const char *apb_version(void);
@@ -110,6 +114,26 @@ const char *apb_format_size(uint64_t bytes, char *buf, size_t cap);
 /* Model metadata (mirrors aprender's ModelMetadata)                    */
 /* ------------------------------------------------------------------ */
 
+/** How a model's blocks are stored (docs/FORMAT.md, version 2). */
+typedef enum apb_codec {
+	APB_CODEC_NONE = 0,       /* stored as served: zero-copy, mmap-friendly */
+	APB_CODEC_ZSTD = 1,       /* each block one independent zstd frame (or raw
+	                             when it does not shrink) */
+} apb_codec;
+
+/** The byte filter applied to each block before its codec. */
+typedef enum apb_filter {
+	APB_FILTER_AUTO = -1,     /* builder only: picked per model from samples */
+	APB_FILTER_NONE = 0,
+	APB_FILTER_BYTEGROUP2 = 2, /* byte planes of 16-bit values (BF16, FP16) */
+	APB_FILTER_BYTEGROUP4 = 4, /* byte planes of 32-bit values (FP32) */
+} apb_filter;
+
+/** "none", "zstd"; NULL for a value that is not an apb_codec.  Static. */
+const char *apb_codec_name(apb_codec codec);
+/** "auto", "none", "bytegroup2", "bytegroup4"; NULL otherwise.  Static. */
+const char *apb_filter_name(apb_filter filter);
+
 typedef struct apb_kv {
 	const char *key;
 	const char *value;
@@ -144,6 +168,10 @@ typedef struct apb_model_info {
 	bool has_block_table;     /* false: at most one block, checked by checksum */
 	bool table_bound;         /* the block table is bound to the manifest by a
 	                             checksum (true when there is no table) */
+	apb_codec codec;          /* APB_CODEC_NONE unless compressed (version 2) */
+	apb_filter filter;        /* APB_FILTER_NONE unless compressed */
+	uint64_t stored_size;     /* bytes the model occupies in the file: == size
+	                             when uncompressed; size is what readers get */
 } apb_model_info;
 
 /* ------------------------------------------------------------------ */
@@ -255,6 +283,26 @@ int apb_builder_set_description(apb_builder *bb, const char *text);
  * bundles are byte-for-byte reproducible.
  */
 void apb_builder_set_timestamp(apb_builder *bb, bool on);
+
+/**
+ * Compresses every model of the bundle (aprender's
+ * BundleConfig::with_compression): codec APB_CODEC_ZSTD at level (1..19;
+ * 0 means 3), each block one independent zstd frame after filter
+ * (APB_FILTER_AUTO tries none, bytegroup2 and bytegroup4 on a few blocks
+ * of each model and keeps the smallest); a block that does not shrink is
+ * stored raw.  Models of 0 bytes stay uncompressed.  Any compressed model
+ * makes the bundle format version 2, which readers before it refuse.
+ * Unless apb_builder_set_alignment was called, such a bundle is aligned to
+ * 16 bytes, not 4096: compressed blocks are decoded, never mapped, so page
+ * alignment would only add padding.
+ * APB_CODEC_NONE turns compression off again (level and filter ignored).
+ * The build then compresses on 2 threads; the output is the same bytes
+ * whatever the thread timing.  Memory: a few blocks per thread (at most 8
+ * blocks in flight, each with its frame) plus 16 bytes per block of the
+ * model being written.
+ * Errors: -EINVAL (NULL builder, unknown codec or filter, level out of range).
+ */
+int apb_builder_set_compression(apb_builder *bb, apb_codec codec, int level, apb_filter filter);
 
 /**
  * Attaches metadata to an already added model (deep-copied).  Errors:

@@ -292,8 +292,12 @@ START_TEST(test_header_rules)
 	expect((const uint8_t *)"", 0, APB_E_TRUNCATED, "header", NULL);
 	expect((const uint8_t *)"PK\3\4", 4, APB_E_BADMAGIC, NULL, NULL);
 	b[3] = 'U';
-	put_le32(b + 8, 2);
-	expect(b, len, APB_E_VERSION, "version 2", NULL);
+	put_le32(b + 8, 3);
+	expect(b, len, APB_E_VERSION, "version 3", NULL);
+	put_le32(b + 8, 0);
+	expect(b, len, APB_E_VERSION, "version 0", NULL);
+	put_le32(b + 8, 2);   /* a v2 header over a v1 manifest: the two must agree */
+	expect(b, len, APB_E_VERSION, "header says 2", NULL);
 	put_le32(b + 8, 0);
 	expect(b, len, APB_E_VERSION, "version 0", NULL);
 	put_le32(b + 8, 1);

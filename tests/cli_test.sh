@@ -509,6 +509,40 @@ run load --no-prefetch lc.apbundle m1 m2
 expect 1 "load of a corrupt model fails"
 err_has "the failure names the model" '"m2"'
 
+# ---------------------------------------------------------------- compression
+header_version() { od -An -tu4 -j8 -N4 "$1" | tr -d ' '; }
+mkdir -p zsrc
+python3 -c 'import struct, random; r = random.Random(5)
+open("zsrc/w.f32", "wb").write(b"".join(struct.pack("<f", r.gauss(0, 0.02)) for _ in range(60000)))'
+cp src/sub/one zsrc/one
+: >zsrc/empty
+run create --compress zstd z.apbundle zsrc
+expect 0 "create --compress zstd"
+check "a compressed bundle is format version 2" test "$(header_version z.apbundle)" = 2
+check "without --compress the bundle stays version 1" test "$(header_version b.apbundle)" = 1
+check "list --json names the codec" test "$(json_field z.apbundle w.f32 codec)" = zstd
+check "--filter auto picks byte planes for float32" \
+	test "$(json_field z.apbundle w.f32 filter)" = bytegroup4
+check "stored_size is below size for float weights" \
+	test "$(json_field z.apbundle w.f32 stored_size)" -lt 240000
+check "an empty model stays uncompressed" test "$(json_field z.apbundle empty codec)" = none
+run info z.apbundle
+expect 0 "info of a compressed bundle"
+check "info shows the compression and the ratio" sh -c \
+	"grep -q '^compression: *zstd, 2 of 3 models' out && grep -q '^stored bytes:.*ratio 0\\.' out"
+run create --compress zstd z2.apbundle zsrc
+check "compressed output is reproducible" cmp -s z.apbundle z2.apbundle
+run create --compress zstd:9 --filter none z3.apbundle zsrc
+expect 0 "create --compress zstd:9 --filter none"
+check "--filter none is kept" test "$(json_field z3.apbundle w.f32 filter)" = none
+for args in "--compress zstd:0" "--compress zstd:20" "--compress lz4" "--compress zstd:3x" \
+	"--filter bytegroup4" "--compress zstd --filter bytegroup3"; do
+	# shellcheck disable=SC2086
+	run create $args bad.apbundle zsrc
+	expect 2 "usage error: create $args"
+	check "no bundle after: create $args" test ! -e bad.apbundle
+done
+
 echo "1..$N"
 if [ $FAILS -ne 0 ]; then
 	echo "# $FAILS of $N checks failed"

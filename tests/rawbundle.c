@@ -54,7 +54,8 @@ void raw_open_ex(raw_bundle *rb, const char *path, bool head_only)
 	}
 	ck_assert_uint_ge(rb->len, 16);
 	ck_assert_int_eq(memcmp(rb->file, "APBUNDLE", 8), 0);
-	ck_assert_uint_eq(rd_le(rb->file + 8, 4), 1);
+	ck_assert_uint_ge(rd_le(rb->file + 8, 4), 1);   /* 2 only with compression */
+	ck_assert_uint_le(rd_le(rb->file + 8, 4), 2);
 	rb->mlen = (uint32_t)rd_le(rb->file + 12, 4);
 	rb->data_start = 16 + (uint64_t)rb->mlen;
 	ck_assert_uint_le(rb->data_start, rb->len);
@@ -72,6 +73,7 @@ void raw_open_ex(raw_bundle *rb, const char *path, bool head_only)
 	for (size_t i = end; i < rb->mlen; i++)
 		ck_assert_msg(rb->file[16 + i] == ' ', "manifest padding byte %zu is not a space", i);
 	ck_assert_uint_eq((16 + rb->mlen) % (uint64_t)jint(rb->man, "alignment"), 0);
+	ck_assert_uint_eq(rd_le(rb->file + 8, 4), (uint64_t)jint(rb->man, "version"));
 }
 
 void raw_open(raw_bundle *rb, const char *path)

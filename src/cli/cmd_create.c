@@ -52,9 +52,17 @@ static const char create_usage[] =
 	"named by its path relative to DIR, in bytewise order (symlinks to files\n"
 	"are followed; other special files are skipped with a warning).  OUT is\n"
 	"written atomically: on any failure or interruption it is left untouched.\n\n"
-	"  -a, --align N              data alignment, a power of two (default 4096)\n"
+	"  -a, --align N              data alignment, a power of two (default 4096;\n"
+	"                             16 with --compress)\n"
 	"  -b, --block-size N         checksum block size, a power of two >= 512\n"
 	"                             (default 64K)\n"
+	"  -z, --compress zstd[:LEVEL]  compress every model, block by block, with\n"
+	"                             zstd at LEVEL 1-19 (default 3); makes the\n"
+	"                             bundle format version 2 and the default\n"
+	"                             alignment 16.  `none`: off\n"
+	"      --filter F             byte filter before zstd: auto (default: picked\n"
+	"                             per model from a few blocks), none, bytegroup2\n"
+	"                             (16-bit weights), bytegroup4 (32-bit weights)\n"
 	"  -d, --description TEXT     bundle description\n"
 	"  -m, --metadata NAME=FILE   attach FILE's JSON object {\"version\",\n"
 	"                             \"architecture\", \"hyperparameters\": {},\n"
@@ -79,6 +87,7 @@ typedef struct create_ctx {
 	apb_builder *bb;
 	const char *out;
 	const char *align, *block, *description;   /* option values */
+	const char *compress, *filter;
 	bool timestamp;
 	bool verbose;
 	source *src;
@@ -487,9 +496,48 @@ static int size_setting(apb_builder *bb, const char *opt, const char *arg,
 	return CLI_OK;
 }
 
+/* Applies --compress zstd[:LEVEL] | none and --filter NAME. */
+static int compression_setting(create_ctx *c)
+{
+	static const apb_filter filters[] = { APB_FILTER_AUTO, APB_FILTER_NONE, APB_FILTER_BYTEGROUP2,
+	                                      APB_FILTER_BYTEGROUP4 };
+	apb_filter f = APB_FILTER_AUTO;
+	const char *spec = c->compress ? c->compress : "none";
+	char *end = NULL;
+	long level = 0;
+	size_t k;
+
+	for (k = 0; c->filter && k < sizeof filters / sizeof filters[0]; k++)
+		if (!strcmp(c->filter, apb_filter_name(filters[k])))
+			break;
+	if (c->filter && k == sizeof filters / sizeof filters[0])
+		return cli_usage_error("--filter: '%s' is not auto, none, bytegroup2 or bytegroup4",
+		                       cli_esc(c->filter));
+	if (c->filter)
+		f = filters[k];
+	if (c->filter && !c->compress)
+		return cli_usage_error("--filter needs --compress");
+	if (!strcmp(spec, "none"))
+		return CLI_OK;
+	if (strncmp(spec, "zstd", 4) || (spec[4] && spec[4] != ':'))
+		return cli_usage_error("--compress: '%s' is not zstd[:LEVEL] or none", cli_esc(spec));
+	if (spec[4] == ':') {
+		errno = 0;
+		level = strtol(spec + 5, &end, 10);
+		if (errno || end == spec + 5 || *end || level < 1 || level > 19)
+			return cli_usage_error("--compress: level '%s' is not a number from 1 to 19",
+			                       cli_esc(spec + 5));
+	}
+	if (apb_builder_set_compression(c->bb, APB_CODEC_ZSTD, (int)level, f) < 0)
+		return cli_usage_error("--compress: %s", apb_last_error());
+	return CLI_OK;
+}
+
 /* Applies the bundle-wide settings gathered from the options. */
 static int apply_settings(create_ctx *c)
 {
+	if (compression_setting(c))
+		return CLI_USAGE;
 	if (c->align && size_setting(c->bb, "--align", c->align, apb_builder_set_alignment,
 	                             "1 to 1G"))
 		return CLI_USAGE;
@@ -509,6 +557,8 @@ static int parse_create_opts(create_ctx *c, int argc, char **argv)
 		{ "align", required_argument, NULL, 'a' },
 		{ "block-size", required_argument, NULL, 'b' },
 		{ "description", required_argument, NULL, 'd' },
+		{ "compress", required_argument, NULL, 'z' },
+		{ "filter", required_argument, NULL, 'F' },
 		{ "metadata", required_argument, NULL, 'm' },
 		{ "timestamp", no_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -518,11 +568,13 @@ static int parse_create_opts(create_ctx *c, int argc, char **argv)
 	int ch, rc = CLI_OK;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":a:b:d:m:tvh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":a:b:d:m:z:tvh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'a': c->align = optarg; break;
 		case 'b': c->block = optarg; break;
 		case 'd': c->description = optarg; break;
+		case 'z': c->compress = optarg; break;
+		case 'F': c->filter = optarg; break;
 		case 'm':
 			if (rc == CLI_OK)
 				rc = add_md_spec(c, optarg);

@@ -15,9 +15,37 @@
 static const char info_usage[] =
 	"Usage: apbundle info BUNDLE\n"
 	"Show BUNDLE's layout (apbundle v1 or aprender legacy), format version,\n"
-	"model count, total model bytes, file size, alignment, checksum block\n"
-	"size, description and creation time (when recorded).\n\n"
+	"model count, total model bytes, compression (models compressed, the\n"
+	"codecs and filters, stored bytes and their ratio to the model bytes),\n"
+	"file size, alignment, checksum block size, description and creation\n"
+	"time (when recorded).\n\n"
 	"  -h, --help   show this help and exit\n";
+
+/* "compression:" and "stored bytes:" lines: what is compressed, and how much. */
+static void print_compression(const apbi_manifest *m, uint64_t total)
+{
+	uint64_t n = 0, stored = 0, by_filter[5] = { 0 };
+	char h[32];
+
+	for (uint64_t i = 0; i < m->n_models; i++) {
+		const apbi_model *mod = &m->models[i];
+		stored += mod->stored_size;
+		if (mod->codec != APBI_CODEC_NONE) {
+			n++;
+			by_filter[mod->filter]++;
+		}
+	}
+	if (!n) {
+		printf("compression:    none\n");
+		return;
+	}
+	printf("compression:    zstd, %llu of %llu models (filters: none %llu, bytegroup2 %llu, "
+	       "bytegroup4 %llu)\n", (unsigned long long)n, (unsigned long long)m->n_models,
+	       (unsigned long long)by_filter[0], (unsigned long long)by_filter[2],
+	       (unsigned long long)by_filter[4]);
+	printf("stored bytes:   %llu (%s), ratio %.4f\n", (unsigned long long)stored,
+	       cli_human(stored, h), total ? (double)stored / (double)total : 1.0);
+}
 
 static void print_info(const char *path, const apbi_manifest *m)
 {
@@ -26,10 +54,11 @@ static void print_info(const char *path, const apbi_manifest *m)
 
 	printf("file:           %s\n", cli_esc(path));
 	printf("layout:         %s\n", m->layout == APBI_LAYOUT_LEGACY
-	       ? "aprender legacy (binary manifest, no checksums)" : "apbundle v1");
+	       ? "aprender legacy (binary manifest, no checksums)" : m->version == 2 ? "apbundle v2 (compression)" : "apbundle v1");
 	printf("format version: %u\n", m->version);
 	printf("models:         %llu\n", (unsigned long long)m->n_models);
 	printf("model bytes:    %llu (%s)\n", (unsigned long long)total, cli_human(total, h1));
+	print_compression(m, total);
 	printf("file size:      %llu (%s)\n", (unsigned long long)m->file_size,
 	       cli_human(m->file_size, h1));
 	printf("data offset:    %llu\n", (unsigned long long)m->data_start);

@@ -24,7 +24,9 @@ static const char list_usage[] =
 	"the first byte in the file, and checksum (\"-\" for aprender legacy\n"
 	"bundles, which have none).\n\n"
 	"  -j, --json   print a JSON array of {name, size, offset, checksum,\n"
-	"               block_size, metadata} objects instead\n"
+	"               block_size, codec, filter, stored_size, ratio, metadata}\n"
+	"               objects instead (size: bytes served; stored_size: bytes in\n"
+	"               the file; ratio: stored_size / size)\n"
 	"  -h, --help   show this help and exit\n";
 
 /* Display width of an escaped name: code points, not bytes. */
@@ -116,6 +118,11 @@ static json_object *model_object(const apbi_manifest *m, const apbi_model *mod)
 		json_object_object_add(o, "checksum", NULL);
 	}
 	json_object_object_add(o, "block_size", json_object_new_uint64(mod->block_size));
+	json_object_object_add(o, "codec", json_object_new_string(apbi_codec_name(mod->codec)));
+	json_object_object_add(o, "filter", json_object_new_string(apbi_filter_name(mod->filter)));
+	json_object_object_add(o, "stored_size", json_object_new_uint64(mod->stored_size));
+	json_object_object_add(o, "ratio", json_object_new_double(mod->size ?
+	                       (double)mod->stored_size / (double)mod->size : 1.0));
 	json_object_object_add(o, "metadata", metadata_object(&mod->md));
 	return o;
 }

@@ -6,27 +6,25 @@
  *    (apbi_name_check) and refuse duplicates through a hash index, so
  *    adding n models costs O(n).
  *  - build plans the layout and encodes the manifest once with placeholder
- *    checksums (fixed width, so the final manifest has the same length),
- *    streams every model in CHUNK-sized pieces to its final offset while
- *    hashing it (streaming XXH3 for the model, per block for the table,
- *    then the table itself for blocks.table_checksum), then writes the
- *    header and the real manifest at offset 0.
- *  - All output goes to "<path>.tmp.XXXXXX" (O_EXCL, mode 0644 & ~umask) in
+ *    checksums (fixed width) and, when compressing, every stored size equal
+ *    to the model's size (an upper bound: the final manifest is never
+ *    longer, and is padded to the same length), streams every model in
+ *    CHUNK-sized pieces to its final offset while hashing it (streaming
+ *    XXH3 for the model, per block for the table, then the table itself
+ *    for blocks.table_checksum), then writes the header and the real
+ *    manifest at offset 0.  Compressed models go through the block pool
+ *    (builder_compress.c) and are placed one after another (version 2).
+ *  - All output goes to a locked "<path>.tmp.XXXXXX" (builder_tmp.c) in
  *    the same directory, which is fsynced, renamed over path, and the
  *    directory fsynced.  On any failure before the rename the temporary
- *    file is unlinked and path is untouched.
- *  - The temporary file's descriptor holds flock(LOCK_EX) from creation
- *    until the rename or unlink, so a cleaner can tell a live build's file
- *    (locked) from a killed one's (the kernel drops the lock).  Should a
- *    cleaner lock and unlink it between our open and flock, st_nlink is 0
- *    once we hold the lock and we take another name.  Without flock support
- *    the build goes on unlocked (a cleaner cannot lock it either).
+ *    file is unlinked (while still locked) and path is untouched.
  *  - The cancel flag is read after every chunk, before every model and
  *    before the rename (the commit point); once set, the build fails with
  *    -ECANCELED through the ordinary error path.
- *  - The temporary file is ftruncated to its final size first, so padding
- *    and all-zero chunks need no write; holes of a source (SEEK_DATA) are
- *    hashed as zeros without being read, so sparse sources stay cheap.
+ *  - The temporary file is ftruncated to its final size (version 1 first,
+ *    version 2 at the end), so padding and all-zero chunks of uncompressed
+ *    models need no write; holes of a source (SEEK_DATA) are read as
+ *    zeros without being read, so sparse sources stay cheap.
  *  - A source must keep the size it had at add_file: checked at open, at
  *    every short read and at its end (-EIO otherwise).
  *  - File I/O goes through the apbi_io seam; every failure records a detail.
@@ -39,14 +37,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
 
+#include "builder_compress.h"
 #include "format.h"
 #include "format_write.h"
 #include "internal.h"
@@ -65,6 +62,7 @@ struct bsrc {
 struct apb_builder {
 	char *path;
 	uint32_t alignment, block_size;
+	bool align_set;                       /* set_alignment was called */
 	char *description;
 	bool timestamp, built;
 	size_t n, cap;
@@ -74,6 +72,9 @@ struct apb_builder {
 	const volatile sig_atomic_t *cancel;  /* apb_builder_set_cancel, or NULL */
 	apbi_progress_fn progress;            /* apbi_builder_set_progress, or NULL */
 	void *progress_ctx;
+	enum apbi_codec codec;                /* apb_builder_set_compression */
+	int level;
+	apb_filter filter;
 };
 
 /* ------------------------------------------------------------------ */
@@ -140,6 +141,7 @@ int apb_builder_set_alignment(apb_builder *bb, uint32_t alignment)
 		return apbi_set_error(-EINVAL, "alignment %u is not a power of two between 1 and 1 GiB",
 		                      alignment);
 	bb->alignment = alignment;
+	bb->align_set = true;
 	return 0;
 }
 
@@ -177,6 +179,23 @@ void apb_builder_set_timestamp(apb_builder *bb, bool on)
 {
 	if (bb)
 		bb->timestamp = on;
+}
+
+int apb_builder_set_compression(apb_builder *bb, apb_codec codec, int level, apb_filter filter)
+{
+	apbi_clear_error();
+	if (!bb)
+		return apbi_set_error(-EINVAL, "apb_builder_set_compression: NULL builder");
+	if (codec != APB_CODEC_NONE && codec != APB_CODEC_ZSTD)
+		return apbi_set_error(-EINVAL, "unknown codec %d", (int)codec);
+	if (codec == APB_CODEC_ZSTD && (level < 0 || level > 19))
+		return apbi_set_error(-EINVAL, "zstd level %d is not between 1 and 19", level);
+	if (codec == APB_CODEC_ZSTD && !apb_filter_name(filter))
+		return apbi_set_error(-EINVAL, "unknown filter %d", (int)filter);
+	bb->codec = (enum apbi_codec)codec;
+	bb->level = level;
+	bb->filter = filter;
+	return 0;
 }
 
 void apb_builder_set_cancel(apb_builder *bb, const volatile sig_atomic_t *flag)
@@ -341,6 +360,9 @@ struct wctx {
 	uint64_t data_start;
 	uint8_t *buf;
 	struct hasher h;
+	apbi_cpool *pool;             /* with compression, else NULL */
+	size_t cur;                   /* the model being written */
+	uint64_t pos;                 /* version 2: data bytes placed so far */
 };
 
 static void hash_feed(struct hasher *h, const uint8_t *p, size_t n)
@@ -393,7 +415,9 @@ static int put_chunk(struct wctx *c, size_t i, const uint8_t *p, size_t n, uint6
 	int rc;
 
 	hash_feed(&c->h, p, n);
-	/* all zeros: the file was ftruncated, so they are there already */
+	if (c->bb->w[i].codec != APBI_CODEC_NONE)
+		return (rc = apbi_cpool_feed(c->pool, p, n)) != 0 ? rc : chunk_done(c, n);
+	/* all zeros: the file is sized at the end, so they are there already */
 	if (!all_zero(p, n) && (rc = apbi_pwrite_full(c->fd, p, n, off)) != 0)
 		return apbi_set_error(rc, "writing model \"%s\" to %s at offset %llu: %s",
 		                      c->bb->w[i].name, c->tmp, (unsigned long long)off, strerror(-rc));
@@ -456,16 +480,19 @@ static int copy_run(struct wctx *c, size_t i, int fd, uint64_t run, uint64_t *po
 	return 0;
 }
 
-/* Hashes run zero bytes (a hole: the output already holds zeros there). */
+/* Hashes run zero bytes (a hole: the output already holds zeros there,
+ * unless the model is compressed: then the zeros are compressed too). */
 static int feed_zeros(struct wctx *c, uint64_t run)
 {
+	bool zip = c->bb->w[c->cur].codec != APBI_CODEC_NONE;
 	int rc;
 
 	memset(c->buf, 0, run < CHUNK ? (size_t)run : CHUNK);
 	while (run) {
 		size_t n = run < CHUNK ? (size_t)run : CHUNK;
 		hash_feed(&c->h, c->buf, n);
-		if ((rc = chunk_done(c, n)) != 0)
+		if ((zip && (rc = apbi_cpool_feed(c->pool, c->buf, n)) != 0) ||
+		    (rc = chunk_done(c, n)) != 0)
 			return rc;
 		run -= n;
 	}
@@ -524,22 +551,57 @@ static int stream_memory(struct wctx *c, size_t i)
 	return 0;
 }
 
-/*
- * Appends to m's table (n_blocks stored entries at sums) its index: the
- * XXH3-64 of each 64 KiB chunk of the table, so a reader verifies one
- * chunk at a time (docs/FORMAT.md 4).  sums has room for both; the index
- * follows the table in the file too, so one write stores them.
- */
-static void make_index(apbi_wmodel *m, uint64_t *sums)
+/* The compression pool's write function: a block's stored bytes, in order. */
+static int write_stored(void *ctx, const void *p, size_t n, uint64_t off)
 {
-	uint64_t tbytes = m->n_blocks * 8, n = apbi_windex_bytes(tbytes) / 8;
-	uint64_t *idx = sums + m->n_blocks;
+	struct wctx *c = ctx;
+	const apbi_wmodel *m = &c->bb->w[c->cur];
+	uint64_t at = c->data_start + m->offset + off;
+	int rc = apbi_pwrite_full(c->fd, p, n, at);
 
-	for (uint64_t k = 0; k < n; k++) {
-		uint64_t at = k * 65536, len = tbytes - at < 65536 ? tbytes - at : 65536;
-		idx[k] = htole64(XXH3_64bits((const uint8_t *)sums + at, (size_t)len));
+	if (rc != 0)
+		return apbi_set_error(rc, "writing model \"%s\" to %s at offset %llu: %s", m->name,
+		                      c->tmp, (unsigned long long)at, strerror(-rc));
+	return 0;
+}
+
+/*
+ * Writes model i's table and its index: h->sums as little-endian u64s, or
+ * for a compressed model (whose stored size is known only now, so it is
+ * placed again) 16-byte entries: block checksum, stored offset.
+ */
+static int write_table(struct wctx *c, size_t i, uint64_t start)
+{
+	apbi_wmodel *m = &c->bb->w[i];
+	uint64_t *t = c->h.sums, n = m->n_blocks;
+	const uint64_t *offs;
+	size_t es = m->codec != APBI_CODEC_NONE ? 16 : 8;
+	int rc;
+
+	if (es == 16) {
+		c->pos = start;
+		if ((rc = apbi_cpool_end(c->pool, &m->stored_size, &offs)) != 0 ||
+		    (rc = apbi_layout_place(&c->wb, i, &c->pos)) != 0)
+			return rc;
+		if (!(t = malloc(n * 16 + apbi_windex_bytes(n * 16))))
+			return apbi_set_error(-ENOMEM, "model \"%s\": out of memory for its block table", m->name);
+		for (uint64_t k = 0; k < n; k++) {
+			t[2 * k] = htole64(c->h.sums[k]);
+			t[2 * k + 1] = htole64(offs[k]);
+		}
+	} else {
+		for (uint64_t k = 0; k < n; k++)
+			t[k] = htole64(t[k]);
 	}
-	m->index_checksum = XXH3_64bits(idx, n * 8);
+	m->table_checksum = XXH3_64bits(t, n * es);   /* of the bytes as stored */
+	m->index_checksum = apbi_windex_make(t, n * es);
+	rc = apbi_pwrite_full(c->fd, t, n * es + apbi_windex_bytes(n * es), c->data_start + m->blocks_offset);
+	if (rc != 0)
+		rc = apbi_set_error(rc, "model \"%s\": writing its block table to %s: %s", m->name,
+		                    c->tmp, strerror(-rc));
+	if (t != c->h.sums)
+		free(t);
+	return rc;
 }
 
 /* Streams model i, sets its checksum and writes its block table. */
@@ -547,17 +609,24 @@ static int stream_model(struct wctx *c, size_t i)
 {
 	apbi_wmodel *m = &c->bb->w[i];
 	struct hasher *h = &c->h;
+	uint64_t start = c->pos;
 	int rc;
 
 	h->done = 0;
 	h->in_block = 0;
 	h->bs = c->bb->block_size;
 	h->sums = NULL;
-	if (m->n_blocks > 1 &&
+	c->cur = i;
+	if (c->wb.version == 2 && (rc = apbi_layout_place(&c->wb, i, &c->pos)) != 0)
+		return rc;
+	if (apbi_wmodel_has_table(m) &&
 	    !(h->sums = malloc(m->n_blocks * sizeof *h->sums + apbi_windex_bytes(m->n_blocks * 8))))
 		return apbi_set_error(-ENOMEM, "model \"%s\": out of memory for %llu block checksums",
 		                      m->name, (unsigned long long)m->n_blocks);
 	XXH3_64bits_reset(h->model);
+	if (m->codec != APBI_CODEC_NONE &&
+	    (rc = apbi_cpool_begin(c->pool, m->filter, m->size, write_stored, c)) != 0)
+		goto out;
 	rc = c->bb->src[i].path ? stream_file(c, i) : stream_memory(c, i);
 	if (rc != 0)
 		goto out;
@@ -571,15 +640,7 @@ static int stream_model(struct wctx *c, size_t i)
 		                    (unsigned long long)h->done, (unsigned long long)m->n_blocks);
 		goto out;
 	}
-	for (uint64_t k = 0; k < m->n_blocks; k++)
-		h->sums[k] = htole64(h->sums[k]);
-	m->table_checksum = XXH3_64bits(h->sums, m->n_blocks * 8);   /* of the bytes as stored */
-	make_index(m, h->sums);
-	rc = apbi_pwrite_full(c->fd, h->sums, m->index_offset - m->blocks_offset +
-	                      apbi_windex_bytes(m->n_blocks * 8), c->data_start + m->blocks_offset);
-	if (rc != 0)
-		rc = apbi_set_error(rc, "model \"%s\": writing its block table to %s: %s", m->name,
-		                    c->tmp, strerror(-rc));
+	rc = write_table(c, i, start);
 out:
 	free(h->sums);
 	h->sums = NULL;
@@ -589,105 +650,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* Build                                                                */
 /* ------------------------------------------------------------------ */
-
-/*
- * Takes the temporary file's lock (waiting out a cleaner that holds it for
- * a moment).  Returns 1 when the file was unlinked before we got the lock,
- * else 0.
- */
-static int lock_temp(struct wctx *c)
-{
-	struct stat st;
-
-	while (flock(c->fd, LOCK_EX) != 0) {
-		if (errno != EINTR)
-			return 0; /* no flock on this filesystem: a cleaner cannot lock it either */
-	}
-	return fstat(c->fd, &st) == 0 && st.st_nlink == 0;
-}
-
-/* Creates and locks "<path>.tmp.XXXXXX": c->fd and c->tmp. */
-static int open_temp(struct wctx *c)
-{
-	static const char al[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-	size_t n = strlen(c->bb->path);
-	int err = 0;
-
-	if (!(c->tmp = malloc(n + sizeof ".tmp.XXXXXX")))
-		return apbi_set_error(-ENOMEM, "out of memory");
-	for (int t = 0; t < 100; t++) {
-		uint8_t r[6];
-		struct timespec ts;
-		if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			uint64_t x = (uint64_t)ts.tv_nsec * 2654435761u ^ (uint64_t)getpid() ^ (uint64_t)t << 40;
-			memcpy(r, &x, sizeof r);
-		}
-		snprintf(c->tmp, n + sizeof ".tmp.XXXXXX", "%s.tmp.", c->bb->path);
-		for (int k = 0; k < 6; k++)
-			c->tmp[n + 5 + k] = al[r[k] % (sizeof al - 1)];
-		c->tmp[n + 11] = '\0';
-		c->fd = open(c->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (c->fd >= 0 && !lock_temp(c))
-			return 0;
-		if (c->fd >= 0) { /* a cleaner removed it in between: take another name */
-			close(c->fd);
-			c->fd = -1;
-			err = EEXIST;
-			continue;
-		}
-		if ((err = errno) != EEXIST)
-			break;
-	}
-	apbi_set_error(-err, "creating a temporary file next to %s: %s", c->bb->path, strerror(err));
-	free(c->tmp);
-	c->tmp = NULL;
-	return -err;
-}
-
-static int sync_dir(const char *path)
-{
-	char *d = strdup(path), *slash;
-	const char *dir = ".";
-	int fd, rc = 0;
-
-	if (!d)
-		return apbi_set_error(-ENOMEM, "out of memory");
-	if ((slash = strrchr(d, '/')) != NULL) {
-		slash[slash == d] = '\0';
-		dir = d;
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		rc = apbi_set_error(-errno, "%s was written but opening its directory %s to sync it failed: %s",
-		                    path, dir, strerror(errno));
-	else if ((rc = apbi_fsync(fd)) != 0)
-		rc = apbi_set_error(rc, "%s was written but syncing its directory %s failed: %s",
-		                    path, dir, strerror(-rc));
-	if (fd >= 0)
-		close(fd);
-	free(d);
-	return rc;
-}
-
-static int resolve_time(apbi_wbundle *wb)
-{
-	const char *e = getenv("SOURCE_DATE_EPOCH");
-	char *end;
-	long long v;
-
-	wb->has_created_at = true;
-	if (!e || !*e) {
-		wb->created_at = (int64_t)time(NULL);
-		return 0;
-	}
-	errno = 0;
-	v = strtoll(e, &end, 10);
-	if (errno || *end || v < 0)
-		return apbi_set_error(-EINVAL, "SOURCE_DATE_EPOCH=\"%s\" is not a number of seconds", e);
-	wb->created_at = v;
-	return 0;
-}
 
 /* Writes the header and the final manifest of length len at offset 0. */
 static int write_head(struct wctx *c, size_t len)
@@ -707,7 +669,7 @@ static int write_head(struct wctx *c, size_t len)
 		rc = apbi_set_error(-ENOMEM, "out of memory for the manifest");
 		goto out;
 	}
-	apbi_header_encode(head, (uint32_t)len);
+	apbi_header_encode(head, c->wb.version, (uint32_t)len);
 	memcpy(head + APBI_HEADER_SIZE, text, len);
 	if ((rc = apbi_pwrite_full(c->fd, head, APBI_HEADER_SIZE + len, 0)) != 0)
 		rc = apbi_set_error(rc, "writing the manifest to %s: %s", c->tmp, strerror(-rc));
@@ -718,13 +680,23 @@ out:
 }
 
 /* Fills the open temporary file completely and syncs it (it stays open and locked). */
+static int size_file(const struct wctx *c)
+{
+	if (ftruncate(c->fd, (off_t)(c->data_start + c->wb.data_size)) != 0)
+		return apbi_set_error(-errno, "sizing %s to %llu bytes: %s", c->tmp,
+		                      (unsigned long long)(c->data_start + c->wb.data_size), strerror(errno));
+	return 0;
+}
+
+/* Fills the open temporary file completely and syncs it (it stays open and
+ * locked).  Version 1 is sized first; version 2, whose stored sizes are
+ * known only once written, at the end. */
 static int write_all(struct wctx *c, size_t len)
 {
 	int rc;
 
-	if (ftruncate(c->fd, (off_t)(c->data_start + c->wb.data_size)) != 0)
-		return apbi_set_error(-errno, "sizing %s to %llu bytes: %s", c->tmp,
-		                      (unsigned long long)(c->data_start + c->wb.data_size), strerror(errno));
+	if (c->wb.version == 1 && (rc = size_file(c)) != 0)
+		return rc;
 	c->buf = malloc(CHUNK);
 	c->h.model = XXH3_createState();
 	c->h.block = XXH3_createState();
@@ -734,10 +706,46 @@ static int write_all(struct wctx *c, size_t len)
 		if ((rc = check_cancel(c)) != 0 || (rc = stream_model(c, i)) != 0)
 			return rc;
 	}
+	if (c->wb.version == 2) {
+		c->wb.data_size = c->pos;
+		c->wb.reserve = len;      /* the final manifest is no longer: pad it */
+		if ((rc = size_file(c)) != 0)
+			return rc;
+	}
 	if ((rc = write_head(c, len)) != 0)
 		return rc;
 	if ((rc = apbi_fsync(c->fd)) != 0)
 		return apbi_set_error(rc, "syncing %s: %s", c->tmp, strerror(-rc));
+	return 0;
+}
+
+/*
+ * Gives every model its codec and filter (a compressed model's stored size
+ * starts as its size: the bound the layout is planned with) and starts the
+ * compression pool when there is something to compress.
+ */
+static int setup_codecs(struct wctx *c)
+{
+	apb_builder *bb = c->bb;
+	int rc;
+
+	for (size_t i = 0; i < bb->n; i++) {
+		apbi_wmodel *m = &bb->w[i];
+		m->codec = bb->codec != APBI_CODEC_NONE && m->size ? bb->codec : APBI_CODEC_NONE;
+		m->filter = APBI_FILTER_NONE;
+		m->stored_size = m->size;
+		if (m->codec == APBI_CODEC_NONE)
+			continue;
+		if (!c->pool && (rc = apbi_cpool_new(bb->level, bb->block_size, &c->pool)) != 0)
+			return rc;
+		if (!bb->align_set)   /* stored blocks are never mapped: no page alignment */
+			c->wb.alignment = APBI_COMPRESSED_ALIGNMENT;
+		if (bb->filter != APB_FILTER_AUTO)
+			m->filter = (enum apbi_filter)bb->filter;
+		else if ((rc = apbi_cpool_pick(c->pool, bb->src[i].path, bb->src[i].data, m->size,
+		                               &m->filter)) != 0 || (rc = check_cancel(c)) != 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -757,10 +765,11 @@ int apb_builder_build(apb_builder *bb)
 	bb->built = true;
 	c.wb = (apbi_wbundle){ .alignment = bb->alignment, .block_size = bb->block_size,
 	                       .description = bb->description, .n_models = bb->n, .models = bb->w };
-	if ((bb->timestamp && (rc = resolve_time(&c.wb)) != 0) ||
+	if ((bb->timestamp && (rc = apbi_resolve_time(&c.wb)) != 0) ||
+	    (rc = setup_codecs(&c)) != 0 ||
 	    (rc = apbi_layout_plan(&c.wb)) != 0 ||
 	    (rc = apbi_manifest_encode(&c.wb, &text, &len)) != 0 ||
-	    (rc = open_temp(&c)) != 0)
+	    (rc = apbi_tmp_open(bb->path, &c.fd, &c.tmp)) != 0)
 		goto out;
 	c.data_start = APBI_HEADER_SIZE + len;
 	if ((rc = write_all(&c, len)) != 0 || (rc = check_cancel(&c)) != 0)
@@ -772,12 +781,13 @@ int apb_builder_build(apb_builder *bb)
 		goto out;
 	}
 	renamed = true;
-	rc = sync_dir(bb->path);
+	rc = apbi_sync_dir(bb->path);
 out:
 	if (c.tmp && !renamed)
 		unlink(c.tmp); /* while still locked */
 	if (c.fd >= 0)
 		close(c.fd);
+	apbi_cpool_free(c.pool);
 	free(c.tmp);
 	free(text);
 	free(c.buf);

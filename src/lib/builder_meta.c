@@ -1,6 +1,6 @@
 /*
  * builder_meta.c - validation and deep copy of the metadata given to
- * apb_builder_set_metadata (builder.c).
+ * apb_builder_set_metadata (builder.c), and the bundle's created_at.
  *
  * Invariants kept here:
  *  - Every string is checked before anything is allocated: keys and values
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "format_write.h"
 #include "internal.h"
@@ -114,5 +115,24 @@ int apbi_metadata_copy(const apb_metadata *md, apb_metadata **out)
 		return rc;
 	}
 	*out = c;
+	return 0;
+}
+
+int apbi_resolve_time(apbi_wbundle *wb)
+{
+	const char *e = getenv("SOURCE_DATE_EPOCH");
+	char *end;
+	long long v;
+
+	wb->has_created_at = true;
+	if (!e || !*e) {
+		wb->created_at = (int64_t)time(NULL);
+		return 0;
+	}
+	errno = 0;
+	v = strtoll(e, &end, 10);
+	if (errno || *end || v < 0)
+		return apbi_set_error(-EINVAL, "SOURCE_DATE_EPOCH=\"%s\" is not a number of seconds", e);
+	wb->created_at = v;
 	return 0;
 }

@@ -115,6 +115,7 @@ int apbi_model_single_block(apbi_model *mod, uint64_t i)
 	mod->block_size = bs;
 	mod->n_blocks = mod->size ? 1 : 0;
 	mod->has_block_table = false;
+	mod->entry_size = 8;
 	return 0;
 }
 
@@ -155,8 +156,8 @@ static int header_decode(const uint8_t *buf, size_t len, uint64_t file_size, hea
 	if (len < 17)
 		return apbi_set_error(APB_E_TRUNCATED, "file ends inside the header (%zu bytes)", len);
 	h->version = le32(buf + 8);
-	if (h->version != APB_FORMAT_VERSION)
-		return apbi_set_error(APB_E_VERSION, "header: format version %u (this library reads %u)",
+	if (h->version < 1 || h->version > APB_FORMAT_VERSION || (buf[16] != '{' && h->version != 1))
+		return apbi_set_error(APB_E_VERSION, "header: format version %u (this library reads 1 to %u)",
 		                      h->version, APB_FORMAT_VERSION);
 	if (buf[16] == '{') {
 		h->layout = APBI_LAYOUT_V1;
@@ -348,13 +349,13 @@ static int check_model_range(const apbi_manifest *m, uint64_t i)
 		return apbi_model_error(APB_E_CORRUPT, i, mod->name,
 		                        "offset %llu is not a multiple of the alignment %u",
 		                        (unsigned long long)mod->offset, m->alignment);
-	if (mod->size > UINT64_MAX - mod->offset)
+	if (mod->stored_size > UINT64_MAX - mod->offset)
 		return apbi_model_error(APB_E_CORRUPT, i, mod->name, "offset + size overflows");
-	if (mod->offset + mod->size > data_len)
+	if (mod->offset + mod->stored_size > data_len)
 		return apbi_model_error(APB_E_TRUNCATED, i, mod->name,
 		                        "bytes %llu..%llu of the data section lie beyond the end of the file (%llu data bytes)",
 		                        (unsigned long long)mod->offset,
-		                        (unsigned long long)(mod->offset + mod->size),
+		                        (unsigned long long)(mod->offset + mod->stored_size),
 		                        (unsigned long long)data_len);
 	if (!mod->has_block_table)
 		return 0;
@@ -397,8 +398,8 @@ static int check_overlaps(const apbi_manifest *m)
 		return apbi_set_error(-ENOMEM, "out of memory checking model ranges");
 	for (uint64_t i = 0; i < m->n_models; i++) {
 		const apbi_model *mod = &m->models[i];
-		if (mod->size)
-			s[n++] = (span){ mod->offset, mod->offset + mod->size, i, SPAN_DATA };
+		if (mod->stored_size)
+			s[n++] = (span){ mod->offset, mod->offset + mod->stored_size, i, SPAN_DATA };
 		if (mod->has_block_table && mod->n_blocks)
 			s[n++] = (span){ mod->blocks_offset, mod->blocks_offset + apbi_table_bytes(mod),
 			                 i, SPAN_TABLE };
@@ -476,6 +477,11 @@ int apbi_manifest_finish(apbi_manifest *m)
 	if (m->n_models > UINT32_MAX - 1)
 		return apbi_set_error(APB_E_CORRUPT, "%llu models: too many", (unsigned long long)m->n_models);
 	for (uint64_t i = 0; i < m->n_models; i++) {
+		apbi_model *mod = &m->models[i];
+		if (mod->codec == APBI_CODEC_NONE)   /* legacy and v1: stored as served */
+			mod->stored_size = mod->size;
+		if (!mod->entry_size)
+			mod->entry_size = 8;
 		if ((rc = check_model_range(m, i)) < 0)
 			return rc;
 	}
@@ -554,6 +560,9 @@ void apbi_model_info(const apbi_manifest *m, uint64_t i, apb_model_info *out)
 	out->n_blocks = mod->block_size ? mod->n_blocks : 0;
 	out->has_block_table = mod->has_block_table;
 	out->table_bound = !mod->has_block_table || mod->has_table_checksum;
+	out->codec = (apb_codec)mod->codec;
+	out->filter = (apb_filter)mod->filter;
+	out->stored_size = mod->stored_size;
 }
 
 /* ---- verification ---- */
@@ -619,14 +628,14 @@ static int check_table(const apbi_model *mod, uint64_t i, const void *raw)
 
 	if (!mod->has_table_checksum)
 		return 0;   /* old writer: nothing binds the table (docs/FORMAT.md 4) */
-	h = apbi_xxh3(raw, (size_t)mod->n_blocks * 8);
+	h = apbi_xxh3(raw, (size_t)mod->n_blocks * mod->entry_size);
 	if (h == mod->table_checksum)
 		return 0;
 	apbi_checksum_format(mod->table_checksum, want);
 	apbi_checksum_format(h, got);
 	return apbi_model_error(APB_E_CHECKSUM, i, mod->name, "block table (%llu bytes at %llu) "
 	                        "checksum mismatch: manifest blocks.table_checksum %s, table %s",
-	                        (unsigned long long)mod->n_blocks * 8,
+	                        (unsigned long long)mod->n_blocks * mod->entry_size,
 	                        (unsigned long long)mod->blocks_offset, want, got);
 }
 
@@ -649,6 +658,10 @@ int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **
 		return apbi_set_error(-EINVAL, "load block sums: bad arguments");
 	*out = NULL;
 	mod = &m->models[i];
+	if (mod->codec != APBI_CODEC_NONE)
+		return apbi_model_error(-ENOTSUP, i, mod->name, "compressed (%s): its blocks are "
+		                        "read by the block layer, not as a table of checksums",
+		                        apbi_codec_name(mod->codec));
 	if (!mod->has_block_table || mod->n_blocks == 0)
 		return 0;
 	if (mod->n_blocks > SIZE_MAX / 8 || !(sums = malloc((size_t)mod->n_blocks * 8)))
@@ -668,5 +681,36 @@ int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **
 	for (uint64_t k = 0; k < mod->n_blocks; k++)
 		sums[k] = le64toh(sums[k]);
 	*out = sums;
+	return 0;
+}
+
+/* ---- compressed block tables ---- */
+
+/**
+ * Decodes entry k of compressed model mod (docs/FORMAT.md section 4.2):
+ * u64 LE XXH3 of the decoded block, u64 LE stored offset relative to the
+ * model's offset; the block's stored length runs to the next entry's
+ * offset (stored_size after the last).  Only what the two entries say is
+ * checked, so a lying table fails the blocks it lies about.
+ */
+int apbi_block_locate(const apbi_model *mod, uint64_t i, uint64_t k, const uint8_t *entry,
+                      const uint8_t *next, apbi_block_loc *out)
+{
+	uint64_t off = le64(entry + 8), end = next ? le64(next + 8) : mod->stored_size;
+	uint64_t bs = mod->block_size;
+
+	if (k >= mod->n_blocks || mod->entry_size != 16)
+		return apbi_model_error(-EINVAL, i, mod->name, "block %llu: not a compressed block",
+		                        (unsigned long long)k);
+	out->checksum = le64(entry);
+	out->offset = off;
+	out->len = (uint32_t)(k + 1 < mod->n_blocks || mod->size % bs == 0 ? bs : mod->size % bs);
+	if ((k == 0 && off != 0) || end < off || end > mod->stored_size || end - off > out->len)
+		return apbi_model_error(APB_E_CORRUPT, i, mod->name, "block %llu: table entry gives stored "
+		                        "bytes %llu..%llu (model stores %llu bytes; the block decodes to %u)",
+		                        (unsigned long long)k, (unsigned long long)off,
+		                        (unsigned long long)end, (unsigned long long)mod->stored_size,
+		                        out->len);
+	out->stored_len = (uint32_t)(end - off);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "apbundle.h"
+#include "codec.h"
 
 #define APBI_MAGIC "APBUNDLE"
 #define APBI_HEADER_SIZE 16u            /* v1: magic, u32 version, u32 length */
@@ -21,7 +22,7 @@
 #define APBI_MAX_MANIFEST (64u << 20)   /* 64 MiB */
 #define APBI_TABLE_CHUNK 65536u         /* table bytes covered by one index entry */
 
-enum apbi_layout { APBI_LAYOUT_V1 = 1, APBI_LAYOUT_LEGACY = 2 };
+enum apbi_layout { APBI_LAYOUT_V1 = 1, APBI_LAYOUT_LEGACY = 2 };   /* V1: versions 1 and 2 */
 
 typedef struct apbi_model {
 	char *name;               /* NUL-terminated, validated */
@@ -39,11 +40,16 @@ typedef struct apbi_model {
 	                             has_table_checksum */
 	bool has_table_checksum;  /* false: "blocks" without "table_checksum" (old
 	                             writer): the table is not bound to the manifest */
-	uint32_t entry_size;      /* bytes per table entry (8: the block's XXH3-64) */
+	uint32_t entry_size;      /* bytes per table entry: 8 (the block's XXH3-64), or
+	                             16 for a compressed model (XXH3, stored offset) */
 	bool has_index;           /* the table has an index (blocks.index_offset):
 	                             XXH3-64 of each APBI_TABLE_CHUNK bytes of it */
 	uint64_t index_offset;    /* relative to the data section, if has_index */
 	uint64_t index_checksum;  /* XXH3-64 of the index's bytes as stored */
+	enum apbi_codec codec;    /* APBI_CODEC_NONE unless a v2 manifest says "zstd" */
+	enum apbi_filter filter;  /* APBI_FILTER_NONE for uncompressed models */
+	uint64_t stored_size;     /* bytes at offset: == size when uncompressed, else
+	                             <= size (the sum of the stored blocks) */
 	apb_metadata md;          /* points into storage owned by the manifest */
 } apbi_model;
 
@@ -129,5 +135,25 @@ int apbi_verify_blocks(const apbi_model *mod, const uint64_t *block_sums,
  * nothing is returned, so a caller that retries reads it again).
  */
 int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **out);
+
+/** Where block k of a compressed model is stored (apbi_block_locate). */
+typedef struct apbi_block_loc {
+	uint64_t checksum;        /* XXH3-64 of the decoded block */
+	uint64_t offset;          /* stored offset relative to the model's offset */
+	uint32_t stored_len;      /* == len: stored raw; < len: one zstd frame */
+	uint32_t len;             /* decoded length (block_size, or the short tail) */
+} apbi_block_loc;
+
+/**
+ * Reads entry k of compressed model mod (mod->entry_size 16) from the
+ * table bytes as stored: entry points at the entry's 16 bytes, next at
+ * entry k+1's (NULL for the last block, whose end is stored_size).
+ * Checks what one entry can be checked for: entry 0 at stored offset 0,
+ * offsets never decreasing, the stored range inside stored_size, the
+ * stored length at most the decoded one.  Returns 0 or APB_E_CORRUPT with
+ * a detail naming the model (index i) and block k.
+ */
+int apbi_block_locate(const apbi_model *mod, uint64_t i, uint64_t k, const uint8_t *entry,
+                      const uint8_t *next, apbi_block_loc *out);
 
 #endif

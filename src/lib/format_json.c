@@ -263,6 +263,77 @@ static int decode_blocks(json_object *obj, apbi_model *mod, uint64_t i, where *w
 	return 0;
 }
 
+/* Reads the optional string key naming a codec or filter (absent: "none"). */
+static int get_enum(json_object *obj, const char *key, const where *w, int (*parse)(const char *, int *),
+                    int *out)
+{
+	const char *s;
+	size_t len;
+	int rc = get_str(obj, key, false, w, &s, &len);
+
+	*out = 0;
+	if (rc < 0 || !s)
+		return rc;
+	if (parse(s, out) < 0)
+		return field_error(APB_E_MANIFEST, w, key, "\"%.40s\" is not a known %s", s, key);
+	return 0;
+}
+
+static int parse_codec(const char *s, int *out)
+{
+	enum apbi_codec c;
+	int rc = apbi_codec_parse(s, &c);
+	*out = (int)c;
+	return rc;
+}
+
+static int parse_filter(const char *s, int *out)
+{
+	enum apbi_filter f;
+	int rc = apbi_filter_parse(s, &f);
+	*out = (int)f;
+	return rc;
+}
+
+/*
+ * Decodes the v2 keys "codec", "filter", "stored_size" (docs/FORMAT.md
+ * 2.2): absent means an uncompressed model; a compressed one needs a
+ * version-2 manifest, its "stored_size" and a block table of 16-byte entries.
+ */
+static int decode_codec(apbi_manifest *m, json_object *obj, apbi_model *mod, where *w)
+{
+	int c, f, rc;
+	bool has_stored;
+
+	if ((rc = get_enum(obj, "codec", w, parse_codec, &c)) < 0 ||
+	    (rc = get_enum(obj, "filter", w, parse_filter, &f)) < 0 ||
+	    (rc = get_u64(obj, "stored_size", false, w, &mod->stored_size, &has_stored)) < 0)
+		return rc;
+	mod->codec = (enum apbi_codec)c;
+	mod->filter = (enum apbi_filter)f;
+	mod->entry_size = c == APBI_CODEC_NONE ? 8 : 16;
+	if (c == APBI_CODEC_NONE) {
+		if (f != APBI_FILTER_NONE)
+			return field_error(APB_E_CORRUPT, w, "filter", "a filter on an uncompressed model");
+		if (has_stored && mod->stored_size != mod->size)
+			return field_error(APB_E_CORRUPT, w, "stored_size", "%llu, but the model is "
+			                   "uncompressed and has %llu bytes", (unsigned long long)mod->stored_size,
+			                   (unsigned long long)mod->size);
+		return 0;
+	}
+	if (m->version < 2)
+		return field_error(APB_E_VERSION, w, "codec", "a compressed model in a version-%u bundle",
+		                   m->version);
+	if (!has_stored)
+		return field_error(APB_E_MANIFEST, w, "stored_size", "missing (required with a codec)");
+	if (mod->stored_size > mod->size)
+		return field_error(APB_E_CORRUPT, w, "stored_size", "%llu is more than the %llu decoded bytes",
+		                   (unsigned long long)mod->stored_size, (unsigned long long)mod->size);
+	if (!mod->has_block_table && mod->size)
+		return field_error(APB_E_CORRUPT, w, "blocks", "missing (a compressed model needs its table)");
+	return 0;
+}
+
 /* Decodes and checks the name of models[i] (a NUL in it is a name error). */
 static int decode_name(apbi_manifest *m, json_object *obj, apbi_model *mod, where *w)
 {
@@ -312,6 +383,7 @@ static int decode_model(apbi_manifest *m, json_object *obj, uint64_t i)
 		                        "empty (0 bytes) but its checksum is %s, not %s", got, want);
 	}
 	if ((rc = decode_blocks(obj, mod, i, &w)) < 0 ||
+	    (rc = decode_codec(m, obj, mod, &w)) < 0 ||
 	    (rc = decode_metadata(m, obj, mod, &w)) < 0)
 		return rc;
 	return 0;
@@ -349,9 +421,9 @@ static int decode_top(apbi_manifest *m, json_object *root, uint64_t *count)
 		return field_error(APB_E_MANIFEST, &top, "format", "\"%.40s\", want \"apbundle\"", fmt);
 	if ((rc = get_u64(root, "version", true, &top, &v, NULL)) < 0)
 		return rc;
-	if (v != APB_FORMAT_VERSION)
-		return field_error(APB_E_VERSION, &top, "version", "%llu (this library reads %u)",
-		                   (unsigned long long)v, APB_FORMAT_VERSION);
+	if (v != m->version)
+		return field_error(APB_E_VERSION, &top, "version", "%llu, but the header says %u",
+		                   (unsigned long long)v, m->version);
 	if ((rc = get_u64(root, "alignment", true, &top, &v, NULL)) < 0)
 		return rc;
 	if (v == 0 || v > APBI_MAX_ALIGNMENT || (v & (v - 1)))

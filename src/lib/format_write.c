@@ -1,5 +1,6 @@
 /*
- * format_write.c - encode a v1 bundle's layout and manifest (json-c).
+ * format_write.c - encode a bundle's layout and manifest (json-c):
+ * version 1, or 2 when some model is compressed.
  *
  * Invariants kept here:
  *  - Models are placed in the order added, each at a multiple of the
@@ -19,6 +20,7 @@
  *  - The name index (apbi_nameidx) is a linear-probing table at most half
  *    full; it stores indices only, names stay with their owner.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +51,60 @@ static int advance(uint64_t pos, uint64_t len, uint64_t *out)
 	return 0;
 }
 
+uint64_t apbi_windex_make(void *t, uint64_t tbytes)
+{
+	uint64_t n = apbi_windex_bytes(tbytes) / 8, idx[1];
+	uint8_t *out = (uint8_t *)t + tbytes;
+
+	for (uint64_t k = 0; k < n; k++) {
+		uint64_t at = k * 65536, len = tbytes - at < 65536 ? tbytes - at : 65536;
+		idx[0] = htole64(apbi_xxh3((const uint8_t *)t + at, (size_t)len));
+		memcpy(out + 8 * k, idx, 8);
+	}
+	return apbi_xxh3(out, n * 8);
+}
+
+bool apbi_wmodel_has_table(const apbi_wmodel *m)
+{
+	return m->codec != APBI_CODEC_NONE ? m->n_blocks > 0 : m->n_blocks > 1;
+}
+
+int apbi_layout_place(apbi_wbundle *wb, size_t i, uint64_t *pos)
+{
+	apbi_wmodel *m = &wb->models[i];
+	uint64_t entry = m->codec != APBI_CODEC_NONE ? 16 : 8;
+
+	if (m->codec == APBI_CODEC_NONE)
+		m->stored_size = m->size;
+	m->n_blocks = m->size / wb->block_size + (m->size % wb->block_size != 0);
+	m->blocks_offset = m->index_offset = 0;
+	if (align_up(*pos, wb->alignment, &m->offset) || advance(m->offset, m->stored_size, pos))
+		return apbi_set_error(-EFBIG, "model \"%s\": offset + size %llu beyond the largest file offset",
+		                      m->name, (unsigned long long)m->stored_size);
+	if (apbi_wmodel_has_table(m) &&
+	    (align_up(*pos, 8, &m->blocks_offset) ||
+	     advance(m->blocks_offset, m->n_blocks * entry, &m->index_offset) ||
+	     advance(m->index_offset, apbi_windex_bytes(m->n_blocks * entry), pos)))
+		return apbi_set_error(-EFBIG, "model \"%s\": block table beyond the largest file offset",
+		                      m->name);
+	return 0;
+}
+
 int apbi_layout_plan(apbi_wbundle *wb)
 {
 	uint64_t pos = 0;
+	int rc;
+
+	wb->version = 1;
+	for (size_t i = 0; i < wb->n_models; i++)
+		wb->version = wb->models[i].codec != APBI_CODEC_NONE ? 2 : wb->version;
+	if (wb->version == 2) {
+		for (size_t i = 0; i < wb->n_models; i++)
+			if ((rc = apbi_layout_place(wb, i, &pos)) != 0)
+				return rc;
+		wb->data_size = pos;
+		return 0;
+	}
 
 	for (size_t i = 0; i < wb->n_models; i++) {
 		apbi_wmodel *m = &wb->models[i];
@@ -65,7 +118,7 @@ int apbi_layout_plan(apbi_wbundle *wb)
 	}
 	for (size_t i = 0; i < wb->n_models; i++) {
 		apbi_wmodel *m = &wb->models[i];
-		if (m->n_blocks <= 1)
+		if (!apbi_wmodel_has_table(m))
 			continue;
 		if (align_up(pos, 8, &m->blocks_offset) ||
 		    advance(m->blocks_offset, m->n_blocks * 8, &m->index_offset) ||
@@ -138,6 +191,14 @@ static json_object *blocks_object(const apbi_wbundle *wb, const apbi_wmodel *m)
 	return o;
 }
 
+/* The version-2 keys: codec, filter, stored_size. */
+static int put_codec(json_object *o, const apbi_wmodel *m)
+{
+	return put(o, "codec", json_object_new_string(apbi_codec_name(m->codec))) ||
+	       put(o, "filter", json_object_new_string(apbi_filter_name(m->filter))) ||
+	       put(o, "stored_size", json_object_new_int64((int64_t)m->stored_size));
+}
+
 static json_object *model_object(const apbi_wbundle *wb, const apbi_wmodel *m)
 {
 	json_object *o = json_object_new_object();
@@ -150,7 +211,8 @@ static json_object *model_object(const apbi_wbundle *wb, const apbi_wmodel *m)
 	    put(o, "offset", json_object_new_int64((int64_t)m->offset)) ||
 	    put(o, "size", json_object_new_int64((int64_t)m->size)) ||
 	    put(o, "checksum", json_object_new_string(sum)) ||
-	    (m->n_blocks > 1 && put(o, "blocks", blocks_object(wb, m))) ||
+	    (wb->version >= 2 && put_codec(o, m)) ||
+	    (apbi_wmodel_has_table(m) && put(o, "blocks", blocks_object(wb, m))) ||
 	    (m->md && put(o, "metadata", metadata_object(m->md)))) {
 		json_object_put(o);
 		return NULL;
@@ -174,7 +236,7 @@ static json_object *manifest_object(const apbi_wbundle *wb)
 		}
 	}
 	if (put(o, "format", json_object_new_string("apbundle")) ||
-	    put(o, "version", json_object_new_int(APB_FORMAT_VERSION)) ||
+	    put(o, "version", json_object_new_int((int)wb->version)) ||
 	    put(o, "alignment", json_object_new_int64(wb->alignment)) ||
 	    put(o, "model_count", json_object_new_int64((int64_t)wb->n_models)) ||
 	    (wb->description && put(o, "description", json_object_new_string(wb->description))) ||
@@ -196,7 +258,7 @@ int apbi_manifest_encode(const apbi_wbundle *wb, char **out, size_t *len)
 	json_object *tree = manifest_object(wb);
 	const char *text;
 	size_t tlen = 0;
-	uint64_t start, end;
+	uint64_t start = 0, end;
 	char *buf = NULL;
 	int rc;
 
@@ -208,8 +270,10 @@ int apbi_manifest_encode(const apbi_wbundle *wb, char **out, size_t *len)
 		rc = apbi_set_error(-ENOMEM, "out of memory serializing the manifest");
 		goto out;
 	}
-	if (align_up(APBI_HEADER_SIZE + (uint64_t)tlen, wb->alignment, &start) ||
-	    start - APBI_HEADER_SIZE > APBI_MAX_MANIFEST) {
+	if (!align_up(APBI_HEADER_SIZE + (uint64_t)tlen, wb->alignment, &start) &&
+	    start < APBI_HEADER_SIZE + (uint64_t)wb->reserve)
+		start = APBI_HEADER_SIZE + wb->reserve;   /* the planned length (format_write.h) */
+	if (start < APBI_HEADER_SIZE + (uint64_t)tlen || start - APBI_HEADER_SIZE > APBI_MAX_MANIFEST) {
 		rc = apbi_set_error(-EFBIG, "manifest of %zu bytes (padded to alignment %u) exceeds the %u-byte limit",
 		                    tlen, wb->alignment, APBI_MAX_MANIFEST);
 		goto out;
@@ -236,11 +300,11 @@ out:
 	return rc;
 }
 
-void apbi_header_encode(uint8_t out[16], uint32_t len)
+void apbi_header_encode(uint8_t out[16], uint32_t version, uint32_t len)
 {
 	memcpy(out, APBI_MAGIC, 8);
 	for (int i = 0; i < 4; i++) {
-		out[8 + i] = (uint8_t)(APB_FORMAT_VERSION >> (8 * i));
+		out[8 + i] = (uint8_t)(version >> (8 * i));
 		out[12 + i] = (uint8_t)(len >> (8 * i));
 	}
 }

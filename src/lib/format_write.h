@@ -17,6 +17,10 @@
 #include <stdint.h>
 
 #include "apbundle.h"
+#include "codec.h"
+
+/** Default alignment of a bundle with compressed models (set_alignment overrides). */
+#define APBI_COMPRESSED_ALIGNMENT 16u
 
 /** One model as the writer sees it. */
 typedef struct apbi_wmodel {
@@ -32,6 +36,10 @@ typedef struct apbi_wmodel {
 	                              table's index (docs/FORMAT.md 4), after it */
 	uint64_t index_checksum;   /* XXH3-64 of the index's bytes as stored */
 	const apb_metadata *md;    /* NULL: no "metadata" key */
+	enum apbi_codec codec;     /* APBI_CODEC_NONE: stored as is */
+	enum apbi_filter filter;   /* with a codec */
+	uint64_t stored_size;      /* bytes at offset: size when uncompressed; for a
+	                              compressed model size (the bound) until written */
 } apbi_wmodel;
 
 /** Bytes of the index of a table of table_bytes bytes (one u64 per chunk). */
@@ -39,6 +47,14 @@ static inline uint64_t apbi_windex_bytes(uint64_t table_bytes)
 {
 	return (table_bytes + 65535) / 65536 * 8;
 }
+
+/**
+ * Appends to a table of tbytes bytes at t (as stored; t has room for
+ * apbi_windex_bytes(tbytes) more) its index: the little-endian XXH3-64 of
+ * each 64 KiB chunk of the table (docs/FORMAT.md 4).  Returns the XXH3-64
+ * of the index's bytes (blocks.index_checksum).
+ */
+uint64_t apbi_windex_make(void *t, uint64_t tbytes);
 
 /** Bundle-wide settings of the manifest. */
 typedef struct apbi_wbundle {
@@ -50,21 +66,39 @@ typedef struct apbi_wbundle {
 	size_t n_models;
 	apbi_wmodel *models;       /* in the order they were added */
 	uint64_t data_size;        /* set by apbi_layout_plan: bytes of the data section */
+	uint32_t version;          /* 1, or 2 when some model has a codec */
+	size_t reserve;            /* pad the manifest to at least this many bytes */
 } apbi_wbundle;
 
+/** True when model m has a block table (more than one block, or compressed). */
+bool apbi_wmodel_has_table(const apbi_wmodel *m);
+
 /**
- * Places every model of wb (at multiples of the alignment, in order) and
- * then the block tables of multi-block models, each followed by its index
- * (8-byte aligned), filling offset, n_blocks, blocks_offset, index_offset
- * and wb->data_size.  Errors: -EFBIG when
- * an offset would pass INT64_MAX (with a detail naming the model).
+ * Places every model of wb and its block table (each table followed by its
+ * index, 8-byte aligned), filling offset, n_blocks, blocks_offset,
+ * index_offset and wb->data_size; sets wb->version.  Version 1 (no codec):
+ * every model at the next multiple of the alignment, in order, then the
+ * tables.  Version 2: each model at the next multiple of the alignment
+ * after the previous model's table and index, its stored_size bytes, then
+ * its table (16-byte entries when compressed) and index.  Offsets only grow
+ * with stored sizes, so a plan made with stored_size = size bounds every
+ * offset of the final one.  Errors: -EFBIG when an offset would pass
+ * INT64_MAX (with a detail naming the model).
  */
 int apbi_layout_plan(apbi_wbundle *wb);
 
 /**
+ * Version 2: places model i at the first aligned offset >= *pos and its
+ * table after its stored_size bytes; *pos becomes the table's end.  Used by
+ * the builder once more after a model is compressed.  Errors: as above.
+ */
+int apbi_layout_place(apbi_wbundle *wb, size_t i, uint64_t *pos);
+
+/**
  * Encodes the manifest of a planned wb.  On success *out is a malloc'ed
  * buffer the caller frees, holding *len bytes: the JSON text followed by
- * spaces so that 16 + *len is a multiple of the alignment (no NUL is
+ * spaces so that 16 + *len is a multiple of the alignment and *len is at
+ * least wb->reserve (which must itself be such a length) (no NUL is
  * counted in *len, though one follows).  Errors: -ENOMEM, -EFBIG (the
  * manifest would exceed the 64 MiB limit, or the data section would start
  * beyond INT64_MAX).
@@ -72,9 +106,9 @@ int apbi_layout_plan(apbi_wbundle *wb);
 int apbi_manifest_encode(const apbi_wbundle *wb, char **out, size_t *len);
 
 /**
- * Fills the 16-byte v1 header for a manifest of len bytes into out.
+ * Fills the 16-byte header (format version, a manifest of len bytes) into out.
  */
-void apbi_header_encode(uint8_t out[16], uint32_t len);
+void apbi_header_encode(uint8_t out[16], uint32_t version, uint32_t len);
 
 /* ---- name index (format_write.c), used by builder.c and bundle.c ---- */
 
@@ -119,7 +153,24 @@ void apbi_builder_set_progress(apb_builder *bb, apbi_progress_fn fn, void *ctx);
  */
 int apbi_builder_add_ref(apb_builder *bb, const char *name, const void *data, size_t size);
 
-/* ---- metadata copy (builder_meta.c), used by builder.c ---- */
+/* ---- temporary file (builder_tmp.c), used by builder.c ---- */
+
+/**
+ * Creates and locks (flock LOCK_EX) "<path>.tmp.XXXXXX": *fd open
+ * read-write, *tmp its malloc'ed name.  Errors: -errno with a detail.
+ */
+int apbi_tmp_open(const char *path, int *fd, char **tmp);
+
+/** fsyncs the directory holding path.  Errors: -errno with a detail. */
+int apbi_sync_dir(const char *path);
+
+/* ---- metadata (builder_meta.c), used by builder.c ---- */
+
+/**
+ * Sets wb's created_at: SOURCE_DATE_EPOCH when set, else the current time.
+ * Errors: -EINVAL (SOURCE_DATE_EPOCH is not a number of seconds).
+ */
+int apbi_resolve_time(apbi_wbundle *wb);
 
 /**
  * Validates md and makes a deep copy of it in one malloc'ed allocation

@@ -7,7 +7,8 @@
  * parser's range checks see sizes that disagree with what it holds.  On
  * success every invariant format.h promises is checked and a violation
  * aborts (a finding): names valid and unique and found by the index,
- * ranges inside the file, no overlaps, block counts consistent.
+ * stored ranges inside the file, no overlaps, block counts consistent,
+ * the version-2 fields (codec, filter, stored_size, entry size) coherent.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,12 +34,22 @@ static void check_manifest(const apbi_manifest *m, uint64_t file_size)
 		CHECK(apbi_name_check(md->name, md->name_len) == 0);
 		CHECK(apbi_manifest_find(m, md->name) == (int64_t)i);
 		CHECK(md->offset <= file_size - m->data_start);
-		CHECK(md->size <= file_size - m->data_start - md->offset);
+		/* stored bytes lie in the file; a compressed model (version 2 only)
+		 * stores at most its size, in a 16-byte-entry table */
+		CHECK(md->stored_size <= file_size - m->data_start - md->offset);
+		if (md->codec == APBI_CODEC_NONE) {
+			CHECK(md->stored_size == md->size && md->entry_size == 8);
+			CHECK(md->filter == APBI_FILTER_NONE);
+		} else {
+			CHECK(m->version == 2 && md->codec == APBI_CODEC_ZSTD);
+			CHECK(md->stored_size <= md->size && md->entry_size == 16);
+			CHECK(md->has_block_table || md->size == 0);
+		}
 		if (md->block_size && md->size)
 			CHECK(md->n_blocks == (md->size - 1) / md->block_size + 1);
 		if (md->has_block_table) {
 			CHECK(md->blocks_offset <= file_size - m->data_start);
-			CHECK(md->n_blocks <= (file_size - m->data_start - md->blocks_offset) / 8);
+			CHECK(md->n_blocks <= (file_size - m->data_start - md->blocks_offset) / md->entry_size);
 		} else {
 			CHECK(md->n_blocks <= 1);
 		}
@@ -56,9 +67,9 @@ static void check_manifest(const apbi_manifest *m, uint64_t file_size)
 		for (uint64_t i = 0; i < m->n_models; i++)
 			for (uint64_t j = i + 1; j < m->n_models; j++) {
 				const apbi_model *a = &m->models[i], *b = &m->models[j];
-				if (a->size && b->size)
-					CHECK(a->offset + a->size <= b->offset ||
-					      b->offset + b->size <= a->offset);
+				if (a->stored_size && b->stored_size)
+					CHECK(a->offset + a->stored_size <= b->offset ||
+					      b->offset + b->stored_size <= a->offset);
 			}
 	}
 	CHECK(apbi_manifest_find(m, "") == -1);

@@ -27,4 +27,8 @@ mk one "x=$tmp/d/a"
 mk meta -d "a description" -m "m=$tmp/md.json" "m=$tmp/d/a" "n/o=$tmp/d/sub/b"
 mk multi "big=$tmp/d/multi" "small=$tmp/d/a" "zero=$tmp/d/sub/empty"
 mk align1 -a 1 "a=$tmp/d/a" "b=$tmp/d/sub/b"
+# version 2: compressed models (16-byte tables; a raw block, frames, an empty model)
+yes apbundle | head -c 3000 > "$tmp/d/text"
+mk zstd --compress zstd --filter none "t=$tmp/d/text" "r=$tmp/d/multi" "e=$tmp/d/sub/empty"
+mk zstdplanes --compress zstd:1 --filter bytegroup4 "t=$tmp/d/text" "tiny=$tmp/d/a"
 echo "wrote $(ls "$out/bundle" | grep -c '^built_') builder seeds per target"
