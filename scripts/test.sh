@@ -9,6 +9,7 @@
 #   valgrind  the Check suites of the default build under memcheck
 # (which suites: Makefile.am's THREADED_SUITES and VALGRIND_EXCLUDE, read
 # with `make print-suites`)
+#   deb       tests/deb_test.sh: build, lint, install and purge the .debs
 #   fuzz      every libFuzzer target for APB_FUZZ_SECONDS (default 60) each
 # APB_TEST_PHASES selects phases (default: all of them, in that order).
 # Prints "tests: N passed, M failed" last; exits non-zero on any failure.
@@ -67,7 +68,7 @@ phase() {
 	tally "$bdir"
 }
 
-for ph in ${APB_TEST_PHASES:-default asan tsan valgrind fuzz}; do
+for ph in ${APB_TEST_PHASES:-default asan tsan valgrind deb fuzz}; do
 	start=$(date +%s)
 	case $ph in
 	default) phase default "$top/build/default" all ;;
@@ -76,6 +77,14 @@ for ph in ${APB_TEST_PHASES:-default asan tsan valgrind fuzz}; do
 	valgrind)
 		MAKE_EXTRA="LOG_COMPILER=$top/scripts/valgrind-run.sh" \
 			phase valgrind "$top/build/default" unit ;;
+	deb)
+		mkdir -p "$top/build"; rc=0
+		"$top/tests/deb_test.sh" >"$top/build/deb.out" 2>&1 || rc=$?
+		cat "$top/build/deb.out"
+		case $rc in
+		0 | 77) pass=$((pass + 1)) ;;
+		*) fail=$((fail + 1)); status=1 ;;
+		esac ;;
 	fuzz)
 		echo "== fuzz: ${APB_FUZZ_SECONDS:-60} s per target"
 		if APB_FUZZ_BUILDDIR="$top/build/fuzz" "$top/scripts/fuzz.sh" "${APB_FUZZ_SECONDS:-60}" \
