@@ -55,6 +55,8 @@ if [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ] || ! command -v findmnt >/dev/null 
 	exit 77
 fi
 
+# The instance the README and apbundle-mount(1) give for /mnt/models.
+[ "$(systemd-escape --path /mnt/models)" = mnt-models ] || fail "systemd-escape --path /mnt/models"
 # The instance and the configuration, as systemctl start apbundle-mount@INSTANCE would.
 instance=$(systemd-escape --path "$mnt")
 f=$(systemd-escape --unescape --path "$instance")
