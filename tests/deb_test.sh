@@ -120,6 +120,7 @@ cat >"$tmp/v.c" <<'CEOF'
 #include <stdio.h>
 int main(void) { puts(apb_version()); return 0; }
 CEOF
+# shellcheck disable=SC2046 # pkg-config's flags are separate words
 if cc -o "$tmp/v" "$tmp/v.c" $(pkg-config --cflags --libs libapbundle) 2>"$tmp/cc.log"; then
 	v=$("$tmp/v") || fail "the program built against libapbundle-dev does not run"
 	[ "$v" = "$have" ] || fail "apb_version() says $v"

@@ -128,7 +128,7 @@ if command -v strace >/dev/null; then
 		allowed="$allowed
 $(printf '%s\n' "$out" | sed -n 's/^    \([a-z0-9_]*\)$/\1/p')"
 	done
-	strace -f -qq -o "$tmp/strace" $(shcmd "$(key ExecStart)" | sed 's/"\$\([A-Z]*\)"/$\1/g' | (read -r l; eval "printf '%s\n' $l")) &
+	eval "exec strace -f -qq -o \"\$tmp/strace\" $(shcmd "$(key ExecStart)")" &
 	spid=$!
 	i=0; until findmnt -M "$mnt" >/dev/null || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
 	cat "$mnt/a" "$mnt/b" "$mnt/.stats" >/dev/null || fail "reads under strace"
