@@ -5,8 +5,11 @@
 # out of tree under build/, and runs, each phase in its own build dir:
 #   default   `make check`: Check suites, CLI tests, real FUSE mounts
 #   asan      the same in an ASan+UBSan build (halting on the first error)
-#   tsan      the threaded cache suites in a ThreadSanitizer build
-#   valgrind  the unit suites of the default build under memcheck
+#   tsan      the threaded suites in a ThreadSanitizer build
+#   valgrind  the Check suites of the default build under memcheck
+# (which suites: Makefile.am's THREADED_SUITES and VALGRIND_EXCLUDE, read
+# with `make print-suites`)
+#   deb       tests/deb_test.sh: build, lint, install and purge the .debs
 #   fuzz      every libFuzzer target for APB_FUZZ_SECONDS (default 60) each
 # APB_TEST_PHASES selects phases (default: all of them, in that order).
 # Prints "tests: N passed, M failed" last; exits non-zero on any failure.
@@ -25,13 +28,27 @@ tally() {
 	pass=$((pass + p)); fail=$((fail + f))
 }
 
-# phase NAME BUILDDIR TESTS [configure options]: build, run make check
-# (TESTS empty: all of them; extra make arguments in $MAKE_EXTRA).
+# suites BUILDDIR KIND: the suites of KIND (unit or threaded) that
+# Makefile.am lists for the phases (`make print-suites`, its one source).
+# Fails when make fails or the list is empty (an empty TESTS runs them all).
+suites() {
+	out=$(make -s --no-print-directory -C "$1" print-suites) || return 1
+	list=$(printf '%s\n' "$out" | sed -n "s/^$2: //p")
+	[ -n "$list" ] && printf '%s\n' "$list"
+}
+
+# phase NAME BUILDDIR SUITES [configure options]: build, run make check
+# (SUITES "all": every test; unit or threaded: those of `suites`; extra
+# make arguments in $MAKE_EXTRA).
 phase() {
-	name=$1; bdir=$2; tests=$3; shift 3
+	name=$1; bdir=$2; kind=$3; shift 3
 	echo "== $name: build ($bdir)"
 	if ! "$top/scripts/build.sh" "$bdir" "$@"; then
 		echo "== $name: BUILD FAILED"; status=1; fail=$((fail + 1)); return
+	fi
+	tests=""
+	if [ "$kind" != all ] && ! tests=$(suites "$bdir" "$kind"); then
+		echo "== $name: make print-suites FAILED"; status=1; fail=$((fail + 1)); return
 	fi
 	echo "== $name: make check"
 	find "$bdir" -name '*.trs' -delete
@@ -51,22 +68,23 @@ phase() {
 	tally "$bdir"
 }
 
-unit="tests/check_format tests/check_format_json tests/check_format_util tests/check_builder
-tests/check_builder_atomic tests/check_bundle tests/check_policy tests/check_cache tests/check_paged
-tests/check_paged_integrity tests/check_prefetch tests/check_faults tests/check_shell"
-threaded="tests/check_cache tests/check_paged tests/check_paged_integrity tests/check_prefetch
-tests/check_stress"
-unit=$(echo $unit); threaded=$(echo $threaded)
-
-for ph in ${APB_TEST_PHASES:-default asan tsan valgrind fuzz}; do
+for ph in ${APB_TEST_PHASES:-default asan tsan valgrind deb fuzz}; do
 	start=$(date +%s)
 	case $ph in
-	default) phase default "$top/build/default" "" ;;
-	asan) phase asan "$top/build/asan" "" --enable-asan ;;
-	tsan) phase tsan "$top/build/tsan" "$threaded" --enable-tsan ;;
+	default) phase default "$top/build/default" all ;;
+	asan) phase asan "$top/build/asan" all --enable-asan ;;
+	tsan) phase tsan "$top/build/tsan" threaded --enable-tsan ;;
 	valgrind)
 		MAKE_EXTRA="LOG_COMPILER=$top/scripts/valgrind-run.sh" \
-			phase valgrind "$top/build/default" "$unit" ;;
+			phase valgrind "$top/build/default" unit ;;
+	deb)
+		mkdir -p "$top/build"; rc=0
+		"$top/tests/deb_test.sh" >"$top/build/deb.out" 2>&1 || rc=$?
+		cat "$top/build/deb.out"
+		case $rc in
+		0 | 77) pass=$((pass + 1)) ;;
+		*) fail=$((fail + 1)); status=1 ;;
+		esac ;;
 	fuzz)
 		echo "== fuzz: ${APB_FUZZ_SECONDS:-60} s per target"
 		if APB_FUZZ_BUILDDIR="$top/build/fuzz" "$top/scripts/fuzz.sh" "${APB_FUZZ_SECONDS:-60}" \
