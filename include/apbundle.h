@@ -372,11 +372,14 @@ void apb_paging_config_init(apb_paging_config *cfg);
 
 typedef struct apb_paging_stats {
 	uint64_t hits, misses, evictions;   /* counted per page lookup */
-	uint64_t bytes_loaded;              /* bytes read from the bundle file */
+	uint64_t bytes_loaded;              /* bytes read from the bundle (stored bytes:
+	                                       compressed as stored; block tables too) */
 	uint64_t memory_used;               /* cached payload bytes now; <= max_memory always */
 	uint64_t prefetches, prefetch_hits; /* pages prefetched; of those, later used */
 	uint64_t cached_pages;              /* pages resident now */
 	uint64_t checksum_failures;         /* blocks refused since open */
+	uint64_t bytes_decoded;             /* bytes of compressed blocks decoded */
+	uint64_t decode_ns;                 /* time spent decoding them (ns) */
 } apb_paging_stats;
 
 /** Returns hits / (hits + misses), or 0.0 when there were no lookups. */

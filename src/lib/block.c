@@ -36,8 +36,8 @@ static uint64_t min64(uint64_t a, uint64_t b)
 
 /* ---- load buffers ---- */
 
-/* A buffer of len bytes: a kept one when it fits and one is free, else malloc. */
-static uint8_t *scratch_get(apbi_blocks *bl, uint64_t len, bool *kept)
+/** See block_priv.h. */
+uint8_t *apbi_scratch_get(apbi_blocks *bl, uint64_t len, bool *kept)
 {
 	uint8_t *p = NULL;
 	*kept = false;
@@ -68,7 +68,8 @@ static uint8_t *scratch_get(apbi_blocks *bl, uint64_t len, bool *kept)
 	return p;
 }
 
-static void scratch_put(apbi_blocks *bl, uint8_t *p, bool kept)
+/** See block_priv.h. */
+void apbi_scratch_put(apbi_blocks *bl, uint8_t *p, bool kept)
 {
 	if (!kept) {
 		free(p);
@@ -125,16 +126,22 @@ static int unit_sum(const extent *e, cursor *cur, uint64_t u, uint64_t *sum)
 /*
  * Reads units [u0, u1) of e, stored from byte u0 * unit on, into the
  * segments of iov (each holding whole units, together exactly the units'
- * bytes), then checks every unit.  Returns 0, a bad() value that stopped
- * it, or a negative code for the whole run (I/O, or the checksums could
- * not be loaded: that failure was recorded where it happened).
+ * bytes), then checks every unit; *stored is set to the bytes read from
+ * the source.  Returns 0, a bad() value that stopped it, or a negative
+ * code for the whole run (I/O, or the checksums could not be loaded: that
+ * failure was recorded where it happened).
  */
 static int read_units(apbi_blocks *bl, const extent *e, uint64_t u0, uint64_t u1,
-                      const struct iovec *iov, int niov, unit_bad_fn bad, void *ctx)
+                      const struct iovec *iov, int niov, unit_bad_fn bad, void *ctx,
+                      uint64_t *stored)
 {
 	uint64_t u = u0;
 	cursor cur;
-	int r = apbi_source_readv(bl->src, iov, niov, e->base + u0 * e->unit);
+	int r;
+	if (e->coded)
+		return apbi_read_coded(bl, e, u0, u1, iov, niov, bad, ctx, stored);
+	*stored = min64(u1 * e->unit, e->size) - u0 * e->unit;
+	r = apbi_source_readv(bl->src, iov, niov, e->base + u0 * e->unit);
 	if (r < 0) {
 		char why[300];
 		snprintf(why, sizeof why, "%s", apb_last_error());
@@ -189,6 +196,7 @@ static ssize_t load_direct(apbi_blocks *bl, const extent *e, uint64_t first, uin
 	struct iovec iov[APBI_CACHE_MAX_RUN];
 	uint64_t off = first << bl->shift, end = min64((first + n) << bl->shift, e->size);
 	page_marks pm = { first, e->unit, n, bl->shift, res };
+	uint64_t stored = end - off;
 	int r;
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t ps = (first + i) << bl->shift;
@@ -199,8 +207,8 @@ static ssize_t load_direct(apbi_blocks *bl, const extent *e, uint64_t first, uin
 		r = apbi_source_readv(bl->src, iov, (int)n, e->base + off);
 	else
 		r = read_units(bl, e, off / e->unit, (end + e->unit - 1) / e->unit, iov, (int)n,
-		               mark_pages, &pm);
-	return r < 0 ? r : (ssize_t)(end - off);
+		               mark_pages, &pm, &stored);
+	return r < 0 ? r : (ssize_t)stored;
 }
 
 /* Units larger than pages: read the covering units into a buffer, copy good pages. */
@@ -212,21 +220,22 @@ static ssize_t load_buffered(apbi_blocks *bl, const extent *e, uint64_t first, u
 	uint64_t lo = u0 * e->unit, hi = min64(u1 * e->unit, e->size);
 	page_marks pm = { first, e->unit, n, bl->shift, res };
 	bool kept;
-	uint8_t *buf = scratch_get(bl, hi - lo, &kept);
+	uint8_t *buf = apbi_scratch_get(bl, hi - lo, &kept);
 	struct iovec iov;
 	int r;
 	if (!buf)
 		return -ENOMEM;
 	iov.iov_base = buf;
 	iov.iov_len = (size_t)(hi - lo);
-	r = read_units(bl, e, u0, u1, &iov, 1, mark_pages, &pm);
+	uint64_t stored = 0;
+	r = read_units(bl, e, u0, u1, &iov, 1, mark_pages, &pm, &stored);
 	for (uint32_t i = 0; r == 0 && i < n; i++) {
 		uint64_t ps = (first + i) << bl->shift;
 		if (!res[i])
 			memcpy(dst[i], buf + (ps - lo), (size_t)min64(bl->page_size, end - ps));
 	}
-	scratch_put(bl, buf, kept);
-	return r < 0 ? r : (ssize_t)(hi - lo);
+	apbi_scratch_put(bl, buf, kept);
+	return r < 0 ? r : (ssize_t)stored;
 }
 
 /* Writes chunk j's checksum h into the index pages it falls in, if any. */
@@ -255,7 +264,7 @@ static ssize_t load_virtual_index(apbi_blocks *bl, const extent *e, uint64_t fir
 	XXH3_state_t *st = XXH3_createState();
 	int r = 0;
 	apbi_extent_of(bl, e->obj - 1, &t);
-	if (!st || !(buf = scratch_get(bl, SCRATCH_SIZE, &kept))) {
+	if (!st || !(buf = apbi_scratch_get(bl, SCRATCH_SIZE, &kept))) {
 		XXH3_freeState(st);
 		return apbi_set_error(-ENOMEM, "out of memory for a block table check");
 	}
@@ -277,7 +286,7 @@ static ssize_t load_virtual_index(apbi_blocks *bl, const extent *e, uint64_t fir
 		for (uint32_t i = 0; i < n; i++)
 			res[i] = APB_E_CHECKSUM;
 	}
-	scratch_put(bl, buf, kept);
+	apbi_scratch_put(bl, buf, kept);
 	XXH3_freeState(st);
 	return r < 0 ? r : (ssize_t)t.size;
 }
@@ -323,6 +332,7 @@ int apbi_blocks_read(apbi_blocks *bl, uint32_t m, uint64_t b0, uint64_t nb, uint
                      apbi_bad_fn bad, void *ctx)
 {
 	stream_bad sb = { bad, ctx, bl, m, 0 };
+	uint64_t stored;
 	extent e;
 	struct iovec iov;
 	int r;
@@ -333,7 +343,7 @@ int apbi_blocks_read(apbi_blocks *bl, uint32_t m, uint64_t b0, uint64_t nb, uint
 		return 0;
 	if (!e.verify)
 		return apbi_set_error(-EINVAL, "block read: the model has no checksums");
-	r = read_units(bl, &e, b0, b0 + nb, &iov, 1, stream_mark, &sb);
+	r = read_units(bl, &e, b0, b0 + nb, &iov, 1, stream_mark, &sb, &stored);
 	return r ? r : sb.first;
 }
 

@@ -95,6 +95,9 @@ int apbi_blocks_read_raw(apbi_blocks *bl, uint32_t m, uint64_t off, uint64_t len
 /** Verification unit of model m's bytes: its block size (0: unverifiable). */
 uint64_t apbi_blocks_block_size(const apbi_blocks *bl, uint32_t m);
 
+/** Bytes of compressed blocks decoded since open, and the time it took. */
+void apbi_blocks_decode_stats(const apbi_blocks *bl, uint64_t *bytes, uint64_t *ns);
+
 /** Units that failed their checksum since open (blocks, chunks, indexes). */
 uint64_t apbi_blocks_failures(const apbi_blocks *bl);
 

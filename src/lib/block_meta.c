@@ -47,6 +47,7 @@ static void data_extent(const apbi_blocks *bl, uint32_t m, extent *e)
 	e->sums_obj = mod->has_block_table ? apbi_table_obj(bl, m) : APBI_NO_OBJ;
 	e->entry_size = mod->has_block_table ? mod->entry_size : 8;
 	e->sum = mod->checksum;
+	e->coded = mod->codec != APBI_CODEC_NONE;
 }
 
 void apbi_extent_of(const apbi_blocks *bl, uint32_t obj, extent *e)
@@ -130,6 +131,8 @@ int apbi_blocks_new(apbi_source *src, const apbi_manifest *m, uint32_t page_size
 		bl->tslot[i] = m->models[i].has_block_table ? t : APBI_NO_OBJ;
 		if (m->models[i].has_block_table)
 			bl->tmodel[t++] = i;
+		if (m->models[i].codec != APBI_CODEC_NONE && m->models[i].block_size > bl->max_coded_block)
+			bl->max_coded_block = m->models[i].block_size;
 	}
 	map_objects(bl);
 	*out = bl;
@@ -144,6 +147,7 @@ void apbi_blocks_free(apbi_blocks *bl)
 	for (unsigned i = 0; i < SCRATCH_N; i++)
 		if (bl->scratch[i])
 			munmap(bl->scratch[i], SCRATCH_SIZE);
+	apbi_codec_pool_free(bl);
 	pthread_mutex_destroy(&bl->lock);
 	free(bl->tslot);
 	free(bl->tmodel);
@@ -177,6 +181,12 @@ uint64_t apbi_blocks_block_size(const apbi_blocks *bl, uint32_t m)
 	extent e;
 	data_extent(bl, m, &e);
 	return e.verify ? e.unit : 0;
+}
+
+void apbi_blocks_decode_stats(const apbi_blocks *bl, uint64_t *bytes, uint64_t *ns)
+{
+	*bytes = __atomic_load_n(&bl->decoded_bytes, __ATOMIC_RELAXED);
+	*ns = __atomic_load_n(&bl->decode_ns, __ATOMIC_RELAXED);
 }
 
 uint64_t apbi_blocks_failures(const apbi_blocks *bl)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "block.h"
+#include "codec.h"
 
 #define APBI_NO_OBJ UINT32_MAX
 #define SCRATCH_N 4u             /* load buffers kept for units larger than pages */
@@ -35,6 +36,8 @@ typedef struct extent {
 	uint64_t sum;            /* the single unit's checksum */
 	bool verify;             /* false: legacy, no checksums at all */
 	bool virtual_index;      /* an index computed from a table without one */
+	bool coded;              /* a compressed model: entries locate stored blocks
+	                            (block_codec.c) */
 } extent;
 
 typedef struct bad_rec {
@@ -61,6 +64,10 @@ struct apbi_blocks {
 	bool busy[SCRATCH_N];
 	bad_rec ring[RING_N];
 	unsigned ring_next;
+	apbi_codec_ctx *cctx[SCRATCH_N]; /* decoding contexts (block_codec.c) */
+	bool cbusy[SCRATCH_N];
+	uint32_t max_coded_block;        /* largest block of a compressed model */
+	uint64_t decoded_bytes, decode_ns; /* atomic: blocks decoded, time spent */
 };
 
 /** Describes object obj. */
@@ -99,6 +106,28 @@ typedef int (*unit_bad_fn)(void *ctx, uint64_t unit, int code);
  */
 int apbi_unit_failed(apbi_blocks *bl, const extent *e, uint64_t u, int code, unit_bad_fn bad,
                      void *ctx);
+
+/**
+ * A load buffer of len bytes: one of SCRATCH_N kept ones when len <=
+ * SCRATCH_SIZE and one is free, else a one-off allocation; *kept says
+ * which, for apbi_scratch_put.  NULL (with a detail) when out of memory.
+ */
+uint8_t *apbi_scratch_get(apbi_blocks *bl, uint64_t len, bool *kept);
+void apbi_scratch_put(apbi_blocks *bl, uint8_t *p, bool kept);
+
+/**
+ * Reads units [u0, u1) of the compressed model e into the segments of iov
+ * (each holding whole decoded blocks), as read_units does for stored
+ * bytes: each block located through its table entry, decoded, checked.
+ * *stored is set to the stored bytes read.  Returns 0, a bad() value that
+ * stopped, or a negative code for the run.
+ */
+int apbi_read_coded(apbi_blocks *bl, const extent *e, uint64_t u0, uint64_t u1,
+                    const struct iovec *iov, int niov, unit_bad_fn bad, void *ctx,
+                    uint64_t *stored);
+
+/** Frees the kept decoding contexts. */
+void apbi_codec_pool_free(apbi_blocks *bl);
 
 /** Records a failure of model m (counts it, keeps it in the ring). */
 void apbi_blocks_note_bad(apbi_blocks *bl, uint32_t m, int where, uint64_t block, int code);

@@ -392,6 +392,7 @@ void apb_paged_stats(apb_paged *pb, apb_paging_stats *out)
 	out->prefetch_hits = c.prefetch_hits;
 	out->cached_pages = c.cached_pages;
 	out->checksum_failures = apbi_blocks_failures(pb->bl);
+	apbi_blocks_decode_stats(pb->bl, &out->bytes_decoded, &out->decode_ns);
 }
 
 /** See apbundle.h. */
