@@ -6,12 +6,12 @@
 set -eu
 
 pkgs="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3 \
-libjson-c-dev check libxxhash-dev python3"
+libjson-c-dev check libxxhash-dev libcurl4-openssl-dev python3"
 case "${1:-build}" in
 build) ;;
-test) pkgs="$pkgs valgrind clang libclang-rt-14-dev attr" ;;
+test) pkgs="$pkgs valgrind clang libclang-rt-14-dev attr nginx-light python3" ;;
 bench) pkgs="$pkgs valgrind clang attr fio hyperfine squashfuse squashfs-tools \
-archivemount fuse-zip gnuplot-nox zip linux-perf" ;;
+archivemount fuse-zip gnuplot-nox zip linux-perf nginx-light httpfs2 rclone curl" ;;
 *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 

@@ -296,7 +296,9 @@ static int http_readv(apbi_source *s, const struct iovec *iov, int n, uint64_t o
 	uint64_t len = 0;
 	for (int i = 0; i < n; i++)
 		len += iov[i].iov_len;
-	return fetch((http_source *)s, iov, n, off, len, 0);
+	int r = fetch((http_source *)s, iov, n, off, len, 0);
+	/* reads fail with -EIO whatever the cause (the detail says which) */
+	return r == 0 || r == -ENOMEM ? r : -EIO;
 }
 
 static void http_close(apbi_source *s)
