@@ -105,10 +105,11 @@ int apbi_http_status_line(const char *s, size_t len, int *status)
 			return -1;
 		code = code * 10 + (s[i] - '0');
 	}
-	if (i != len && s[i] != ' ')
+	if ((i != len && s[i] != ' ') || code < 100)
 		return -1;
-	if (code < 100)
-		return -1;
+	for (; i < len; i++)              /* reason phrase: no control bytes but tab */
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+			return -1;
 	*status = code;
 	return 0;
 }

@@ -35,7 +35,8 @@ int apbi_http_content_length(const char *s, size_t len, uint64_t *out);
 
 /**
  * Parses a status line "HTTP/1.x NNN reason" (or "HTTP/2 NNN"); sets
- * *status to the three-digit code.  Returns 0 or -1.
+ * *status to the three-digit code.  The reason phrase may hold no control
+ * byte but tab.  Returns 0 or -1.
  */
 int apbi_http_status_line(const char *s, size_t len, int *status);
 
