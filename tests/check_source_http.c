@@ -453,8 +453,17 @@ START_TEST(tier_offline_open)
 	check_range(s, 250000, 1000);
 	double t = expect_eio(s, 600000, 100, "offline");
 	ck_assert_msg(t < 0.5, "offline miss took %.2f s", t);
+	/* the server comes back: a miss retries it (at most every 5 s) and the
+	 * source goes online, since the object did not change */
+	ck_assert_int_eq(httpsrv_nginx_restart(&srv), 0);
+	expect_eio(s, 600000, 100, "offline");   /* within 5 s of the last try */
+	sleep(5);
+	check_range(s, 600000, 100);
+	apbi_source_get_stats(s, &st);
+	ck_assert_int_eq(st.offline, 0);
 	apbi_source_close(s);
 	/* another tier dir never saw the object: the network error stays */
+	httpsrv_stop(&srv);
 	o.disk_cache = tu_path("empty-tier");
 	ck_assert_int_eq(apbi_source_open(srv.url, &o, &s), -ENOENT);
 	ck_assert_msg(strstr(apb_last_error(), "holds no version"), "%s", apb_last_error());
@@ -571,7 +580,11 @@ START_TEST(tier_writer_killed)
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0)
 			writer(srv.url, &o);
-		usleep(40000 + 30000 * round);
+		/* kill it once it has written something, at a varying moment */
+		size_t had = count_files("o-*/v-*/r-*");
+		for (int i = 0; i < 1000 && count_files("o-*/v-*/r-*") <= had; i++)
+			usleep(5000);
+		usleep(3000 * (useconds_t)round);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 	}

@@ -104,6 +104,20 @@ int httpsrv_nginx(httpsrv *s, const char *root, const char *name, const char *wo
 }
 
 /** See httpsrv.h. */
+int httpsrv_nginx_restart(httpsrv *s)
+{
+	char conf[600], log[600];
+	snprintf(conf, sizeof conf, "%s/ngx.conf", s->dir);
+	snprintf(log, sizeof log, "%s/start.log", s->dir);
+	char *argv[] = { "nginx", "-c", conf, "-p", s->dir, NULL };
+	if (access("/usr/sbin/nginx", X_OK) == 0)
+		argv[0] = "/usr/sbin/nginx";
+	httpsrv_stop(s);
+	s->pid = spawn(argv, log);
+	return s->pid > 0 ? wait_up(s) : -1;
+}
+
+/** See httpsrv.h. */
 int httpsrv_fault(httpsrv *s, const char *file, const char *workdir)
 {
 	char script[600], ctl[600], log[600], pf[600], out[600];

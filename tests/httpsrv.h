@@ -26,6 +26,9 @@ typedef struct httpsrv {
  */
 int httpsrv_nginx(httpsrv *s, const char *root, const char *name, const char *workdir);
 
+/** Starts a stopped nginx again on the same port and config.  0 or -1. */
+int httpsrv_nginx_restart(httpsrv *s);
+
 /** Starts faultsrv.py serving file; ctl file and log in workdir.  0 or -1. */
 int httpsrv_fault(httpsrv *s, const char *file, const char *workdir);
 

@@ -159,4 +159,19 @@ int apbi_source_err_unreachable(int err);
 int apbi_source_tier_wrap(apbi_source *inner, const char *name, int inner_err,
                           const char *dir, uint64_t size_limit, apbi_source **out);
 
+/** Opens the inner source again (an offline tier's way back to the server). */
+typedef int (*apbi_reopen_fn)(void *ctx, apbi_source **out);
+
+/**
+ * Lets an offline tier (opened with inner == NULL) try the server again: a
+ * read the tier does not hold calls fn at most every 5 s (one thread at a
+ * time; the others fail at once); if the source it opens has the identity
+ * and size the tier serves, the tier goes online for good, otherwise it
+ * closes it and stays offline (the detail says the object changed).  The
+ * tier owns ctx and frees it with ctx_free (may be NULL) when closed.
+ * Call right after apbi_source_tier_wrap, before any read.
+ */
+void apbi_source_tier_reconnect(apbi_source *tier, apbi_reopen_fn fn, void *ctx,
+                                void (*ctx_free)(void *));
+
 #endif

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -72,12 +73,75 @@ int apbi_source_err_unreachable(int err)
 	return err == -ECONNREFUSED || err == -ETIMEDOUT || err == -EHOSTDOWN;
 }
 
+/* What an offline tier needs to try the server again (copies: the caller's
+ * strings live only for the open call). */
+typedef struct reopen_ctx {
+	char *url, *ca_file, *header;
+	apb_open_options opt;
+} reopen_ctx;
+
+static void reopen_free(void *p)
+{
+	reopen_ctx *c = p;
+	if (!c)
+		return;
+	free(c->url);
+	free(c->ca_file);
+	free(c->header);
+	free(c);
+}
+
+static int reopen_http(void *p, apbi_source **out)
+{
+	reopen_ctx *c = p;
+	return apbi_source_open_http(c->url, &c->opt, out);
+}
+
+static reopen_ctx *reopen_new(const char *url, const apb_open_options *opt)
+{
+	reopen_ctx *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->opt = *opt;
+	c->url = strdup(url);
+	c->ca_file = opt->ca_file ? strdup(opt->ca_file) : NULL;
+	c->header = opt->header ? strdup(opt->header) : NULL;
+	c->opt.ca_file = c->ca_file;
+	c->opt.header = c->header;
+	c->opt.disk_cache = NULL;
+	c->opt.retries = 0;       /* a read miss waits for one quick attempt, no more */
+	if (!c->url || (opt->ca_file && !c->ca_file) || (opt->header && !c->header)) {
+		reopen_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* A tier in front of the HTTP source (offline when inner is NULL). */
+static int open_tiered(const char *url, const apb_open_options *opt, apbi_source *inner,
+                       int err, apbi_source **out)
+{
+	char name[256];
+	reopen_ctx *c = NULL;
+	int r;
+	if (inner)
+		snprintf(name, sizeof name, "%s", inner->name);
+	else if (apbi_source_url_name(url, name, sizeof name) != 0 || !(c = reopen_new(url, opt)))
+		return err;
+	r = apbi_source_tier_wrap(inner, name, err, opt->disk_cache, opt->disk_cache_size ?
+	                          opt->disk_cache_size : APB_DEFAULT_DISK_CACHE_SIZE, out);
+	if (r == 0 && c)
+		apbi_source_tier_reconnect(*out, reopen_http, c, reopen_free);
+	else
+		reopen_free(c);
+	return r;
+}
+
 /** See source.h. */
 int apbi_source_open(const char *path_or_url, const apb_open_options *opt, apbi_source **out)
 {
 	apb_open_options def;
 	apbi_source *inner = NULL;
-	char name[256];
 	int r;
 	*out = NULL;
 	if (!apb_is_url(path_or_url))
@@ -93,13 +157,7 @@ int apbi_source_open(const char *path_or_url, const apb_open_options *opt, apbi_
 		*out = inner;
 		return r;
 	}
-	if (r == 0)
-		snprintf(name, sizeof name, "%s", inner->name);
-	else if (apbi_source_url_name(path_or_url, name, sizeof name) != 0)
-		return r;
-	return apbi_source_tier_wrap(inner, name, r, opt->disk_cache,
-	                             opt->disk_cache_size ? opt->disk_cache_size :
-	                             APB_DEFAULT_DISK_CACHE_SIZE, out);
+	return open_tiered(path_or_url, opt, inner, r, out);
 }
 
 /** See source.h. */

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -47,6 +48,13 @@ static void store64(unsigned char *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++, v >>= 8)
 		p[i] = (unsigned char)v;
+}
+
+uint64_t apbi_tier_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---- index (caller holds t->lock) ---- */
@@ -285,9 +293,56 @@ static int serve(tier *t, const struct iovec *iov, int n, uint64_t off, uint64_t
 	return ok;
 }
 
+static void set_why(tier *t, const char *why)
+{
+	pthread_mutex_lock(&t->lock);
+	snprintf(t->why, sizeof t->why, "%s", why);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* The offline miss's error, quoting why the server is not used. */
+static int offline_miss(tier *t, uint64_t off, uint64_t len)
+{
+	char why[sizeof t->why];
+	pthread_mutex_lock(&t->lock);
+	memcpy(why, t->why, sizeof why);
+	pthread_mutex_unlock(&t->lock);
+	return apbi_set_error(-EIO, "%.200s: offline (%.150s), serving version %.60s: bytes "
+	                      "%" PRIu64 "-%" PRIu64 " are not in the disk tier", t->head.name,
+	                      why, t->head.identity, off, off + len);
+}
+
+/* Offline: tries the server again (one thread, every TIER_RETRY_MS); the
+ * source goes online only if it still serves the version the tier holds. */
+static apbi_source *reconnect(tier *t)
+{
+	apbi_source *in = NULL;
+	uint64_t now = apbi_tier_now_ms();
+	if (!t->reopen || now < __atomic_load_n(&t->next_try, __ATOMIC_RELAXED) ||
+	    pthread_mutex_trylock(&t->reopen_lock) != 0)
+		return NULL;
+	if (!(in = __atomic_load_n(&t->inner, __ATOMIC_ACQUIRE)) && now >= t->next_try) {
+		__atomic_store_n(&t->next_try, now + TIER_RETRY_MS, __ATOMIC_RELAXED);
+		if (t->reopen(t->reopen_ctx, &in) != 0) {
+			set_why(t, apb_last_error());
+			in = NULL;
+		} else if (strcmp(in->identity, t->head.identity) != 0 || in->size != t->head.size) {
+			set_why(t, "the object changed on the server since this version: reopen to "
+			        "serve the new one");
+			apbi_source_close(in);
+			in = NULL;
+		} else {
+			__atomic_store_n(&t->inner, in, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&t->reopen_lock);
+	return in;
+}
+
 static int tier_readv(apbi_source *s, const struct iovec *iov, int n, uint64_t off)
 {
 	tier *t = (tier *)s;
+	apbi_source *in;
 	uint64_t len = 0;
 	for (int i = 0; i < n; i++)
 		len += iov[i].iov_len;
@@ -297,11 +352,9 @@ static int tier_readv(apbi_source *s, const struct iovec *iov, int n, uint64_t o
 		return 0;
 	}
 	__atomic_add_fetch(&t->st.tier_misses, 1, __ATOMIC_RELAXED);
-	if (!t->inner)
-		return apbi_set_error(-EIO, "%.200s: offline (%.150s), serving version %.60s: "
-		                      "bytes %" PRIu64 "-%" PRIu64 " are not in the disk tier",
-		                      s->name, t->why, s->identity, off, off + len);
-	return apbi_source_readv(t->inner, iov, n, off);
+	if (!(in = __atomic_load_n(&t->inner, __ATOMIC_ACQUIRE)) && !(in = reconnect(t)))
+		return offline_miss(t, off, len);
+	return apbi_source_readv(in, iov, n, off);
 }
 
 static void tier_commit(apbi_source *s, uint64_t off, const void *data, size_t len)
@@ -328,8 +381,9 @@ static void tier_commit(apbi_source *s, uint64_t off, const void *data, size_t l
 static void tier_stats(apbi_source *s, apbi_source_stats *out)
 {
 	tier *t = (tier *)s;
-	if (t->inner)
-		apbi_source_get_stats(t->inner, out);
+	apbi_source *in = __atomic_load_n(&t->inner, __ATOMIC_ACQUIRE);
+	if (in)
+		apbi_source_get_stats(in, out);
 	pthread_mutex_lock(&t->lock);
 	out->tier_stored = t->stored;
 	out->tier_commits = t->st.tier_commits;
@@ -338,13 +392,16 @@ static void tier_stats(apbi_source *s, apbi_source_stats *out)
 	out->tier_bytes = __atomic_load_n(&t->st.tier_bytes, __ATOMIC_RELAXED);
 	out->tier_hits = __atomic_load_n(&t->st.tier_hits, __ATOMIC_RELAXED);
 	out->tier_misses = __atomic_load_n(&t->st.tier_misses, __ATOMIC_RELAXED);
-	out->offline = t->inner == NULL;
+	out->offline = in == NULL;
 }
 
 static void tier_close(apbi_source *s)
 {
 	tier *t = (tier *)s;
 	apbi_source_close(t->inner);
+	if (t->reopen_free)
+		t->reopen_free(t->reopen_ctx);
+	pthread_mutex_destroy(&t->reopen_lock);
 	if (t->vfd >= 0)
 		close(t->vfd);
 	pthread_mutex_destroy(&t->lock);
@@ -386,6 +443,18 @@ void apbi_tier_adopt(tier *t, const char *nm)
 		unlinkat(t->vfd, nm, 0);
 	if (fd >= 0)
 		close(fd);
+}
+
+/** See source.h. */
+void apbi_source_tier_reconnect(apbi_source *s, apbi_reopen_fn fn, void *ctx,
+                                void (*ctx_free)(void *))
+{
+	tier *t = (tier *)s;
+	if (t->reopen_free)
+		t->reopen_free(t->reopen_ctx);
+	t->reopen = fn;
+	t->reopen_ctx = ctx;
+	t->reopen_free = ctx_free;
 }
 
 /* After every file was adopted: enforce the limit. */

@@ -188,6 +188,7 @@ int apbi_source_tier_wrap(apbi_source *inner, const char *name, int inner_err,
 		snprintf(t->why, sizeof t->why, "%s", apb_last_error()[0] ? apb_last_error() :
 		         strerror(-inner_err));
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->reopen_lock, NULL);
 	t->head.ops = &apbi_tier_ops;
 	t->inner = inner;
 	t->vfd = -1;
