@@ -562,7 +562,6 @@ typedef struct apb_stream_result {
 int apb_paged_stream(apb_paged *pb, size_t index, const apb_stream_ops *ops, void *ctx,
                      apb_stream_result *res);
 
-
 /* ------------------------------------------------------------------ */
 /* Remote bundles: http:// and https:// URLs, and a local disk tier     */
 /* ------------------------------------------------------------------ */
