@@ -277,6 +277,32 @@ START_TEST(credentials_never_shown)
 }
 END_TEST
 
+START_TEST(tls_verified_by_default)
+{
+	apb_open_options o = fast_opts();
+	apbi_source *s = NULL;
+	char cmd[2400], *w = tu_path("ngx"), *cert = tu_path("cert.pem"), *key = tu_path("key.pem");
+	ck_assert_int_eq(mkdir(w, 0700), 0);
+	snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+	         "/CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s' "
+	         ">/dev/null 2>&1", key, cert);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "# openssl missing: TLS not tested\n");
+		return;
+	}
+	ck_assert_msg(httpsrv_nginx_tls(&srv, root, "b.apbundle", w, cert, key) == 0, "nginx tls");
+	ck_assert_int_eq(apbi_source_open(srv.url, &o, &s), -EIO);   /* self-signed: refused */
+	ck_assert_ptr_null(s);
+	o.ca_file = cert;
+	s = open_ok(srv.url, &o);
+	check_range(s, 0, 600000);
+	apbi_source_close(s);
+	free(w);
+	free(cert);
+	free(key);
+}
+END_TEST
+
 /* A fault for the next n requests, then a read that must survive it. */
 static void transient(const char *mode, int n)
 {
@@ -631,6 +657,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, nginx_concurrent_readers);
 	tcase_add_test(tc, open_errors);
 	tcase_add_test(tc, credentials_never_shown);
+	tcase_add_test(tc, tls_verified_by_default);
 	tcase_add_test(tc, transient_drop);
 	tcase_add_test(tc, transient_503);
 	tcase_add_test(tc, transient_short);

@@ -13,7 +13,8 @@
 # The access log (WORK/access.log) has one line per request: connection
 # number, request number on it, status, Range header.  NGX_DAEMON=off
 # makes http_nginx_conf write a foreground config (for a caller that spawns
-# nginx itself, as tests/httpsrv.c does).
+# nginx itself, as tests/httpsrv.c does); NGX_TLS_CERT and NGX_TLS_KEY (PEM
+# files) make it serve https.
 
 http_nginx_conf() { # ROOT WORK PORT
 	# As root, nginx's workers would run as nobody and could not read a
@@ -22,6 +23,9 @@ http_nginx_conf() { # ROOT WORK PORT
 	[ "$(id -u)" = 0 ] && usr="user root;"
 	# Foreground (spawned by a test): one process, so killing it stops all.
 	[ "${NGX_DAEMON:-on}" = off ] && usr="$usr master_process off;"
+	# NGX_TLS_CERT / NGX_TLS_KEY (PEM files): serve https instead.
+	tls=""
+	[ -n "${NGX_TLS_CERT:-}" ] && tls=" ssl; ssl_certificate $NGX_TLS_CERT; ssl_certificate_key $NGX_TLS_KEY"
 	cat >"$2/ngx.conf" <<CONF
 $usr
 daemon ${NGX_DAEMON:-on};
@@ -39,7 +43,7 @@ http {
 	scgi_temp_path $2/tmp;
 	keepalive_requests 100000;
 	server {
-		listen 127.0.0.1:$3;
+		listen 127.0.0.1:$3$tls;
 		root $1;
 		add_header Accept-Ranges bytes always;
 	}

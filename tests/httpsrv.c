@@ -79,15 +79,25 @@ static int wait_up(httpsrv *s)
 /** See httpsrv.h. */
 int httpsrv_nginx(httpsrv *s, const char *root, const char *name, const char *workdir)
 {
-	char cmd[2048], conf[600], log[600];
+	return httpsrv_nginx_tls(s, root, name, workdir, NULL, NULL);
+}
+
+/** See httpsrv.h. */
+int httpsrv_nginx_tls(httpsrv *s, const char *root, const char *name, const char *workdir,
+                      const char *cert, const char *key)
+{
+	char cmd[3072], conf[600], log[600], tls[1300] = "";
 	memset(s, 0, sizeof *s);
 	snprintf(s->dir, sizeof s->dir, "%s", workdir);
 	snprintf(conf, sizeof conf, "%s/ngx.conf", workdir);
 	snprintf(log, sizeof log, "%s/start.log", workdir);
 	for (int i = 0; i < 20; i++) {
 		s->port = 18000 + (int)((getpid() * 31u + (unsigned)time(NULL) + i * 97u) % 1000u);
-		snprintf(cmd, sizeof cmd, "mkdir -p '%s/tmp' && NGX_DAEMON=off && . '%s/tests/http_lib.sh' "
-		         "&& http_nginx_conf '%s' '%s' %d", workdir, srcdir(), root, workdir, s->port);
+		if (cert)
+			snprintf(tls, sizeof tls, "NGX_TLS_CERT='%s' NGX_TLS_KEY='%s' && ", cert, key);
+		snprintf(cmd, sizeof cmd, "mkdir -p '%s/tmp' && NGX_DAEMON=off && %s. "
+		         "'%s/tests/http_lib.sh' && http_nginx_conf '%s' '%s' %d", workdir, tls,
+		         srcdir(), root, workdir, s->port);
 		if (system(cmd) != 0)
 			return -1;
 		char *argv[] = { "nginx", "-c", conf, "-p", s->dir, NULL };
@@ -96,7 +106,8 @@ int httpsrv_nginx(httpsrv *s, const char *root, const char *name, const char *wo
 		s->pid = spawn(argv, log);
 		s->nginx = 1;
 		if (s->pid > 0 && wait_up(s) == 0) {
-			snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d/%s", s->port, name);
+			snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d/%s", cert ? "https" : "http",
+			         s->port, name);
 			return 0;
 		}
 	}

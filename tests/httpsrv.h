@@ -26,6 +26,10 @@ typedef struct httpsrv {
  */
 int httpsrv_nginx(httpsrv *s, const char *root, const char *name, const char *workdir);
 
+/** httpsrv_nginx over TLS with the PEM cert and key given (url: https://). */
+int httpsrv_nginx_tls(httpsrv *s, const char *root, const char *name, const char *workdir,
+                      const char *cert, const char *key);
+
 /** Starts a stopped nginx again on the same port and config.  0 or -1. */
 int httpsrv_nginx_restart(httpsrv *s);
 
