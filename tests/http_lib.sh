@@ -46,6 +46,7 @@ http {
 		listen 127.0.0.1:$3$tls;
 		root $1;
 		add_header Accept-Ranges bytes always;
+		autoindex on;    # rclone's :http: remote lists the directory
 	}
 }
 CONF
