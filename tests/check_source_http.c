@@ -291,6 +291,8 @@ START_TEST(tls_verified_by_default)
 		return;
 	}
 	ck_assert_msg(httpsrv_nginx_tls(&srv, root, "b.apbundle", w, cert, key) == 0, "nginx tls");
+	o.connect_timeout_ms = 10000;            /* TLS handshakes are slow under TSan */
+	o.timeout_ms = 20000;
 	ck_assert_int_eq(apbi_source_open(srv.url, &o, &s), -EIO);   /* self-signed: refused */
 	ck_assert_ptr_null(s);
 	o.ca_file = cert;
