@@ -613,6 +613,51 @@ typedef struct apb_stream_result {
 int apb_paged_stream(apb_paged *pb, size_t index, const apb_stream_ops *ops, void *ctx,
                      apb_stream_result *res);
 
+/* ------------------------------------------------------------------ */
+/* Remote bundles: http:// and https:// URLs, and a local disk tier     */
+/* ------------------------------------------------------------------ */
+
+#define APB_DEFAULT_CONNECT_TIMEOUT_MS 5000u
+#define APB_DEFAULT_TIMEOUT_MS        30000u
+#define APB_DEFAULT_RETRIES           5u
+#define APB_DEFAULT_DISK_CACHE_SIZE   (1024ull * 1024u * 1024u)
+
+/**
+ * How a bundle named by a URL is fetched.  A local path ignores every
+ * field.  Strings are borrowed: they must stay valid until the open call
+ * returns (the library copies what it keeps).
+ *
+ * A URL is read with HTTP/1.1 range requests over kept-alive connections;
+ * the object's size, ETag and Last-Modified are fixed at open and sent with
+ * every request (If-Match / If-Range), so an object replaced under a live
+ * handle makes reads fail with -EIO, never return a mix of versions.
+ * Redirects are not followed.  The URL's user:password and query string are
+ * used for requests but never appear in error details or names.
+ */
+typedef struct apb_open_options {
+	uint32_t connect_timeout_ms; /* TCP+TLS connect limit; default 5 s */
+	uint32_t timeout_ms;         /* longest one read may take, retries included;
+	                                default 30 s.  A read that cannot finish in
+	                                time fails with -EIO (later reads try again). */
+	uint32_t retries;            /* extra attempts per request after a connection
+	                                error, a 5xx or a short body, with exponential
+	                                backoff (50 ms doubling, at most 2 s); default 5 */
+	const char *ca_file;         /* PEM CA bundle for https; NULL: system CAs.
+	                                Certificates are always verified. */
+	const char *header;          /* one extra request header "Name: value" (a
+	                                bearer token, ...); never logged or put in an
+	                                error detail; NULL: none */
+	const char *disk_cache;      /* directory of the disk tier; NULL: none */
+	uint64_t disk_cache_size;    /* bytes the tier may hold for one object;
+	                                default 1 GiB */
+} apb_open_options;
+
+/** Fills opt with the defaults above (no CA file, header or disk tier). */
+void apb_open_options_init(apb_open_options *opt);
+
+/** Returns true when s names a remote bundle (starts with http:// or https://). */
+bool apb_is_url(const char *s);
+
 #ifdef __cplusplus
 }
 #endif

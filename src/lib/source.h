@@ -19,7 +19,10 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+struct apb_open_options;
+
 typedef struct apbi_source apbi_source;
+struct apbi_source_stats;
 
 typedef struct apbi_source_ops {
 	const char *kind;     /* "file", "http", ... (for logs and statistics) */
@@ -33,6 +36,9 @@ typedef struct apbi_source_ops {
 	void (*commit)(apbi_source *s, uint64_t off, const void *data, size_t len);
 	/* Frees the source (every resource, the struct included). */
 	void (*close)(apbi_source *s);
+	/* Optional (NULL: only bytes_read/reads of the head): adds this
+	 * source's remote and tier counters to *out (source_http.c, source_tier.c). */
+	void (*stats)(apbi_source *s, struct apbi_source_stats *out);
 } apbi_source_ops;
 
 /* The common head of every source; implementations embed it first. */
@@ -71,5 +77,101 @@ void apbi_source_commit(apbi_source *s, uint64_t off, const void *data, size_t l
 
 /** Closes s; NULL allowed. */
 void apbi_source_close(apbi_source *s);
+
+/* ---- remote sources and the disk tier (source_open.c, source_http.c,
+ * source_tier.c) ---- */
+
+/* Request latency histogram: bucket i counts requests that took at most
+ * APBI_LAT_BOUNDS_US[i] microseconds; the last bucket counts the rest. */
+#define APBI_LAT_BUCKETS 12
+extern const uint64_t APBI_LAT_BOUNDS_US[APBI_LAT_BUCKETS - 1];
+
+/**
+ * Counters of a source, for .stats/.metrics.  Filled by apbi_source_get_stats;
+ * every counter is monotonic since open (a snapshot, not atomic as a whole).
+ */
+typedef struct apbi_source_stats {
+	uint64_t net_bytes;        /* body bytes received over HTTP (ranges asked for) */
+	uint64_t net_requests;     /* HTTP requests sent, retries included */
+	uint64_t net_retries;      /* of those, retries after a transient failure */
+	uint64_t net_errors;       /* reads that failed after every retry */
+	uint64_t latency_us_sum;   /* sum of request latencies (first byte to last) */
+	uint64_t latency[APBI_LAT_BUCKETS]; /* request latencies, see APBI_LAT_BOUNDS_US */
+	uint64_t tier_bytes;       /* bytes served from the disk tier */
+	uint64_t tier_hits, tier_misses; /* reads served wholly by the tier, or not */
+	uint64_t tier_stored;      /* bytes the tier holds now */
+	uint64_t tier_commits;     /* ranges written to the tier */
+	uint64_t tier_evictions;   /* ranges removed to stay under the size bound */
+	int offline;               /* 1: opened from the tier, the server unreachable */
+} apbi_source_stats;
+
+/** Zeroes *out, then fills it from s (NULL allowed: stays zero). */
+void apbi_source_get_stats(apbi_source *s, apbi_source_stats *out);
+
+/**
+ * Opens a bundle by path or URL: "http://" and "https://" (any case) open
+ * an HTTP source (apbi_source_open_http), wrapped in a disk tier when
+ * opt->disk_cache is set (apbi_source_tier_wrap; if the server cannot be
+ * reached the tier opens offline from the last version it saw); anything
+ * else is a local path (apbi_source_open_file).  opt may be NULL for the
+ * defaults.  Errors: as the source kinds below; -EINVAL for bad options.
+ */
+int apbi_source_open(const char *path_or_url, const struct apb_open_options *opt,
+                     apbi_source **out);
+
+/**
+ * Opens url (http or https) as a source: one ranged GET fixes size, ETag
+ * and Last-Modified.  s->name is the URL without user:password, query or
+ * fragment.  Errors: -EINVAL (bad URL or options, with a detail),
+ * -ECONNREFUSED / -ETIMEDOUT / -EHOSTDOWN (server unreachable, too slow, or
+ * answering 5xx after every retry: worth an offline open from a tier),
+ * -ENOENT (404), -EACCES (401/403), -EIO (anything else: no range support,
+ * a malformed reply, TLS failure), -ENOMEM.
+ */
+int apbi_source_open_http(const char *url, const struct apb_open_options *opt,
+                          apbi_source **out);
+
+/**
+ * Writes url's public name, scheme://host[:port]/path (no user:password,
+ * query or fragment), to out.  Returns 0, or -EINVAL (not a URL, or longer
+ * than cap - 1).
+ */
+int apbi_source_url_name(const char *url, char *out, size_t cap);
+
+/** True for the open errors after which a tier may serve offline. */
+int apbi_source_err_unreachable(int err);
+
+/**
+ * Wraps inner in a disk tier kept in dir (created if missing), holding at
+ * most size_limit bytes for this object (key: the name without
+ * credentials; each version, by identity, in its own subdirectory).  Reads
+ * the tier holds wholly are served from disk without touching inner;
+ * others go to inner.  apbi_source_commit stores the verified range
+ * (crash-safe: temp file, fsync, rename; ranges that overlap a stored one
+ * are not stored).  On success the tier owns inner (closes it).
+ * inner == NULL opens offline: size and identity come from the last
+ * version recorded for name in dir, and reads the tier does not hold fail
+ * with -EIO; inner_err (the error that made inner unavailable) is quoted
+ * in that detail.  On failure inner is closed too.
+ * Errors: negative errno from the directory (-EACCES, -ENOTDIR), -ENOENT
+ * (offline and no version recorded for name), -ENOMEM.
+ */
+int apbi_source_tier_wrap(apbi_source *inner, const char *name, int inner_err,
+                          const char *dir, uint64_t size_limit, apbi_source **out);
+
+/** Opens the inner source again (an offline tier's way back to the server). */
+typedef int (*apbi_reopen_fn)(void *ctx, apbi_source **out);
+
+/**
+ * Lets an offline tier (opened with inner == NULL) try the server again: a
+ * read the tier does not hold calls fn at most every 5 s (one thread at a
+ * time; the others fail at once); if the source it opens has the identity
+ * and size the tier serves, the tier goes online for good, otherwise it
+ * closes it and stays offline (the detail says the object changed).  The
+ * tier owns ctx and frees it with ctx_free (may be NULL) when closed.
+ * Call right after apbi_source_tier_wrap, before any read.
+ */
+void apbi_source_tier_reconnect(apbi_source *tier, apbi_reopen_fn fn, void *ctx,
+                                void (*ctx_free)(void *));
 
 #endif
