@@ -658,6 +658,52 @@ void apb_open_options_init(apb_open_options *opt);
 /** Returns true when s names a remote bundle (starts with http:// or https://). */
 bool apb_is_url(const char *s);
 
+/**
+ * apb_paged_open for a path or an http(s):// URL, with opt saying how a
+ * URL is fetched (NULL: apb_open_options_init's defaults).  apb_paged_open
+ * is this with opt NULL, so it takes URLs too.  Errors as apb_paged_open,
+ * plus for URLs: -ECONNREFUSED, -ETIMEDOUT, -EHOSTDOWN (server unreachable
+ * and no disk tier that saw the object), -ENOENT (404), -EACCES (401/403),
+ * -EIO (no range support, a malformed reply, a TLS failure), -EINVAL (bad
+ * URL or options).  With opt->disk_cache the bundle opens offline from the
+ * tier when the server cannot be reached (apb_paged_source_stats: offline).
+ */
+int apb_paged_open_with(const char *path, const apb_paging_config *cfg,
+                        const apb_open_options *opt, apb_paged **out);
+
+/** apb_bundle_load for a path or URL, with opt as in apb_paged_open_with. */
+int apb_bundle_load_with(const char *path, const apb_open_options *opt, apb_bundle **out);
+
+#define APB_LATENCY_BUCKETS 12
+
+/**
+ * Upper bound, in microseconds, of latency bucket i of apb_source_stats
+ * (250 us ... 1 s; UINT64_MAX for the last bucket and past it).
+ */
+uint64_t apb_latency_bound_us(unsigned i);
+
+/** Where a paged bundle's stored bytes came from (counters since open). */
+typedef struct apb_source_stats {
+	const char *kind;          /* "file" or "http"; static */
+	uint64_t bytes_read;       /* stored bytes returned by the source (tier included) */
+	uint64_t reads;            /* read calls */
+	uint64_t net_bytes;        /* HTTP body bytes received */
+	uint64_t net_requests;     /* HTTP requests, retries included */
+	uint64_t net_retries;      /* of those, retries after a transient failure */
+	uint64_t net_errors;       /* reads that failed after every retry */
+	uint64_t latency_us_sum;   /* sum of request latencies */
+	uint64_t latency[APB_LATENCY_BUCKETS]; /* requests per latency bucket */
+	uint64_t tier_bytes;       /* bytes served by the disk tier */
+	uint64_t tier_hits, tier_misses; /* reads served wholly by the tier, or not */
+	uint64_t tier_stored;      /* bytes the tier holds now */
+	uint64_t tier_commits;     /* ranges written to the tier */
+	uint64_t tier_evictions;   /* ranges the tier dropped to stay in its size */
+	bool offline;              /* opened from the tier, the server unreachable */
+} apb_source_stats;
+
+/** Fills *out (zeroed first) for pb; NULL pb gives zeros. */
+void apb_paged_source_stats(apb_paged *pb, apb_source_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

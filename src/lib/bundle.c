@@ -237,6 +237,12 @@ static int load_model(apb_bundle *b, apb_paged *pb, uint64_t i)
  */
 int apb_bundle_load(const char *path, apb_bundle **out)
 {
+	return apb_bundle_load_with(path, NULL, out);
+}
+
+/** See apbundle.h. */
+int apb_bundle_load_with(const char *path, const apb_open_options *opt, apb_bundle **out)
+{
 	apb_paging_config cfg;
 	apb_paged *pb = NULL;
 	apb_bundle *b = NULL;
@@ -249,7 +255,7 @@ int apb_bundle_load(const char *path, apb_bundle **out)
 	apb_paging_config_init(&cfg);
 	cfg.max_memory = 64u << 20;   /* a ceiling: only table pages are cached */
 	cfg.prefetch = false;
-	if ((rc = apb_paged_open(path, &cfg, &pb)) != 0)
+	if ((rc = apb_paged_open_with(path, &cfg, opt, &pb)) != 0)
 		return rc;
 	if (!(b = bundle_alloc())) {
 		rc = apbi_set_error(-ENOMEM, "out of memory loading %s", path);

@@ -106,6 +106,13 @@ static int open_cache(apb_paged *pb)
 /** See apbundle.h. */
 int apb_paged_open(const char *path, const apb_paging_config *cfg, apb_paged **out)
 {
+	return apb_paged_open_with(path, cfg, NULL, out);
+}
+
+/** See apbundle.h. */
+int apb_paged_open_with(const char *path, const apb_paging_config *cfg,
+                        const apb_open_options *opt, apb_paged **out)
+{
 	apb_paged *pb;
 	int r;
 	apbi_clear_error();
@@ -125,7 +132,7 @@ int apb_paged_open(const char *path, const apb_paging_config *cfg, apb_paged **o
 		r = apbi_set_error(-ENOMEM, "out of memory");
 		goto fail;
 	}
-	if ((r = apbi_source_open_file(path, &pb->src)) < 0 ||
+	if ((r = apbi_source_open(path, opt, &pb->src)) < 0 ||
 	    (r = apbi_manifest_read_source(pb->src, &pb->man)) < 0)
 		goto fail;
 	if ((r = apbi_blocks_new(pb->src, pb->man, pb->cfg.page_size, &pb->bl)) < 0)

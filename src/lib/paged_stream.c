@@ -206,3 +206,37 @@ void apbi_paged_take_manifest(apb_paged *pb)
 {
 	pb->man = NULL;
 }
+
+/** See apbundle.h. */
+uint64_t apb_latency_bound_us(unsigned i)
+{
+	return i < APB_LATENCY_BUCKETS - 1 ? APBI_LAT_BOUNDS_US[i] : UINT64_MAX;
+}
+
+/** See apbundle.h. */
+void apb_paged_source_stats(apb_paged *pb, apb_source_stats *out)
+{
+	apbi_source_stats s;
+	if (!out)
+		return;
+	memset(out, 0, sizeof *out);
+	out->kind = pb ? pb->src->ops->kind : "file";
+	if (!pb)
+		return;
+	apbi_source_get_stats(pb->src, &s);
+	out->bytes_read = __atomic_load_n(&pb->src->bytes_read, __ATOMIC_RELAXED);
+	out->reads = __atomic_load_n(&pb->src->reads, __ATOMIC_RELAXED);
+	out->net_bytes = s.net_bytes;
+	out->net_requests = s.net_requests;
+	out->net_retries = s.net_retries;
+	out->net_errors = s.net_errors;
+	out->latency_us_sum = s.latency_us_sum;
+	memcpy(out->latency, s.latency, sizeof out->latency);
+	out->tier_bytes = s.tier_bytes;
+	out->tier_hits = s.tier_hits;
+	out->tier_misses = s.tier_misses;
+	out->tier_stored = s.tier_stored;
+	out->tier_commits = s.tier_commits;
+	out->tier_evictions = s.tier_evictions;
+	out->offline = s.offline != 0;
+}
