@@ -302,10 +302,42 @@ void apb_builder_free(apb_builder *bb);
 
 typedef struct apb_paged apb_paged;
 
+/*
+ * Eviction policies of the page cache.  Every policy is O(1) per cache
+ * operation (SIEVE, S3-FIFO and 2Q amortized) and keeps its bookkeeping in
+ * memory fixed at open: see apb_eviction_describe for when to pick which.
+ */
 typedef enum {
 	APB_EVICT_LRU = 0,
 	APB_EVICT_LFU = 1,
+	APB_EVICT_SIEVE = 2,
+	APB_EVICT_S3FIFO = 3,
+	APB_EVICT_2Q = 4,
+	APB_EVICT_TINYLFU = 5,
 } apb_eviction;
+
+/** Number of apb_eviction values (they are 0..APB_EVICT_COUNT-1). */
+#define APB_EVICT_COUNT 6
+
+/**
+ * Name of policy e as the mount's eviction= option and the CLI take it
+ * ("lru", "lfu", "sieve", "s3fifo", "2q", "tinylfu"): a static string, or
+ * NULL when e is not an apb_eviction value.
+ */
+const char *apb_eviction_name(apb_eviction e);
+
+/**
+ * Parses a policy name (exact, lower case) into *out.  Returns 0, or
+ * -EINVAL for NULL or an unknown name (*out untouched), with an
+ * apb_last_error() text that lists the valid names.
+ */
+int apb_eviction_parse(const char *name, apb_eviction *out);
+
+/**
+ * One line (static string, no newline) saying what policy e does and when
+ * to pick it, for help texts; NULL when e is not an apb_eviction value.
+ */
+const char *apb_eviction_describe(apb_eviction e);
 
 #define APB_DEFAULT_MAX_MEMORY    (100u * 1024u * 1024u)
 #define APB_DEFAULT_PAGE_SIZE     65536u

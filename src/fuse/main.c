@@ -62,7 +62,7 @@ static void usage(const char *argv0)
 	       "apbundle-mount options:\n"
 	       "    -o max_memory=SIZE     bytes of model data cached (default 100M)\n"
 	       "    -o page_size=SIZE      cache page size, a power of two >= 512 (default 64K)\n"
-	       "    -o eviction=lru|lfu    eviction policy (default lru)\n"
+	       "    -o eviction=NAME       eviction policy (default lru; eviction=help lists them)\n"
 	       "    -o prefetch=0|1        readahead and next-model prefetch (default 1)\n"
 	       "    -o prefetch_count=N    next-likely models to prefetch (default 2)\n"
 	       "    -o direct_io           every read goes through the page cache: exact\n"
@@ -494,6 +494,10 @@ int main(int argc, char *argv[])
 		goto out;
 	if ((status = info_only(argv[0], &co)) >= 0)
 		goto out;
+	if (o.o.eviction && !strcmp(o.o.eviction, "help")) {
+		status = apbm_eviction_help(stdout);
+		goto out;
+	}
 	status = EXIT_USAGE;
 	if (!o.bundle || !co.mountpoint) {
 		fprintf(stderr, PROG ": missing %s (usage: " PROG " [options] BUNDLE MOUNTPOINT; "

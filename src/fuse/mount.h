@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "apbundle.h"
@@ -196,9 +197,12 @@ void apbm_opts_defaults(apbm_fs *fs);
  * line in err (errlen bytes, always NUL-terminated when errlen > 0) naming
  * the option and value: a size that does not parse or is out of range
  * (max_memory >= 1, page_size 512..1G and a power of two, readahead
- * 0..1G, max_read 4K..1M), eviction not lru/lfu, prefetch not a boolean,
+ * 0..1G, max_read 4K..1M), eviction not a policy name, prefetch not a boolean,
  * prefetch_count not 0..1024, uid/gid neither a number nor a known name.
  */
 int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen);
+
+/** Prints the eviction policies, one line each with when to pick it; returns 0. */
+int apbm_eviction_help(FILE *out);
 
 #endif

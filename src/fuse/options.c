@@ -6,7 +6,7 @@
  * wins, nothing is checked yet); apbm_opts_check() then validates every
  * value at once into the mount's configuration.  The invariants: on
  * success the configuration is usable as is (page_size a power of two from
- * 512 to 1 GiB, max_memory >= 1, eviction LRU or LFU, prefetch_count <=
+ * 512 to 1 GiB, max_memory >= 1, eviction a policy name, prefetch_count <=
  * 1024, max_read from 4 KiB to 1 MiB, readahead <= 1 GiB); on failure
  * nothing has been promised about fs, and err holds one line naming the
  * option and the offending value.  Nothing here calls libfuse or prints,
@@ -159,14 +159,22 @@ static int eviction_opt(const char *val, apb_eviction *out, char *err, size_t er
 {
 	if (!val)
 		return 0;
-	if (!strcmp(val, "lru"))
-		*out = APB_EVICT_LRU;
-	else if (!strcmp(val, "lfu"))
-		*out = APB_EVICT_LFU;
-	else {
-		snprintf(err, errlen, "invalid eviction '%s': expected lru or lfu", val);
+	if (apb_eviction_parse(val, out) < 0) {
+		snprintf(err, errlen, "invalid eviction: %s", apb_last_error());
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int apbm_eviction_help(FILE *out)
+{
+	apb_paging_config def;
+	apb_paging_config_init(&def);
+	fprintf(out, "eviction policies (-o eviction=NAME):\n");
+	for (int i = 0; i < APB_EVICT_COUNT; i++)
+		fprintf(out, "  %-8s %s%s\n", apb_eviction_name((apb_eviction)i),
+		        apb_eviction_describe((apb_eviction)i),
+		        def.eviction == (apb_eviction)i ? " (default)" : "");
 	return 0;
 }
 

@@ -288,6 +288,7 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 	c->mst[e->model].cached_bytes += e->len;
 	e->flags |= F_INPOL | (pf ? F_UNUSED_PF : 0);
 	e->stamp = pf ? stamp : c->clock;
+	e->pol.id = APBI_POL_ID(e->model, e->page);
 	c->cfg.policy->insert(c->pol, &e->pol, pf ? APBI_POL_PREFETCH : APBI_POL_DEMAND);
 	if (pf)
 		c->st.prefetches += counted(c, e->model);

@@ -135,6 +135,7 @@ static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head
 	head->flags |= F_VIEW | F_INPOL;
 	head->pins = 1;
 	head->stamp = c->clock;
+	head->pol.id = APBI_POL_ID(m, 0);
 	c->st.cached_pages += np;
 	c->mst[m].cached_bytes += c->cfg.model_sizes[m];
 	c->cfg.policy->insert(c->pol, &head->pol, APBI_POL_DEMAND);
