@@ -613,11 +613,17 @@ void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/** See cache.h. */
+uint64_t apbi_cache_max_entries(uint64_t max_memory, uint32_t page_size)
+{
+	return max_memory / page_size + EXTRA_DESCS;
+}
+
 static int cache_alloc(apbi_cache *c)
 {
 	uint64_t nb = 64;
 	c->nslots = c->cfg.max_memory >> c->shift;
-	c->pool_cap = c->nslots + EXTRA_DESCS;
+	c->pool_cap = apbi_cache_max_entries(c->cfg.max_memory, c->cfg.page_size);
 	while (nb < c->pool_cap)
 		nb <<= 1;
 	c->hmask = nb - 1;

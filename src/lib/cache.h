@@ -68,6 +68,13 @@ typedef struct apbi_cache_stats {
 	uint64_t prefetches, prefetch_hits, cached_pages;
 } apbi_cache_counters;
 
+/**
+ * Most entries (descriptors) a cache of max_memory bytes in pages of
+ * page_size holds at once: one per full page of budget plus a fixed reserve
+ * for short pages.  The simulator (simulate.c) applies the same bound.
+ */
+uint64_t apbi_cache_max_entries(uint64_t max_memory, uint32_t page_size);
+
 /** Creates a cache.  Errors: -EINVAL (bad config), -ENOMEM. */
 int apbi_cache_new(const apbi_cache_config *cfg, apbi_cache **out);
 
