@@ -348,7 +348,7 @@ typedef struct apb_paging_config {
 	uint32_t page_size;       /* power of two, >= 512; default 64 KiB */
 	bool prefetch;            /* default true */
 	uint32_t prefetch_count;  /* next-likely models to prefetch; default 2 */
-	apb_eviction eviction;    /* default APB_EVICT_LRU */
+	apb_eviction eviction;    /* default APB_EVICT_TINYLFU (docs/BENCHMARKS.md) */
 } apb_paging_config;
 
 /** Fills cfg with the defaults above. */

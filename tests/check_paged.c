@@ -288,7 +288,7 @@ START_TEST(open_errors)
 	ck_assert_uint_eq(cfg.page_size, APB_DEFAULT_PAGE_SIZE);
 	ck_assert(cfg.prefetch);
 	ck_assert_uint_eq(cfg.prefetch_count, 2);
-	ck_assert_int_eq(cfg.eviction, APB_EVICT_LRU);
+	ck_assert_int_eq(cfg.eviction, APB_EVICT_TINYLFU);
 	cfg.page_size = 1000;
 	ck_assert_int_eq(apb_paged_open(junk, &cfg, &pb), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(apb_last_error(), "page_size"));

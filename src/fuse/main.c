@@ -62,7 +62,7 @@ static void usage(const char *argv0)
 	       "apbundle-mount options:\n"
 	       "    -o max_memory=SIZE     bytes of model data cached (default 100M)\n"
 	       "    -o page_size=SIZE      cache page size, a power of two >= 512 (default 64K)\n"
-	       "    -o eviction=NAME       eviction policy (default lru; eviction=help lists them)\n"
+	       "    -o eviction=NAME       eviction policy (default tinylfu; eviction=help lists them)\n"
 	       "    -o prefetch=0|1        readahead and next-model prefetch (default 1)\n"
 	       "    -o prefetch_count=N    next-likely models to prefetch (default 2)\n"
 	       "    -o direct_io           every read goes through the page cache: exact\n"

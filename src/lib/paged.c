@@ -38,7 +38,7 @@ void apb_paging_config_init(apb_paging_config *cfg)
 	cfg->page_size = APB_DEFAULT_PAGE_SIZE;
 	cfg->prefetch = true;
 	cfg->prefetch_count = APB_DEFAULT_PREFETCH_COUNT;
-	cfg->eviction = APB_EVICT_LRU;
+	cfg->eviction = APB_EVICT_TINYLFU;
 }
 
 /** hits / (hits + misses), 0.0 without lookups. */
