@@ -13,6 +13,7 @@
  * so the fuzz target links this file alone (tests/fuzz/fuzz_options.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mount.h"
 
@@ -42,6 +44,7 @@ static const struct {
 	{ "max_read", offsetof(apbm_opts, max_read) },
 	{ "uid", offsetof(apbm_opts, uid) },
 	{ "gid", offsetof(apbm_opts, gid) },
+	{ "trace", offsetof(apbm_opts, trace) },
 };
 
 int apbm_opts_set(apbm_opts *o, const char *arg)
@@ -176,6 +179,17 @@ int apbm_eviction_help(FILE *out)
 		        apb_eviction_describe((apb_eviction)i),
 		        def.eviction == (apb_eviction)i ? " (default)" : "");
 	return 0;
+}
+
+char *apbm_trace_path(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	char *abs;
+	if (fd < 0 || close(fd) < 0 || !(abs = realpath(path, NULL))) {
+		fprintf(stderr, "apbundle-mount: trace=%s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	return abs;
 }
 
 /* prefetch_count: a decimal count from 0 to 1024. */

@@ -214,15 +214,7 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 	apbi_page *e = ROOT(p);
 	uint64_t now = c->clock + 1;
 	__atomic_store_n(&c->clock, now, __ATOMIC_RELAXED);
-	if (!counted(c, p->model)) {
-		/* metadata: no counters */
-	} else if (hit) {
-		c->st.hits++;
-		c->mst[p->model].hits++;
-	} else {
-		c->st.misses++;
-		c->mst[p->model].misses++;
-	}
+	count_lookup(c, p->model, p->page, hit);
 	if (e->flags & F_UNUSED_PF) {
 		c->st.prefetch_hits += counted(c, p->model);
 		e->flags &= (uint8_t)~F_UNUSED_PF;
@@ -352,8 +344,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 		int e = got < 0 ? (int)got : res[i];
 		publish(c, pages[i], e, !demand, demand ? 0 : stamp);
 		if (demand) {
-			c->st.misses += counted(c, m);
-			c->mst[m].misses++;
+			count_lookup(c, m, lo + i, false);
 			if (i == skip && e)
 				err = e;
 			if (!e && ok == i - skip)
@@ -499,8 +490,7 @@ ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8
 	int res[1] = { 0 };
 	ssize_t got = c->cfg.load(c->cfg.load_ctx, m, page, 1, dst, res);
 	pthread_mutex_lock(&c->lock);
-	c->st.misses += counted(c, m);
-	c->mst[m].misses++;
+	count_lookup(c, m, page, false);
 	if (got > 0)
 		c->st.bytes_loaded += (uint64_t)got;
 	pthread_mutex_unlock(&c->lock);
@@ -606,6 +596,30 @@ void apbi_cache_stats(apbi_cache *c, apbi_cache_counters *out)
 }
 
 /** See cache.h. */
+int apbi_cache_set_trace(apbi_cache *c, apbi_trace *t)
+{
+	int r = 0;
+	pthread_mutex_lock(&c->lock);
+	if (c->trace)
+		r = -EBUSY;
+	else
+		c->trace = t;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/** See cache.h. */
+apbi_trace *apbi_cache_take_trace(apbi_cache *c)
+{
+	apbi_trace *t;
+	pthread_mutex_lock(&c->lock);
+	t = c->trace;
+	c->trace = NULL;
+	pthread_mutex_unlock(&c->lock);
+	return t;
+}
+
+/** See cache.h. */
 void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
 {
 	pthread_mutex_lock(&c->lock);
@@ -694,6 +708,7 @@ void apbi_cache_free(apbi_cache *c)
 		munmap(c->slab, c->nslots << c->shift);
 	if (c->pol)
 		c->cfg.policy->destroy(c->pol);
+	apbi_trace_close(c->trace);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->loaded);
 	free(c->slots);

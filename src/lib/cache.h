@@ -148,6 +148,18 @@ void apbi_cache_drop(apbi_cache *c, uint32_t m);
 /** Snapshot of the counters. */
 void apbi_cache_stats(apbi_cache *c, apbi_cache_counters *out);
 
+struct apbi_trace;
+
+/**
+ * Starts feeding every counted lookup (exactly what hits and misses count,
+ * in that order) to t, which the cache then owns: apbi_cache_free closes
+ * it.  Errors: -EBUSY (a trace is already set; t not taken).
+ */
+int apbi_cache_set_trace(apbi_cache *c, struct apbi_trace *t);
+
+/** Stops tracing; returns the trace (the caller closes it) or NULL. */
+struct apbi_trace *apbi_cache_take_trace(apbi_cache *c);
+
 /** Per-model counters of model m. */
 void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out);
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "trace.h"
 
 #define MAX_RUN APBI_CACHE_MAX_RUN
 #define EXTRA_DESCS 1024u
@@ -63,6 +64,7 @@ struct apbi_cache {
 	apb_model_stats *mst;
 	vref *views;
 	apbi_page *last_view;  /* root of the latest use (see apbi_cache_use) */
+	apbi_trace *trace;     /* records every counted lookup; NULL: off */
 };
 
 #define ROOT(e) ((e)->owner ? (e)->owner : (e))
@@ -93,6 +95,22 @@ static inline void hash_insert(apbi_cache *c, apbi_page *e)
 	e->hnext = *b;
 	*b = e;
 	e->flags |= F_INHASH;
+}
+
+/** Counts one lookup of page of model m (a hit or a miss) and traces it; metadata: nothing. */
+static inline void count_lookup(apbi_cache *c, uint32_t m, uint64_t page, bool hit)
+{
+	if (!counted(c, m))
+		return;   /* metadata (block tables): no counters, not traced */
+	if (hit) {
+		c->st.hits++;
+		c->mst[m].hits++;
+	} else {
+		c->st.misses++;
+		c->mst[m].misses++;
+	}
+	if (c->trace)
+		apbi_trace_add(c->trace, m, page);
 }
 
 /** A fresh zeroed descriptor from the pool (the caller reserved it). */

@@ -94,8 +94,8 @@ static int view_fill(apbi_cache *c, uint32_t m, uint64_t np, uint8_t *buf)
 			k++;
 		} while (k < MAX_RUN && i + k < np &&
 		         (!(e = lookup(c, m, i + k)) || e->state != ST_READY));
-		c->st.misses += k;
-		c->mst[m].misses += k;
+		for (uint32_t j = 0; j < k; j++)
+			count_lookup(c, m, i + j, false);
 		pthread_mutex_unlock(&c->lock);
 		got = c->cfg.load(c->cfg.load_ctx, m, i, k, dst, res);
 		pthread_mutex_lock(&c->lock);

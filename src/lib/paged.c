@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 
 #include "paged_priv.h"
+#include "trace.h"
 
 #define RUN_BYTES (1u << 20)    /* bytes one coalesced load reads at most */
 
@@ -39,6 +40,12 @@ void apb_paging_config_init(apb_paging_config *cfg)
 	cfg->prefetch = true;
 	cfg->prefetch_count = APB_DEFAULT_PREFETCH_COUNT;
 	cfg->eviction = APB_EVICT_TINYLFU;
+}
+
+/** The cache of pb, for the trace recorder (paged_trace.c, trace.h). */
+apbi_cache *apbi_paged_cache(apb_paged *pb)
+{
+	return pb->cache;
 }
 
 /** hits / (hits + misses), 0.0 without lookups. */
