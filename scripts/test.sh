@@ -52,7 +52,8 @@ phase() {
 }
 
 unit="tests/check_format tests/check_format_json tests/check_format_util tests/check_builder
-tests/check_builder_atomic tests/check_bundle tests/check_policy tests/check_cache tests/check_paged
+tests/check_builder_atomic tests/check_bundle tests/check_policy tests/check_policies tests/check_simulate
+tests/check_cache tests/check_paged
 tests/check_paged_integrity tests/check_prefetch tests/check_faults tests/check_shell"
 threaded="tests/check_cache tests/check_paged tests/check_paged_integrity tests/check_prefetch
 tests/check_stress"
