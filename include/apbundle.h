@@ -389,8 +389,8 @@ ssize_t apb_paged_read(apb_paged *pb, const char *name, void *buf, size_t len, u
  * Returns the whole model as one contiguous, verified, pinned view: *data
  * stays valid until apb_paged_release(pb, *data).  The view's bytes count
  * against max_memory.  Errors: -ENOENT, -EFBIG (the model is larger than
- * max_memory; the cache is left as it was: use apb_paged_read), -EBUSY
- * (not enough unpinned memory right now), APB_E_CHECKSUM, -EIO, -ENOMEM.
+ * max_memory; the cache is left as it was: use apb_paged_read), -ENOBUFS
+ * (not enough unpinned memory right now: everything else is pinned), APB_E_CHECKSUM, -EIO, -ENOMEM.
  */
 int apb_paged_get_model(apb_paged *pb, const char *name, const void **data, size_t *size);
 

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -172,7 +173,7 @@ static bool ref_reserve(ref_cache *r, uint32_t len)
 	return true;
 }
 
-/* Reference get_run: returns pages obtained or -ENOSPC. */
+/* Reference get_run: returns pages obtained or -ENOBUFS. */
 static int ref_get_run(ref_cache *r, const fake *f, uint32_t m, uint64_t p, uint32_t max_n)
 {
 	uint64_t np = (f->sizes[m] + f->page_size - 1) / f->page_size;
@@ -199,7 +200,7 @@ static int ref_get_run(ref_cache *r, const fake *f, uint32_t m, uint64_t p, uint
 	for (uint32_t i = 0; i < k; i++)
 		rc_insert(r, base + (int)(p + i));
 	r->misses += k;
-	return k ? (int)k : -ENOSPC;
+	return k ? (int)k : -ENOBUFS;
 }
 
 static void ref_compare(apbi_cache *c, const ref_cache *r, const evlog *got, int step)
@@ -315,7 +316,7 @@ START_TEST(pinned_pages_are_never_evicted)
 		ck_assert_uint_eq(n, 1);
 	}
 	/* everything pinned: the next page cannot be cached */
-	ck_assert_int_eq(apbi_cache_get_run(c, 0, 5, 1, &p, &n), -ENOSPC);
+	ck_assert_int_eq(apbi_cache_get_run(c, 0, 5, 1, &p, &n), -ENOBUFS);
 	ck_assert_int_eq(log.n, 0);
 	ck_assert_int_eq((int)apbi_cache_read_uncached(c, 0, 5, buf), 512);
 	check_page(0, 5, 512, buf, 512);
@@ -656,7 +657,7 @@ static void *stress_thread(void *arg)
 			continue;
 		}
 		r = apbi_cache_get_run(a->c, m, p, 1 + (uint32_t)(tu_rand(&s) % 8), pages, &n);
-		if (r == -ENOSPC) {
+		if (r == -ENOBUFS) {
 			uint8_t buf[1024];
 			ck_assert_int_eq((int)apbi_cache_read_uncached(a->c, m, p, buf),
 			                 (int)apbi_cache_page_len(a->c, m, p));
@@ -726,6 +727,23 @@ START_TEST(threads_every_policy)
 }
 END_TEST
 
+/* A broken invariant aborts (CACHE_CHECK, cache_priv.h): a second unpin. */
+START_TEST(unpin_without_pin_aborts)
+{
+	fake f;
+	apbi_page *p;
+	uint32_t n;
+	apbi_cache *c;
+	fake_init(&f, 512);
+	f.sizes[0] = 4096;
+	c = make_cache(&f, 4096, &apbi_policy_lru, 1, NULL);
+	ck_assert_int_eq(apbi_cache_get_run(c, 0, 0, 1, &p, &n), 0);
+	apbi_cache_unpin(c, &p, 1);
+	apbi_cache_unpin(c, &p, 1);   /* pins would go below zero: SIGABRT */
+	apbi_cache_free(c);
+}
+END_TEST
+
 START_TEST(bad_config_is_refused)
 {
 	fake f;
@@ -760,6 +778,13 @@ Suite *test_suite(void)
 	tcase_add_test(tc, prefetch_respects_recent_pages);
 	tcase_add_test(tc, lfu_counts_a_view_once_per_call);
 	tcase_add_test(tc, bad_config_is_refused);
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	{
+		const char *fork = getenv("CK_FORK");
+		if (!fork || strcmp(fork, "no"))   /* the abort needs a forked test */
+			tcase_add_test_raise_signal(tc, unpin_without_pin_aborts, SIGABRT);
+	}
+#endif
 	suite_add_tcase(s, tc);
 	tc = tcase_create("threads");
 	tcase_set_timeout(tc, 120);

@@ -216,7 +216,7 @@ START_TEST(everything_pinned_reads_uncached)
 	ck_assert_uint_eq(st.misses, 8 + 8);   /* B twice, nothing cached */
 	ck_assert(!apb_paged_is_cached(pb, "B"));
 	ck_assert_mem_eq(d, t.data[0], 8192);
-	ck_assert_int_eq(apb_paged_get_model(pb, "B", &d, &sz), -EBUSY);
+	ck_assert_int_eq(apb_paged_get_model(pb, "B", &d, &sz), -ENOBUFS);
 	apb_paged_release(pb, t.data[0]);   /* not a view: ignored */
 	ck_assert_mem_eq(d, t.data[0], 8192);
 	apb_paged_release(pb, d);

@@ -132,14 +132,14 @@ static void random_read(uint64_t *rs, int m, unsigned char *buf, size_t cap)
 	atomic_fetch_add(&S.reads, 1);
 }
 
-/* A pinned whole-model view, verified; EBUSY and EFBIG are legitimate. */
+/* A pinned whole-model view, verified; ENOBUFS and EFBIG are legitimate. */
 static void view_once(int m)
 {
 	const void *v;
 	size_t n;
 	int rc = apb_paged_get_model(S.pb, names[m], &v, &n);
 
-	if (rc == -EBUSY || (rc == -EFBIG && sizes[m] > BUDGET))
+	if (rc == -ENOBUFS || (rc == -EFBIG && sizes[m] > BUDGET))
 		return;
 	if (rc != 0)
 		return failf("get_model %s (%zu bytes): %s", names[m], sizes[m], apb_strerror(rc));

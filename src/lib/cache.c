@@ -25,15 +25,25 @@
  *    so metadata is bounded; full-size pages live in a slab of
  *    max_memory/page_size slots (no malloc, bounded RSS), short tail
  *    pages and views are allocated individually.
+ * CACHE_CHECK (cache_priv.h) asserts these in debug and sanitizer builds.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "cache_priv.h"
+
+/** See cache_priv.h. */
+void apbi_cache_check_failed(const char *what, const char *file, int line)
+{
+	/* the one message the library prints: a bug, just before abort() */
+	fprintf(stderr, "apbundle: cache invariant broken: %s (%s:%d)\n", what, file, line);
+	abort();
+}
 
 static void hash_remove(apbi_cache *c, apbi_page *e)
 {
@@ -63,6 +73,7 @@ uint32_t apbi_cache_page_len(const apbi_cache *c, uint32_t m, uint64_t p)
 apbi_page *apbi_cache_desc_alloc(apbi_cache *c)
 {
 	apbi_page *e = c->free_descs;
+	CACHE_CHECK(e || c->pool_hw < c->pool_cap);
 	if (e)
 		c->free_descs = e->hnext;
 	else
@@ -79,6 +90,26 @@ void apbi_cache_desc_free(apbi_cache *c, apbi_page *e)
 	e->hnext = c->free_descs;
 	c->free_descs = e;
 	c->ndesc--;
+}
+
+/** See cache_priv.h (here, not in cache_view.c, so that cache.c needs
+ * nothing from cache_view.c: the dependency goes one way). */
+uint8_t *apbi_view_alloc(uint64_t size)
+{
+	void *p;
+	if (size < MMAP_MIN)
+		return malloc(size);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/** See cache_priv.h. */
+void apbi_view_unmap(uint8_t *p, uint64_t size)
+{
+	if (size < MMAP_MIN)
+		free(p);
+	else if (p)
+		munmap(p, size);
 }
 
 /*
@@ -107,6 +138,7 @@ static uint8_t *buf_alloc(apbi_cache *c, apbi_page *e)
 /* Frees e's buffer and gives its bytes back to the budget. */
 static void buf_free(apbi_cache *c, apbi_page *e)
 {
+	CACHE_CHECK(c->used >= ((e->flags & F_VIEW) ? c->cfg.model_sizes[e->model] : e->len));
 	if (e->flags & F_VIEW) {
 		apbi_view_unmap(e->data, c->cfg.model_sizes[e->model]);
 		c->used -= c->cfg.model_sizes[e->model];
@@ -157,6 +189,7 @@ void apbi_cache_destroy(apbi_cache *c, apbi_page *e)
 static void evict(apbi_cache *c, apbi_page *e)
 {
 	apbi_page *v;
+	CACHE_CHECK(!e->pins && e->state == ST_READY && (e->flags & F_INPOL));
 	c->cfg.policy->remove(c->pol, &e->pol, true);
 	e->flags &= (uint8_t)~F_INPOL;
 	for (v = e; v; v = v->vnext) {
@@ -191,6 +224,7 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 		evict(c, e);
 	}
 	c->used += bytes;
+	CACHE_CHECK(c->used <= c->cfg.max_memory);
 	return true;
 }
 
@@ -198,6 +232,7 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p)
 {
 	apbi_page *e = ROOT(p);
+	CACHE_CHECK(e->pins > 0);
 	if (--e->pins)
 		return;
 	if (!(e->flags & F_INHASH)) {
@@ -278,6 +313,7 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 		return;   /* replaced by a view meanwhile: freed at last unpin */
 	c->st.cached_pages++;
 	c->mst[e->model].cached_bytes += e->len;
+	CACHE_CHECK(c->used <= c->cfg.max_memory && c->st.cached_pages <= c->ndesc);
 	e->flags |= F_INPOL | (pf ? F_UNUSED_PF : 0);
 	e->stamp = pf ? stamp : c->clock;
 	e->pol.id = APBI_POL_ID(e->model, e->page);
@@ -331,7 +367,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 	int res[MAX_RUN] = { 0 };
 	uint32_t i, ok = 0, good = 0;
 	ssize_t got;
-	int err = -ENOSPC;
+	int err = -ENOBUFS;
 	for (i = 0; i < k; i++)
 		dst[i] = pages[i]->data;
 	populate(pages, k);
@@ -422,7 +458,7 @@ static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, ui
 	k = claim_run(c, m, lo, (uint32_t)(hi - lo), false, 0, run);
 	pthread_mutex_unlock(&c->lock);
 	if (!k)
-		return -ENOSPC;
+		return -ENOBUFS;
 	r = load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c));
 	if (r < 0)
 		return r;

@@ -63,7 +63,7 @@ typedef struct apbi_cache_config {
 	void *evict_ctx;
 } apbi_cache_config;
 
-typedef struct apbi_cache_stats {
+typedef struct apbi_cache_counters {
 	uint64_t hits, misses, evictions, bytes_loaded, memory_used;
 	uint64_t prefetches, prefetch_hits, cached_pages;
 } apbi_cache_counters;
@@ -89,9 +89,11 @@ uint64_t apbi_cache_npages(const apbi_cache *c, uint32_t m);
  * at page, each pinned (release with apbi_cache_unpin).  On a hit the run
  * is the resident pages that follow; on a miss the missing pages that
  * follow are loaded with one loader call.  Every page returned counts as
- * one lookup (hit or miss).  Errors: -ENOSPC when the first page can be
+ * one lookup (hit or miss).  Errors: -ENOBUFS when the first page can be
  * neither found nor cached (everything pinned: read it with
  * apbi_cache_read_uncached), -EINVAL (page out of range), loader codes.
+ * -ENOBUFS means "everything is pinned" in every cache and PagedBundle
+ * function, and nothing else.
  */
 int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
                        apbi_page **pages, uint32_t *n);
@@ -132,7 +134,7 @@ uint64_t apbi_cache_now(apbi_cache *c);
  * apbi_cache_release(c, *data).  A single-page model is its page; larger
  * models get a buffer that replaces their pages (one policy entry, pages
  * counted per page).  Errors: -EFBIG (larger than max_memory; nothing
- * changed), -EBUSY (no room: too much is pinned), -ENOMEM, loader codes.
+ * changed), -ENOBUFS (no room: too much is pinned), -ENOMEM, loader codes.
  */
 int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data);
 
