@@ -406,10 +406,10 @@ START_TEST(concurrent_misses_load_once)
 	fake_init(&f, 4096);
 	f.sizes[0] = 16 * 4096;
 	f.delay = 50000;
-	a[0].c = make_cache(&f, 1 << 20, &apbi_policy_lru, 1, NULL);
+	/* each a[i] from c, not from a[0]: thread 0 already writes a[0].r */
+	apbi_cache *c = make_cache(&f, 1 << 20, &apbi_policy_lru, 1, NULL);
 	for (int i = 0; i < 6; i++) {
-		a[i] = a[0];
-		a[i].ps = 4096;
+		a[i] = (sf_arg){ .c = c, .ps = 4096 };
 		ck_assert_int_eq(pthread_create(&t[i], NULL, sf_thread, &a[i]), 0);
 	}
 	for (int i = 0; i < 6; i++) {
@@ -417,10 +417,10 @@ START_TEST(concurrent_misses_load_once)
 		ck_assert_int_eq(a[i].r, 0);
 	}
 	ck_assert_int_eq(f.calls, 1);
-	apbi_cache_stats(a[0].c, &st);
+	apbi_cache_stats(c, &st);
 	ck_assert_uint_eq(st.bytes_loaded, 4096);
 	ck_assert_uint_eq(st.hits + st.misses, 6);
-	apbi_cache_free(a[0].c);
+	apbi_cache_free(c);
 }
 END_TEST
 
