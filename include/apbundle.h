@@ -350,10 +350,42 @@ void apb_builder_free(apb_builder *bb);
 
 typedef struct apb_paged apb_paged;
 
+/*
+ * Eviction policies of the page cache.  Every policy is O(1) per cache
+ * operation (SIEVE, S3-FIFO and 2Q amortized) and keeps its bookkeeping in
+ * memory fixed at open: see apb_eviction_describe for when to pick which.
+ */
 typedef enum {
 	APB_EVICT_LRU = 0,
 	APB_EVICT_LFU = 1,
+	APB_EVICT_SIEVE = 2,
+	APB_EVICT_S3FIFO = 3,
+	APB_EVICT_2Q = 4,
+	APB_EVICT_TINYLFU = 5,
 } apb_eviction;
+
+/** Number of apb_eviction values (they are 0..APB_EVICT_COUNT-1). */
+#define APB_EVICT_COUNT 6
+
+/**
+ * Name of policy e as the mount's eviction= option and the CLI take it
+ * ("lru", "lfu", "sieve", "s3fifo", "2q", "tinylfu"): a static string, or
+ * NULL when e is not an apb_eviction value.
+ */
+const char *apb_eviction_name(apb_eviction e);
+
+/**
+ * Parses a policy name (exact, lower case) into *out.  Returns 0, or
+ * -EINVAL for NULL or an unknown name (*out untouched), with an
+ * apb_last_error() text that lists the valid names.
+ */
+int apb_eviction_parse(const char *name, apb_eviction *out);
+
+/**
+ * One line (static string, no newline) saying what policy e does and when
+ * to pick it, for help texts; NULL when e is not an apb_eviction value.
+ */
+const char *apb_eviction_describe(apb_eviction e);
 
 #define APB_DEFAULT_MAX_MEMORY    (100u * 1024u * 1024u)
 #define APB_DEFAULT_PAGE_SIZE     65536u
@@ -364,7 +396,7 @@ typedef struct apb_paging_config {
 	uint32_t page_size;       /* power of two, >= 512; default 64 KiB */
 	bool prefetch;            /* default true */
 	uint32_t prefetch_count;  /* next-likely models to prefetch; default 2 */
-	apb_eviction eviction;    /* default APB_EVICT_LRU */
+	apb_eviction eviction;    /* default APB_EVICT_TINYLFU (docs/BENCHMARKS.md) */
 } apb_paging_config;
 
 /** Fills cfg with the defaults above. */
@@ -408,8 +440,8 @@ ssize_t apb_paged_read(apb_paged *pb, const char *name, void *buf, size_t len, u
  * Returns the whole model as one contiguous, verified, pinned view: *data
  * stays valid until apb_paged_release(pb, *data).  The view's bytes count
  * against max_memory.  Errors: -ENOENT, -EFBIG (the model is larger than
- * max_memory; the cache is left as it was: use apb_paged_read), -EBUSY
- * (not enough unpinned memory right now), APB_E_CHECKSUM, -EIO, -ENOMEM.
+ * max_memory; the cache is left as it was: use apb_paged_read), -ENOBUFS
+ * (not enough unpinned memory right now: everything else is pinned), APB_E_CHECKSUM, -EIO, -ENOMEM.
  */
 int apb_paged_get_model(apb_paged *pb, const char *name, const void **data, size_t *size);
 
@@ -475,6 +507,92 @@ void apb_paged_config(apb_paged *pb, apb_paging_config *out);
  * errno from pthread_create.
  */
 int apb_paged_start_worker(apb_paged *pb);
+
+/* ------------------------------------------------------------------ */
+/* Traces: record the cache's page lookups, replay them offline         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Trace text format (one page lookup per line, in the order the cache
+ * counted them): "NAME<TAB>PAGE\n", PAGE the decimal page index.  Lines
+ * starting with '#' are comments, except "# page_size N" and
+ * "# model NAME SIZE" (SIZE in bytes, after the last space), which a
+ * recorded trace writes first.  Empty lines are ignored.  In NAME a
+ * backslash, tab, newline and carriage return are written "\\", "\t",
+ * "\n" and "\r", and a leading '#' as "\#" (so that it is not a
+ * comment); any other backslash sequence is an error.
+ */
+
+/**
+ * Starts recording every page lookup the cache counts (each hit and each
+ * miss of apb_paging_stats, and nothing else) into a new file at path
+ * (created or truncated, mode 0644 before umask), after the header lines.
+ * A background thread formats and writes; the readers only append to a
+ * buffer of 1 MiB (outside max_memory) and wait only when the writer is a
+ * whole buffer behind.  Errors: -EBUSY (a trace is already running),
+ * negative errno from open or pthread_create, -ENOMEM.
+ */
+int apb_paged_trace_start(apb_paged *pb, const char *path);
+
+/**
+ * Stops the trace: writes what is buffered, closes the file.  Returns 0,
+ * -ENOENT when no trace runs, or the first write error (negative errno;
+ * the file is then incomplete).  apb_paged_close stops a running trace
+ * itself (discarding its error).
+ */
+int apb_paged_trace_stop(apb_paged *pb);
+
+/** A parsed trace (immutable; any number of simulations may read it). */
+typedef struct apb_sim_trace apb_sim_trace;
+
+/**
+ * Parses len bytes of trace text.  On success *out must be freed with
+ * apb_simulate_free.  Errors: -EINVAL (with apb_last_error() naming the
+ * line and the problem: a malformed line, a page beyond its model's
+ * declared size, a model declared twice with different sizes or after its
+ * first access, a bad page_size, more than 2^32-1 accesses), -ENOMEM.
+ */
+int apb_simulate_parse(const char *text, size_t len, apb_sim_trace **out);
+
+/** Reads and parses the trace file at path.  Errors: as above, negative errno. */
+int apb_simulate_load(const char *path, apb_sim_trace **out);
+
+/** Frees a trace.  NULL is allowed. */
+void apb_simulate_free(apb_sim_trace *t);
+
+/** Page lookups in the trace. */
+uint64_t apb_simulate_accesses(const apb_sim_trace *t);
+
+/** The trace's "# page_size" value, or 0 when it has none. */
+uint32_t apb_simulate_page_size(const apb_sim_trace *t);
+
+typedef struct apb_sim_result {
+	uint64_t accesses, hits;
+	uint64_t capacity_pages;   /* max_memory / page_size */
+} apb_sim_result;
+
+/**
+ * Replays t through the real implementation of policy e with the live
+ * cache's accounting: a budget of max_memory bytes (short last pages count
+ * their length, as in memory_used), the cache's bound on entries, evict
+ * before insert, a page larger than the budget never cached.  page_size 0
+ * takes the trace's (or the default 64 KiB).  The live hit ratio of the
+ * same lookups matches when nothing else fills the cache: see
+ * docs/BENCHMARKS.md for prefetch and load units.  Errors: -EINVAL (a
+ * page_size that is not a power of two >= 512 or differs from the trace's,
+ * max_memory 0, unknown e), -ENOMEM.
+ */
+int apb_simulate_policy(const apb_sim_trace *t, apb_eviction e, uint64_t max_memory,
+                        uint32_t page_size, apb_sim_result *out);
+
+/**
+ * Belady's optimal offline replacement on the same accounting (evict the
+ * page whose next use is farthest; a page may be evicted as it enters):
+ * the upper bound of every policy's hits.  O(n log n) time, about 24
+ * bytes per lookup of memory.  Errors: as apb_simulate_policy.
+ */
+int apb_simulate_belady(const apb_sim_trace *t, uint64_t max_memory, uint32_t page_size,
+                        apb_sim_result *out);
 
 /* Zero-copy access for servers (the FUSE mount replies straight from the
  * cache's pages with fuse_reply_iov / fuse_reply_data). */

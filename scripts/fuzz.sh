@@ -3,7 +3,7 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS]      (default 60, what CI uses)
 # Environment: APB_FUZZ_BUILDDIR (default build/fuzz), APB_FUZZ_TARGETS
-# (default "manifest bundle size mount options control frame http").  Targets run one after another at
+# (default "manifest bundle size mount options control frame http trace").  Targets run one after another at
 # nice 19 (the machine is shared); each starts from the seed corpus in
 # tests/fuzz/corpus/<target> plus what earlier runs found (kept in the
 # build dir, never written into the source tree).  Prints one summary line
@@ -13,7 +13,7 @@ set -eu
 secs=${1:-60}
 top=$(cd "$(dirname "$0")/.." && pwd)
 bdir=${APB_FUZZ_BUILDDIR:-$top/build/fuzz}
-targets=${APB_FUZZ_TARGETS:-manifest bundle size mount options control frame http}
+targets=${APB_FUZZ_TARGETS:-manifest bundle size mount options control frame http trace}
 
 [ -x "$top/configure" ] || "$top/autogen.sh" >/dev/null 2>&1
 mkdir -p "$bdir"
@@ -32,7 +32,7 @@ for t in $targets; do
 		-rss_limit_mb=2048 -max_len=65536 -artifact_prefix="$out/$t-" \
 		-dict="$top/tests/fuzz/apbundle.dict"
 	# Short text inputs: no manifest dictionary, default max_len.
-	case $t in size | options | control | http) set -- -max_total_time="$secs" -print_final_stats=1 \
+	case $t in size | options | control | http | trace) set -- -max_total_time="$secs" -print_final_stats=1 \
 		-timeout=20 -artifact_prefix="$out/$t-" ;;
 	# Stored blocks: binary, no manifest dictionary, up to a 64 KiB block.
 	frame) set -- -max_total_time="$secs" -print_final_stats=1 -timeout=20 \

@@ -8,12 +8,14 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cache.h"
 #include "refpol.h"
+#include "refqueue.h"
 #include "testutil.h"
 
 /* ---- fake loader ---- */
@@ -115,19 +117,54 @@ static void fake_init(fake *f, uint32_t ps)
 #define MAXP 16   /* pages per model in the reference test (4 models * 16 = NN) */
 
 typedef struct ref_cache {
-	ref_pol pol;          /* node id = m * MAXP + p */
+	ref_pol pol;          /* node id = m * MAXP + p; pol.in: resident */
+	int kind;             /* -1: pol (LRU, LFU); else queue policy q of refqueue.h */
+	rpol q;
 	uint32_t len[NN];
 	uint64_t used, max, hits, misses, evictions;
 	evlog expect;
 } ref_cache;
 
+static int rc_victim(ref_cache *r)
+{
+	return r->kind < 0 ? ref_victim(&r->pol) : rp_victim(&r->q);
+}
+
+static void rc_insert(ref_cache *r, int x)
+{
+	if (r->kind < 0) {
+		ref_insert(&r->pol, x, false);
+		return;
+	}
+	rp_insert(&r->q, x, false);
+	r->pol.in[x] = true;
+}
+
+static void rc_touch(ref_cache *r, int x)
+{
+	if (r->kind < 0)
+		ref_touch(&r->pol, x);
+	else
+		rp_touch(&r->q, x);
+}
+
+/* Takes x out of the reference (evicted or dropped). */
+static void rc_remove(ref_cache *r, int x, bool evicted)
+{
+	if (r->kind < 0 && evicted)
+		ref_evict(&r->pol, x);
+	else if (r->kind >= 0)
+		rp_remove(&r->q, x, evicted);
+	r->pol.in[x] = false;
+}
+
 static bool ref_reserve(ref_cache *r, uint32_t len)
 {
 	while (r->used + len > r->max) {
-		int v = ref_victim(&r->pol);
+		int v = rc_victim(r);
 		if (v < 0)
 			return false;
-		ref_evict(&r->pol, v);
+		rc_remove(r, v, true);
 		r->used -= r->len[v];
 		r->evictions++;
 		log_evict(&r->expect, (uint32_t)v / MAXP, (uint64_t)v % MAXP);
@@ -136,7 +173,7 @@ static bool ref_reserve(ref_cache *r, uint32_t len)
 	return true;
 }
 
-/* Reference get_run: returns pages obtained or -ENOSPC. */
+/* Reference get_run: returns pages obtained or -ENOBUFS. */
 static int ref_get_run(ref_cache *r, const fake *f, uint32_t m, uint64_t p, uint32_t max_n)
 {
 	uint64_t np = (f->sizes[m] + f->page_size - 1) / f->page_size;
@@ -146,7 +183,7 @@ static int ref_get_run(ref_cache *r, const fake *f, uint32_t m, uint64_t p, uint
 		max_n = (uint32_t)(np - p);
 	if (r->pol.in[base + (int)p]) {
 		while (k < max_n && r->pol.in[base + (int)(p + k)]) {
-			ref_touch(&r->pol, base + (int)(p + k));
+			rc_touch(r, base + (int)(p + k));
 			r->hits++;
 			k++;
 		}
@@ -161,9 +198,9 @@ static int ref_get_run(ref_cache *r, const fake *f, uint32_t m, uint64_t p, uint
 		k++;
 	}
 	for (uint32_t i = 0; i < k; i++)
-		ref_insert(&r->pol, base + (int)(p + i), false);
+		rc_insert(r, base + (int)(p + i));
 	r->misses += k;
-	return k ? (int)k : -ENOSPC;
+	return k ? (int)k : -ENOBUFS;
 }
 
 static void ref_compare(apbi_cache *c, const ref_cache *r, const evlog *got, int step)
@@ -188,7 +225,8 @@ static void ref_compare(apbi_cache *c, const ref_cache *r, const evlog *got, int
 			             (unsigned long)r->expect.p[i]);
 }
 
-static void cache_random(const apbi_policy_ops *ops, bool lfu, uint64_t seed)
+/* kind: -1 for ops LRU/LFU (lfu says which), else refqueue.h's kind. */
+static void cache_random(const apbi_policy_ops *ops, bool lfu, int kind, uint64_t seed)
 {
 	static evlog got;
 	static ref_cache ref;
@@ -204,15 +242,24 @@ static void cache_random(const apbi_policy_ops *ops, bool lfu, uint64_t seed)
 		f.sizes[m] = 1 + tu_rand(&s) % (MAXP * 512);
 	ref.max = 300 + tu_rand(&s) % 4000;
 	c = make_cache(&f, ref.max, ops, 4, &got);
+	ref.kind = kind;
+	ref.q.kind = kind;
+	ref.q.hand = -1;
+	ref.q.cap = (int)(ref.max / 512 + 1024);   /* the cache's descriptor pool */
+	ref.q.sk = kind == 3 ? apbi_sketch_new((size_t)ref.q.cap) : NULL;
+	for (int i = 0; i < NN; i++)
+		ref.q.ids[i] = APBI_POL_ID(i / MAXP, i % MAXP);
 	for (int step = 0; step < 3000; step++) {
 		uint32_t m = (uint32_t)(tu_rand(&s) % 4), n = 0, max_n = 1 + (uint32_t)(tu_rand(&s) % 5);
 		uint64_t np = (f.sizes[m] + 511) / 512, p = tu_rand(&s) % np;
 		if (tu_rand(&s) % 50 == 0) {
 			apbi_cache_drop(c, m);
 			for (int i = 0; i < MAXP; i++) {
-				if (ref.pol.in[m * MAXP + (uint32_t)i])
-					ref.used -= ref.len[m * MAXP + (uint32_t)i];
-				ref.pol.in[m * MAXP + (uint32_t)i] = false;
+				int x = (int)(m * MAXP) + i;
+				if (!ref.pol.in[x])
+					continue;
+				ref.used -= ref.len[x];
+				rc_remove(&ref, x, false);
 			}
 		} else {
 			int want = ref_get_run(&ref, &f, m, p, max_n);
@@ -225,17 +272,28 @@ static void cache_random(const apbi_policy_ops *ops, bool lfu, uint64_t seed)
 		ref_compare(c, &ref, &got, step);
 	}
 	apbi_cache_free(c);
+	apbi_sketch_free(ref.q.sk);
 }
 
 START_TEST(cache_lru_matches_reference)
 {
-	cache_random(&apbi_policy_lru, false, 11 + (uint64_t)_i * 31);
+	cache_random(&apbi_policy_lru, false, -1, 11 + (uint64_t)_i * 31);
 }
 END_TEST
 
 START_TEST(cache_lfu_matches_reference)
 {
-	cache_random(&apbi_policy_lfu, true, 13 + (uint64_t)_i * 37);
+	cache_random(&apbi_policy_lfu, true, -1, 13 + (uint64_t)_i * 37);
+}
+END_TEST
+
+/* SIEVE, S3-FIFO, 2Q, W-TinyLFU (loop index / 4 picks it, as in refqueue.h) */
+START_TEST(cache_queue_policies_match_reference)
+{
+	static const apbi_policy_ops *const ops[] = {
+		&apbi_policy_sieve, &apbi_policy_s3fifo, &apbi_policy_2q, &apbi_policy_tinylfu,
+	};
+	cache_random(ops[_i / 4], false, _i / 4, 17 + (uint64_t)_i * 41);
 }
 END_TEST
 
@@ -258,7 +316,7 @@ START_TEST(pinned_pages_are_never_evicted)
 		ck_assert_uint_eq(n, 1);
 	}
 	/* everything pinned: the next page cannot be cached */
-	ck_assert_int_eq(apbi_cache_get_run(c, 0, 5, 1, &p, &n), -ENOSPC);
+	ck_assert_int_eq(apbi_cache_get_run(c, 0, 5, 1, &p, &n), -ENOBUFS);
 	ck_assert_int_eq(log.n, 0);
 	ck_assert_int_eq((int)apbi_cache_read_uncached(c, 0, 5, buf), 512);
 	check_page(0, 5, 512, buf, 512);
@@ -348,10 +406,10 @@ START_TEST(concurrent_misses_load_once)
 	fake_init(&f, 4096);
 	f.sizes[0] = 16 * 4096;
 	f.delay = 50000;
-	a[0].c = make_cache(&f, 1 << 20, &apbi_policy_lru, 1, NULL);
+	/* each a[i] from c, not from a[0]: thread 0 already writes a[0].r */
+	apbi_cache *c = make_cache(&f, 1 << 20, &apbi_policy_lru, 1, NULL);
 	for (int i = 0; i < 6; i++) {
-		a[i] = a[0];
-		a[i].ps = 4096;
+		a[i] = (sf_arg){ .c = c, .ps = 4096 };
 		ck_assert_int_eq(pthread_create(&t[i], NULL, sf_thread, &a[i]), 0);
 	}
 	for (int i = 0; i < 6; i++) {
@@ -359,10 +417,10 @@ START_TEST(concurrent_misses_load_once)
 		ck_assert_int_eq(a[i].r, 0);
 	}
 	ck_assert_int_eq(f.calls, 1);
-	apbi_cache_stats(a[0].c, &st);
+	apbi_cache_stats(c, &st);
 	ck_assert_uint_eq(st.bytes_loaded, 4096);
 	ck_assert_uint_eq(st.hits + st.misses, 6);
-	apbi_cache_free(a[0].c);
+	apbi_cache_free(c);
 }
 END_TEST
 
@@ -599,7 +657,7 @@ static void *stress_thread(void *arg)
 			continue;
 		}
 		r = apbi_cache_get_run(a->c, m, p, 1 + (uint32_t)(tu_rand(&s) % 8), pages, &n);
-		if (r == -ENOSPC) {
+		if (r == -ENOBUFS) {
 			uint8_t buf[1024];
 			ck_assert_int_eq((int)apbi_cache_read_uncached(a->c, m, p, buf),
 			                 (int)apbi_cache_page_len(a->c, m, p));
@@ -663,6 +721,29 @@ START_TEST(threads_lfu)
 }
 END_TEST
 
+START_TEST(threads_every_policy)
+{
+	stress(apbi_policy_get((apb_eviction)_i));
+}
+END_TEST
+
+/* A broken invariant aborts (CACHE_CHECK, cache_priv.h): a second unpin. */
+START_TEST(unpin_without_pin_aborts)
+{
+	fake f;
+	apbi_page *p;
+	uint32_t n;
+	apbi_cache *c;
+	fake_init(&f, 512);
+	f.sizes[0] = 4096;
+	c = make_cache(&f, 4096, &apbi_policy_lru, 1, NULL);
+	ck_assert_int_eq(apbi_cache_get_run(c, 0, 0, 1, &p, &n), 0);
+	apbi_cache_unpin(c, &p, 1);
+	apbi_cache_unpin(c, &p, 1);   /* pins would go below zero: SIGABRT */
+	apbi_cache_free(c);
+}
+END_TEST
+
 START_TEST(bad_config_is_refused)
 {
 	fake f;
@@ -687,6 +768,7 @@ Suite *test_suite(void)
 	TCase *tc = tcase_create("cache");
 	tcase_add_loop_test(tc, cache_lru_matches_reference, 0, 6);
 	tcase_add_loop_test(tc, cache_lfu_matches_reference, 0, 6);
+	tcase_add_loop_test(tc, cache_queue_policies_match_reference, 0, 16);
 	tcase_add_test(tc, pinned_pages_are_never_evicted);
 	tcase_add_test(tc, failed_load_is_not_cached);
 	tcase_add_test(tc, concurrent_misses_load_once);
@@ -696,11 +778,19 @@ Suite *test_suite(void)
 	tcase_add_test(tc, prefetch_respects_recent_pages);
 	tcase_add_test(tc, lfu_counts_a_view_once_per_call);
 	tcase_add_test(tc, bad_config_is_refused);
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	{
+		const char *fork = getenv("CK_FORK");
+		if (!fork || strcmp(fork, "no"))   /* the abort needs a forked test */
+			tcase_add_test_raise_signal(tc, unpin_without_pin_aborts, SIGABRT);
+	}
+#endif
 	suite_add_tcase(s, tc);
 	tc = tcase_create("threads");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, threads_lru);
 	tcase_add_test(tc, threads_lfu);
+	tcase_add_loop_test(tc, threads_every_policy, APB_EVICT_SIEVE, APB_EVICT_COUNT);
 	suite_add_tcase(s, tc);
 	return s;
 }

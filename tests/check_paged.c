@@ -216,7 +216,7 @@ START_TEST(everything_pinned_reads_uncached)
 	ck_assert_uint_eq(st.misses, 8 + 8);   /* B twice, nothing cached */
 	ck_assert(!apb_paged_is_cached(pb, "B"));
 	ck_assert_mem_eq(d, t.data[0], 8192);
-	ck_assert_int_eq(apb_paged_get_model(pb, "B", &d, &sz), -EBUSY);
+	ck_assert_int_eq(apb_paged_get_model(pb, "B", &d, &sz), -ENOBUFS);
 	apb_paged_release(pb, t.data[0]);   /* not a view: ignored */
 	ck_assert_mem_eq(d, t.data[0], 8192);
 	apb_paged_release(pb, d);
@@ -288,7 +288,7 @@ START_TEST(open_errors)
 	ck_assert_uint_eq(cfg.page_size, APB_DEFAULT_PAGE_SIZE);
 	ck_assert(cfg.prefetch);
 	ck_assert_uint_eq(cfg.prefetch_count, 2);
-	ck_assert_int_eq(cfg.eviction, APB_EVICT_LRU);
+	ck_assert_int_eq(cfg.eviction, APB_EVICT_TINYLFU);
 	cfg.page_size = 1000;
 	ck_assert_int_eq(apb_paged_open(junk, &cfg, &pb), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(apb_last_error(), "page_size"));

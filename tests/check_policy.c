@@ -87,7 +87,7 @@ START_TEST(policy_lookup_by_enum)
 {
 	ck_assert_ptr_eq(apbi_policy_get(APB_EVICT_LRU), &apbi_policy_lru);
 	ck_assert_ptr_eq(apbi_policy_get(APB_EVICT_LFU), &apbi_policy_lfu);
-	ck_assert_ptr_null(apbi_policy_get((apb_eviction)7));
+	ck_assert_ptr_null(apbi_policy_get((apb_eviction)APB_EVICT_COUNT));
 	ck_assert_str_eq(apbi_policy_lru.name, "lru");
 	ck_assert_str_eq(apbi_policy_lfu.name, "lfu");
 }

@@ -33,7 +33,7 @@ expect_eq bytes_loaded "$(json_of "$WORK/exact.json" bytes_loaded)" 16424
 expect_eq max_memory "$(json_of "$WORK/exact.json" max_memory)" 65536
 expect_eq page_size "$(json_of "$WORK/exact.json" page_size)" 4096
 expect_eq prefetches "$(json_of "$WORK/exact.json" prefetches)" 0
-expect_eq eviction "$(json_of "$WORK/exact.json" eviction)" '"lru"'
+expect_eq eviction "$(json_of "$WORK/exact.json" eviction)" '"tinylfu"'
 expect_eq "four.hits" "$(model_of "$WORK/exact.json" four hits)" 4
 expect_eq "four.misses" "$(model_of "$WORK/exact.json" four misses)" 4
 expect_eq "four.cached_bytes" "$(model_of "$WORK/exact.json" four cached_bytes)" 16384

@@ -29,6 +29,7 @@ static const command commands[] = {
 	{ "extract", cli_cmd_extract, "write models out as files" },
 	{ "cat",     cli_cmd_cat,     "write one model's bytes to stdout" },
 	{ "load",    cli_cmd_load,    "read models through the paging cache, print statistics" },
+	{ "simulate", cli_cmd_simulate, "replay a page-lookup trace through every eviction policy" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -40,7 +41,7 @@ static void usage(FILE *f)
 	      "Pack many ML models into one .apbundle file and serve them under a\n"
 	      "memory budget.\n\nCommands:\n", f);
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fputs("\n'apbundle COMMAND --help' describes a command's options.\n"
 	      "Exit status: 0 success, 1 bad data (invalid or corrupt bundle, checksum\n"
 	      "failure, I/O error), 2 usage error.  See apbundle(1).\n", f);

@@ -37,6 +37,8 @@ int cli_cmd_extract(int argc, char **argv);
 int cli_cmd_cat(int argc, char **argv);
 /** `apbundle load BUNDLE [options] NAME...`; returns an exit status. */
 int cli_cmd_load(int argc, char **argv);
+/** `apbundle simulate TRACE [options]` (cmd_simulate.c); returns an exit status. */
+int cli_cmd_simulate(int argc, char **argv);
 
 /* ---- messages (cli_util.c) ---- */
 

@@ -30,7 +30,8 @@ static const char load_usage[] =
 	"misses, evictions, hit rate, memory used, bytes loaded, prefetches.\n\n"
 	"  -m, --max-memory SIZE     cache budget (default 100M; K/M/G = KiB/MiB/GiB)\n"
 	"  -p, --page-size SIZE      page size, a power of two >= 512 (default 64K)\n"
-	"  -e, --eviction lru|lfu    eviction policy (default lru)\n"
+	"  -e, --eviction NAME       eviction policy: tinylfu (default), lru, lfu, sieve,\n"
+	"                            s3fifo, 2q (see apbundle-mount -o eviction=help)\n"
 	"      --no-prefetch         disable readahead and next-model prefetch\n"
 	"  -n, --prefetch-count N    next-likely models to prefetch (default 2)\n"
 	"  -q, --quiet               print only the statistics\n"
@@ -103,7 +104,7 @@ static void print_stats(apb_paged *pb)
 
 	apb_paged_stats(pb, &s);
 	apb_paged_config(pb, &cfg);
-	printf("eviction:       %s\n", cfg.eviction == APB_EVICT_LFU ? "lfu" : "lru");
+	printf("eviction:       %s\n", apb_eviction_name(cfg.eviction));
 	printf("page size:      %u\n", cfg.page_size);
 	printf("hits:           %llu\n", (unsigned long long)s.hits);
 	printf("misses:         %llu\n", (unsigned long long)s.misses);
@@ -153,13 +154,8 @@ static int parse_load_opts(int argc, char **argv, load_opts *o)
 			o->cfg.page_size = (uint32_t)v;
 			break;
 		case 'e':
-			if (strcmp(optarg, "lru") == 0)
-				o->cfg.eviction = APB_EVICT_LRU;
-			else if (strcmp(optarg, "lfu") == 0)
-				o->cfg.eviction = APB_EVICT_LFU;
-			else
-				return cli_usage_error("--eviction: '%s' is not lru or lfu",
-				                       cli_esc(optarg));
+			if (apb_eviction_parse(optarg, &o->cfg.eviction) < 0)
+				return cli_usage_error("--eviction: %s", apb_last_error());
 			break;
 		case OPT_NO_PREFETCH: o->cfg.prefetch = false; break;
 		case 'n': {

@@ -62,7 +62,7 @@ static void usage(const char *argv0)
 	       "apbundle-mount options:\n"
 	       "    -o max_memory=SIZE     bytes of model data cached (default 100M)\n"
 	       "    -o page_size=SIZE      cache page size, a power of two >= 512 (default 64K)\n"
-	       "    -o eviction=lru|lfu    eviction policy (default lru)\n"
+	       "    -o eviction=NAME       eviction policy (default tinylfu; eviction=help lists them)\n"
 	       "    -o prefetch=0|1        readahead and next-model prefetch (default 1)\n"
 	       "    -o prefetch_count=N    next-likely models to prefetch (default 2)\n"
 	       "    -o direct_io           every read goes through the page cache: exact\n"
@@ -377,6 +377,11 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 		apbm_log_to_syslog(PROG);
 	if (apb_paged_start_worker(fs->pb) != 0)
 		apbm_log(LOG_WARNING, "prefetch worker not started: %s", apb_last_error());
+	if (fs->trace_path && apb_paged_trace_start(fs->pb, fs->trace_path) != 0) {
+		apbm_log(LOG_ERR, "trace not started: %s", apb_last_error());
+		status = EXIT_RUNTIME;
+		goto out_unmount;
+	}
 	start_readahead(fs, co->mountpoint);
 	if (co->singlethread) {
 		ret = fuse_session_loop(se);
@@ -401,6 +406,10 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 		status = EXIT_RUNTIME;
 	}
 out_unmount:
+	if (fs->trace_path && apb_paged_trace_stop(fs->pb) != 0 && !status) {
+		apbm_log(LOG_ERR, "%s", apb_last_error());
+		status = EXIT_RUNTIME;
+	}
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -436,6 +445,7 @@ static void fs_fini(apbm_fs *fs)
 	apbm_snaps_free(fs);
 	apbm_badblock_free(fs);
 	free(fs->bundle_path);
+	free(fs->trace_path);
 	pthread_mutex_destroy(&fs->pool_lock);
 	pthread_cond_destroy(&fs->pool_cond);
 	pthread_mutex_destroy(&fs->bad_lock);
@@ -494,6 +504,10 @@ int main(int argc, char *argv[])
 		goto out;
 	if ((status = info_only(argv[0], &co)) >= 0)
 		goto out;
+	if (o.o.eviction && !strcmp(o.o.eviction, "help")) {
+		status = apbm_eviction_help(stdout);
+		goto out;
+	}
 	status = EXIT_USAGE;
 	if (!o.bundle || !co.mountpoint) {
 		fprintf(stderr, PROG ": missing %s (usage: " PROG " [options] BUNDLE MOUNTPOINT; "
@@ -504,6 +518,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}
+	if (o.o.trace && !(fs.trace_path = apbm_trace_path(o.o.trace)))
+		goto out;
 	status = EXIT_BUNDLE;
 	if (open_bundle(o.bundle, &fs, o.o.uid != NULL, o.o.gid != NULL) != 0)
 		goto out;

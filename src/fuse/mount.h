@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/stat.h>
 
 #include "apbundle.h"
@@ -41,6 +42,7 @@ typedef struct apbm_snap apbm_snap;
 typedef struct apbm_fs {
 	apb_paged *pb;
 	char *bundle_path;     /* absolute */
+	char *trace_path;      /* absolute; NULL: no trace=FILE */
 	apb_paging_config cfg;
 	apbm_tree tree;
 	bool direct_io;
@@ -169,7 +171,7 @@ void apbm_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 /** Our -o options as given (malloc'ed strings, NULL = not given). */
 typedef struct apbm_opts {
 	char *max_memory, *page_size, *eviction, *prefetch, *prefetch_count;
-	char *readahead, *max_read, *uid, *gid;
+	char *readahead, *max_read, *uid, *gid, *trace;
 	bool direct_io, metrics_per_model, control;
 } apbm_opts;
 
@@ -196,9 +198,19 @@ void apbm_opts_defaults(apbm_fs *fs);
  * line in err (errlen bytes, always NUL-terminated when errlen > 0) naming
  * the option and value: a size that does not parse or is out of range
  * (max_memory >= 1, page_size 512..1G and a power of two, readahead
- * 0..1G, max_read 4K..1M), eviction not lru/lfu, prefetch not a boolean,
+ * 0..1G, max_read 4K..1M), eviction not a policy name, prefetch not a boolean,
  * prefetch_count not 0..1024, uid/gid neither a number nor a known name.
  */
 int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen);
+
+/** Prints the eviction policies, one line each with when to pick it; returns 0. */
+int apbm_eviction_help(FILE *out);
+
+/**
+ * For trace=FILE: creates (or truncates) path now, so that a bad path is
+ * a usage error before mounting, and returns its absolute form (malloc'ed;
+ * the daemon changes directory).  NULL after printing the error.
+ */
+char *apbm_trace_path(const char *path);
 
 #endif

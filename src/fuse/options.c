@@ -6,13 +6,14 @@
  * wins, nothing is checked yet); apbm_opts_check() then validates every
  * value at once into the mount's configuration.  The invariants: on
  * success the configuration is usable as is (page_size a power of two from
- * 512 to 1 GiB, max_memory >= 1, eviction LRU or LFU, prefetch_count <=
+ * 512 to 1 GiB, max_memory >= 1, eviction a policy name, prefetch_count <=
  * 1024, max_read from 4 KiB to 1 MiB, readahead <= 1 GiB); on failure
  * nothing has been promised about fs, and err holds one line naming the
  * option and the offending value.  Nothing here calls libfuse or prints,
  * so the fuzz target links this file alone (tests/fuzz/fuzz_options.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mount.h"
 
@@ -42,6 +44,7 @@ static const struct {
 	{ "max_read", offsetof(apbm_opts, max_read) },
 	{ "uid", offsetof(apbm_opts, uid) },
 	{ "gid", offsetof(apbm_opts, gid) },
+	{ "trace", offsetof(apbm_opts, trace) },
 };
 
 int apbm_opts_set(apbm_opts *o, const char *arg)
@@ -159,15 +162,34 @@ static int eviction_opt(const char *val, apb_eviction *out, char *err, size_t er
 {
 	if (!val)
 		return 0;
-	if (!strcmp(val, "lru"))
-		*out = APB_EVICT_LRU;
-	else if (!strcmp(val, "lfu"))
-		*out = APB_EVICT_LFU;
-	else {
-		snprintf(err, errlen, "invalid eviction '%s': expected lru or lfu", val);
+	if (apb_eviction_parse(val, out) < 0) {
+		snprintf(err, errlen, "invalid eviction: %s", apb_last_error());
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int apbm_eviction_help(FILE *out)
+{
+	apb_paging_config def;
+	apb_paging_config_init(&def);
+	fprintf(out, "eviction policies (-o eviction=NAME):\n");
+	for (int i = 0; i < APB_EVICT_COUNT; i++)
+		fprintf(out, "  %-8s %s%s\n", apb_eviction_name((apb_eviction)i),
+		        apb_eviction_describe((apb_eviction)i),
+		        def.eviction == (apb_eviction)i ? " (default)" : "");
+	return 0;
+}
+
+char *apbm_trace_path(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	char *abs;
+	if (fd < 0 || close(fd) < 0 || !(abs = realpath(path, NULL))) {
+		fprintf(stderr, "apbundle-mount: trace=%s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	return abs;
 }
 
 /* prefetch_count: a decimal count from 0 to 1024. */

@@ -18,11 +18,8 @@
 
 const char *apbm_eviction_name(apb_eviction e)
 {
-	switch (e) {
-	case APB_EVICT_LRU: return "lru";
-	case APB_EVICT_LFU: return "lfu";
-	}
-	return "unknown";
+	const char *name = apb_eviction_name(e);
+	return name ? name : "unknown";
 }
 
 /* "N" below 1 KiB, else "N (x.y MiB)". */

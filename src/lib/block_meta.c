@@ -220,7 +220,7 @@ static int cursor_load(cursor *c, uint64_t p)
 	ssize_t r = apbi_cache_get_run(c->bl->cache, c->obj, p, 1, &c->pg, &k);
 	if (r == 0) {
 		c->data = apbi_page_data(c->pg);
-	} else if (r == -ENOSPC) {
+	} else if (r == -ENOBUFS) {
 		c->pg = NULL;
 		if (!c->own && !(c->own = malloc(c->bl->page_size)))
 			return apbi_set_error(-ENOMEM, "out of memory for a block table page");

@@ -25,15 +25,25 @@
  *    so metadata is bounded; full-size pages live in a slab of
  *    max_memory/page_size slots (no malloc, bounded RSS), short tail
  *    pages and views are allocated individually.
+ * CACHE_CHECK (cache_priv.h) asserts these in debug and sanitizer builds.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "cache_priv.h"
+
+/** See cache_priv.h. */
+void apbi_cache_check_failed(const char *what, const char *file, int line)
+{
+	/* the one message the library prints: a bug, just before abort() */
+	fprintf(stderr, "apbundle: cache invariant broken: %s (%s:%d)\n", what, file, line);
+	abort();
+}
 
 static void hash_remove(apbi_cache *c, apbi_page *e)
 {
@@ -63,6 +73,7 @@ uint32_t apbi_cache_page_len(const apbi_cache *c, uint32_t m, uint64_t p)
 apbi_page *apbi_cache_desc_alloc(apbi_cache *c)
 {
 	apbi_page *e = c->free_descs;
+	CACHE_CHECK(e || c->pool_hw < c->pool_cap);
 	if (e)
 		c->free_descs = e->hnext;
 	else
@@ -79,6 +90,26 @@ void apbi_cache_desc_free(apbi_cache *c, apbi_page *e)
 	e->hnext = c->free_descs;
 	c->free_descs = e;
 	c->ndesc--;
+}
+
+/** See cache_priv.h (here, not in cache_view.c, so that cache.c needs
+ * nothing from cache_view.c: the dependency goes one way). */
+uint8_t *apbi_view_alloc(uint64_t size)
+{
+	void *p;
+	if (size < MMAP_MIN)
+		return malloc(size);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/** See cache_priv.h. */
+void apbi_view_unmap(uint8_t *p, uint64_t size)
+{
+	if (size < MMAP_MIN)
+		free(p);
+	else if (p)
+		munmap(p, size);
 }
 
 /*
@@ -107,6 +138,7 @@ static uint8_t *buf_alloc(apbi_cache *c, apbi_page *e)
 /* Frees e's buffer and gives its bytes back to the budget. */
 static void buf_free(apbi_cache *c, apbi_page *e)
 {
+	CACHE_CHECK(c->used >= ((e->flags & F_VIEW) ? c->cfg.model_sizes[e->model] : e->len));
 	if (e->flags & F_VIEW) {
 		apbi_view_unmap(e->data, c->cfg.model_sizes[e->model]);
 		c->used -= c->cfg.model_sizes[e->model];
@@ -157,6 +189,7 @@ void apbi_cache_destroy(apbi_cache *c, apbi_page *e)
 static void evict(apbi_cache *c, apbi_page *e)
 {
 	apbi_page *v;
+	CACHE_CHECK(!e->pins && e->state == ST_READY && (e->flags & F_INPOL));
 	c->cfg.policy->remove(c->pol, &e->pol, true);
 	e->flags &= (uint8_t)~F_INPOL;
 	for (v = e; v; v = v->vnext) {
@@ -191,6 +224,7 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 		evict(c, e);
 	}
 	c->used += bytes;
+	CACHE_CHECK(c->used <= c->cfg.max_memory);
 	return true;
 }
 
@@ -198,6 +232,7 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p)
 {
 	apbi_page *e = ROOT(p);
+	CACHE_CHECK(e->pins > 0);
 	if (--e->pins)
 		return;
 	if (!(e->flags & F_INHASH)) {
@@ -214,15 +249,7 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 	apbi_page *e = ROOT(p);
 	uint64_t now = c->clock + 1;
 	__atomic_store_n(&c->clock, now, __ATOMIC_RELAXED);
-	if (!counted(c, p->model)) {
-		/* metadata: no counters */
-	} else if (hit) {
-		c->st.hits++;
-		c->mst[p->model].hits++;
-	} else {
-		c->st.misses++;
-		c->mst[p->model].misses++;
-	}
+	count_lookup(c, p->model, p->page, hit);
 	if (e->flags & F_UNUSED_PF) {
 		c->st.prefetch_hits += counted(c, p->model);
 		e->flags &= (uint8_t)~F_UNUSED_PF;
@@ -286,8 +313,10 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 		return;   /* replaced by a view meanwhile: freed at last unpin */
 	c->st.cached_pages++;
 	c->mst[e->model].cached_bytes += e->len;
+	CACHE_CHECK(c->used <= c->cfg.max_memory && c->st.cached_pages <= c->ndesc);
 	e->flags |= F_INPOL | (pf ? F_UNUSED_PF : 0);
 	e->stamp = pf ? stamp : c->clock;
+	e->pol.id = APBI_POL_ID(e->model, e->page);
 	c->cfg.policy->insert(c->pol, &e->pol, pf ? APBI_POL_PREFETCH : APBI_POL_DEMAND);
 	if (pf)
 		c->st.prefetches += counted(c, e->model);
@@ -338,7 +367,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 	int res[MAX_RUN] = { 0 };
 	uint32_t i, ok = 0, good = 0;
 	ssize_t got;
-	int err = -ENOSPC;
+	int err = -ENOBUFS;
 	for (i = 0; i < k; i++)
 		dst[i] = pages[i]->data;
 	populate(pages, k);
@@ -351,8 +380,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 		int e = got < 0 ? (int)got : res[i];
 		publish(c, pages[i], e, !demand, demand ? 0 : stamp);
 		if (demand) {
-			c->st.misses += counted(c, m);
-			c->mst[m].misses++;
+			count_lookup(c, m, lo + i, false);
 			if (i == skip && e)
 				err = e;
 			if (!e && ok == i - skip)
@@ -430,7 +458,7 @@ static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, ui
 	k = claim_run(c, m, lo, (uint32_t)(hi - lo), false, 0, run);
 	pthread_mutex_unlock(&c->lock);
 	if (!k)
-		return -ENOSPC;
+		return -ENOBUFS;
 	r = load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c));
 	if (r < 0)
 		return r;
@@ -498,8 +526,7 @@ ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8
 	int res[1] = { 0 };
 	ssize_t got = c->cfg.load(c->cfg.load_ctx, m, page, 1, dst, res);
 	pthread_mutex_lock(&c->lock);
-	c->st.misses += counted(c, m);
-	c->mst[m].misses++;
+	count_lookup(c, m, page, false);
 	if (got > 0)
 		c->st.bytes_loaded += (uint64_t)got;
 	pthread_mutex_unlock(&c->lock);
@@ -605,6 +632,30 @@ void apbi_cache_stats(apbi_cache *c, apbi_cache_counters *out)
 }
 
 /** See cache.h. */
+int apbi_cache_set_trace(apbi_cache *c, apbi_trace *t)
+{
+	int r = 0;
+	pthread_mutex_lock(&c->lock);
+	if (c->trace)
+		r = -EBUSY;
+	else
+		c->trace = t;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/** See cache.h. */
+apbi_trace *apbi_cache_take_trace(apbi_cache *c)
+{
+	apbi_trace *t;
+	pthread_mutex_lock(&c->lock);
+	t = c->trace;
+	c->trace = NULL;
+	pthread_mutex_unlock(&c->lock);
+	return t;
+}
+
+/** See cache.h. */
 void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
 {
 	pthread_mutex_lock(&c->lock);
@@ -612,11 +663,17 @@ void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/** See cache.h. */
+uint64_t apbi_cache_max_entries(uint64_t max_memory, uint32_t page_size)
+{
+	return max_memory / page_size + EXTRA_DESCS;
+}
+
 static int cache_alloc(apbi_cache *c)
 {
 	uint64_t nb = 64;
 	c->nslots = c->cfg.max_memory >> c->shift;
-	c->pool_cap = c->nslots + EXTRA_DESCS;
+	c->pool_cap = apbi_cache_max_entries(c->cfg.max_memory, c->cfg.page_size);
 	while (nb < c->pool_cap)
 		nb <<= 1;
 	c->hmask = nb - 1;
@@ -687,6 +744,7 @@ void apbi_cache_free(apbi_cache *c)
 		munmap(c->slab, c->nslots << c->shift);
 	if (c->pol)
 		c->cfg.policy->destroy(c->pol);
+	apbi_trace_close(c->trace);
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->loaded);
 	free(c->slots);

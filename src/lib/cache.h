@@ -63,10 +63,17 @@ typedef struct apbi_cache_config {
 	void *evict_ctx;
 } apbi_cache_config;
 
-typedef struct apbi_cache_stats {
+typedef struct apbi_cache_counters {
 	uint64_t hits, misses, evictions, bytes_loaded, memory_used;
 	uint64_t prefetches, prefetch_hits, cached_pages;
 } apbi_cache_counters;
+
+/**
+ * Most entries (descriptors) a cache of max_memory bytes in pages of
+ * page_size holds at once: one per full page of budget plus a fixed reserve
+ * for short pages.  The simulator (simulate.c) applies the same bound.
+ */
+uint64_t apbi_cache_max_entries(uint64_t max_memory, uint32_t page_size);
 
 /** Creates a cache.  Errors: -EINVAL (bad config), -ENOMEM. */
 int apbi_cache_new(const apbi_cache_config *cfg, apbi_cache **out);
@@ -82,9 +89,11 @@ uint64_t apbi_cache_npages(const apbi_cache *c, uint32_t m);
  * at page, each pinned (release with apbi_cache_unpin).  On a hit the run
  * is the resident pages that follow; on a miss the missing pages that
  * follow are loaded with one loader call.  Every page returned counts as
- * one lookup (hit or miss).  Errors: -ENOSPC when the first page can be
+ * one lookup (hit or miss).  Errors: -ENOBUFS when the first page can be
  * neither found nor cached (everything pinned: read it with
  * apbi_cache_read_uncached), -EINVAL (page out of range), loader codes.
+ * -ENOBUFS means "everything is pinned" in every cache and PagedBundle
+ * function, and nothing else.
  */
 int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
                        apbi_page **pages, uint32_t *n);
@@ -125,7 +134,7 @@ uint64_t apbi_cache_now(apbi_cache *c);
  * apbi_cache_release(c, *data).  A single-page model is its page; larger
  * models get a buffer that replaces their pages (one policy entry, pages
  * counted per page).  Errors: -EFBIG (larger than max_memory; nothing
- * changed), -EBUSY (no room: too much is pinned), -ENOMEM, loader codes.
+ * changed), -ENOBUFS (no room: too much is pinned), -ENOMEM, loader codes.
  */
 int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data);
 
@@ -140,6 +149,18 @@ void apbi_cache_drop(apbi_cache *c, uint32_t m);
 
 /** Snapshot of the counters. */
 void apbi_cache_stats(apbi_cache *c, apbi_cache_counters *out);
+
+struct apbi_trace;
+
+/**
+ * Starts feeding every counted lookup (exactly what hits and misses count,
+ * in that order) to t, which the cache then owns: apbi_cache_free closes
+ * it.  Errors: -EBUSY (a trace is already set; t not taken).
+ */
+int apbi_cache_set_trace(apbi_cache *c, struct apbi_trace *t);
+
+/** Stops tracing; returns the trace (the caller closes it) or NULL. */
+struct apbi_trace *apbi_cache_take_trace(apbi_cache *c);
 
 /** Per-model counters of model m. */
 void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "trace.h"
 
 #define MAX_RUN APBI_CACHE_MAX_RUN
 #define EXTRA_DESCS 1024u
@@ -63,6 +64,7 @@ struct apbi_cache {
 	apb_model_stats *mst;
 	vref *views;
 	apbi_page *last_view;  /* root of the latest use (see apbi_cache_use) */
+	apbi_trace *trace;     /* records every counted lookup; NULL: off */
 };
 
 #define ROOT(e) ((e)->owner ? (e)->owner : (e))
@@ -72,6 +74,25 @@ static inline bool counted(const apbi_cache *c, uint32_t m)
 {
 	return !c->cfg.first_meta || m < c->cfg.first_meta;
 }
+
+/*
+ * The invariants listed at the top of cache.c, checked where they could
+ * break (budget after every reserve and publish, pins never below zero, a
+ * pinned or unloaded page never evicted, descriptors within the pool).
+ * Compiled in when NDEBUG is unset and always in sanitizer builds
+ * (--enable-asan, --enable-tsan); each check is O(1).  A failure is a bug
+ * in the cache: it reports and aborts.
+ */
+#if !defined(NDEBUG) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define CACHE_CHECK(cond) \
+	((cond) ? (void)0 : apbi_cache_check_failed(#cond, __FILE__, __LINE__))
+#else
+#define CACHE_CHECK(cond) ((void)0)
+#endif
+
+/** Reports a broken cache invariant on stderr and aborts (cache.c). */
+void apbi_cache_check_failed(const char *what, const char *file, int line)
+	__attribute__((noreturn));
 
 static inline uint64_t hash_key(const apbi_cache *c, uint32_t m, uint64_t p)
 {
@@ -95,6 +116,22 @@ static inline void hash_insert(apbi_cache *c, apbi_page *e)
 	e->flags |= F_INHASH;
 }
 
+/** Counts one lookup of page of model m (a hit or a miss) and traces it; metadata: nothing. */
+static inline void count_lookup(apbi_cache *c, uint32_t m, uint64_t page, bool hit)
+{
+	if (!counted(c, m))
+		return;   /* metadata (block tables): no counters, not traced */
+	if (hit) {
+		c->st.hits++;
+		c->mst[m].hits++;
+	} else {
+		c->st.misses++;
+		c->mst[m].misses++;
+	}
+	if (c->trace)
+		apbi_trace_add(c->trace, m, page);
+}
+
 /** A fresh zeroed descriptor from the pool (the caller reserved it). */
 apbi_page *apbi_cache_desc_alloc(apbi_cache *c);
 /** Returns a descriptor to the pool. */
@@ -112,7 +149,7 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p);
 /** Records a lookup that found p usable (hit or waited miss) and pins its root. */
 void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit);
-/** Buffer for a view of size bytes (mmap from MMAP_MIN on); NULL when out of memory. */
+/** Buffer for a view of size bytes (mmap from MMAP_MIN on); NULL when out of memory (cache.c). */
 uint8_t *apbi_view_alloc(uint64_t size);
 /** Frees a buffer from apbi_view_alloc of that size; NULL ok. */
 void apbi_view_unmap(uint8_t *p, uint64_t size);

@@ -13,28 +13,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cache_priv.h"
-
-/** See cache_priv.h. */
-uint8_t *apbi_view_alloc(uint64_t size)
-{
-	void *p;
-	if (size < MMAP_MIN)
-		return malloc(size);
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-/** See cache_priv.h. */
-void apbi_view_unmap(uint8_t *p, uint64_t size)
-{
-	if (size < MMAP_MIN)
-		free(p);
-	else if (p)
-		munmap(p, size);
-}
 
 static int vref_add(apbi_cache *c, const void *data, apbi_page *root)
 {
@@ -94,8 +74,8 @@ static int view_fill(apbi_cache *c, uint32_t m, uint64_t np, uint8_t *buf)
 			k++;
 		} while (k < MAX_RUN && i + k < np &&
 		         (!(e = lookup(c, m, i + k)) || e->state != ST_READY));
-		c->st.misses += k;
-		c->mst[m].misses += k;
+		for (uint32_t j = 0; j < k; j++)
+			count_lookup(c, m, i + j, false);
 		pthread_mutex_unlock(&c->lock);
 		got = c->cfg.load(c->cfg.load_ctx, m, i, k, dst, res);
 		pthread_mutex_lock(&c->lock);
@@ -135,8 +115,10 @@ static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head
 	head->flags |= F_VIEW | F_INPOL;
 	head->pins = 1;
 	head->stamp = c->clock;
+	head->pol.id = APBI_POL_ID(m, 0);
 	c->st.cached_pages += np;
 	c->mst[m].cached_bytes += c->cfg.model_sizes[m];
+	CACHE_CHECK(c->used <= c->cfg.max_memory && c->st.cached_pages <= c->ndesc);
 	c->cfg.policy->insert(c->pol, &head->pol, APBI_POL_DEMAND);
 }
 
@@ -192,7 +174,7 @@ int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data)
 			return 0;
 		r = apbi_cache_get_run(c, m, 0, 1, &e, &n);
 		if (r)
-			return r == -ENOSPC ? -EBUSY : r;
+			return r;
 		*data = e->data;
 		pthread_mutex_lock(&c->lock);
 		r = vref_add(c, e->data, e);
@@ -214,7 +196,7 @@ int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data)
 	head = view_reserve(c, m, np);
 	pthread_mutex_unlock(&c->lock);
 	if (!head)
-		return -EBUSY;
+		return -ENOBUFS;
 	buf = apbi_view_alloc(size);
 	r = buf ? view_fill(c, m, np, buf) : -ENOMEM;
 	pthread_mutex_lock(&c->lock);

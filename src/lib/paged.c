@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 
 #include "paged_priv.h"
+#include "trace.h"
 
 #define RUN_BYTES (1u << 20)    /* bytes one coalesced load reads at most */
 
@@ -38,7 +39,13 @@ void apb_paging_config_init(apb_paging_config *cfg)
 	cfg->page_size = APB_DEFAULT_PAGE_SIZE;
 	cfg->prefetch = true;
 	cfg->prefetch_count = APB_DEFAULT_PREFETCH_COUNT;
-	cfg->eviction = APB_EVICT_LRU;
+	cfg->eviction = APB_EVICT_TINYLFU;
+}
+
+/** The cache of pb, for the trace recorder (paged_trace.c, trace.h). */
+apbi_cache *apbi_paged_cache(apb_paged *pb)
+{
+	return pb->cache;
 }
 
 /** hits / (hits + misses), 0.0 without lookups. */
@@ -280,7 +287,7 @@ ssize_t apb_paged_read_index(apb_paged *pb, size_t index, void *buf, size_t len,
 		uint32_t n = 0;
 		int r = apbi_cache_get_run(pb->cache, m, p, last - p + 1 < APBI_CACHE_MAX_RUN ? (uint32_t)(last - p + 1) : APBI_CACHE_MAX_RUN,
 		                           pages, &n);
-		if (r == -ENOSPC) {
+		if (r == -ENOBUFS) {
 			ssize_t k = read_uncached(pb, m, p, pos, end, (uint8_t *)buf + (pos - offset));
 			if (k < 0)
 				return page_error(pb, (int)k, m, pos);
@@ -323,7 +330,7 @@ int apb_paged_get_model(apb_paged *pb, const char *name, const void **data, size
 		                      "(%llu): use apb_paged_read", name,
 		                      (unsigned long long)pb->man->models[i].size,
 		                      (unsigned long long)pb->cfg.max_memory);
-	if (r == -EBUSY)
+	if (r == -ENOBUFS)
 		return apbi_set_error(r, "model \"%.200s\": not enough unpinned memory", name);
 	if (r < 0)
 		return apbi_paged_read_error(pb, r, (uint32_t)i, 0, pb->man->models[i].size);
@@ -493,7 +500,7 @@ ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t
 	if (r <= 0) {
 		free(pn);
 		*n_iov = 0;
-		if (r == -ENOSPC)
+		if (r == -ENOBUFS)
 			return apbi_set_error(-ENOBUFS, "model \"%.200s\": nothing can be pinned now",
 			                      pb->man->models[index].name);
 		return page_error(pb, (int)r, (uint32_t)index, offset);

@@ -20,7 +20,7 @@ static void *lru_create(size_t capacity)
 	(void)capacity;
 	lru *l = calloc(1, sizeof *l);
 	if (l)
-		l->head.prev = l->head.next = &l->head;
+		apbi_pol_list_init(&l->head);
 	return l;
 }
 
@@ -29,25 +29,10 @@ static void lru_destroy(void *pol)
 	free(pol);
 }
 
-static void link_after(apbi_pol_node *pos, apbi_pol_node *n)
-{
-	n->prev = pos;
-	n->next = pos->next;
-	pos->next->prev = n;
-	pos->next = n;
-}
-
-static void unlink_node(apbi_pol_node *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = NULL;
-}
-
 static void lru_insert(void *pol, apbi_pol_node *n, enum apbi_pol_kind kind)
 {
 	lru *l = pol;
-	link_after(kind == APBI_POL_PREFETCH ? l->head.prev : &l->head, n);
+	apbi_pol_link_after(kind == APBI_POL_PREFETCH ? l->head.prev : &l->head, n);
 }
 
 static void lru_touch(void *pol, apbi_pol_node *n)
@@ -55,15 +40,15 @@ static void lru_touch(void *pol, apbi_pol_node *n)
 	lru *l = pol;
 	if (l->head.next == n)
 		return;
-	unlink_node(n);
-	link_after(&l->head, n);
+	apbi_pol_unlink(n);
+	apbi_pol_link_after(&l->head, n);
 }
 
 static void lru_remove(void *pol, apbi_pol_node *n, bool evicted)
 {
 	(void)pol;
 	(void)evicted;
-	unlink_node(n);
+	apbi_pol_unlink(n);
 }
 
 static apbi_pol_node *lru_victim(void *pol)
@@ -81,15 +66,3 @@ const apbi_policy_ops apbi_policy_lru = {
 	.remove = lru_remove,
 	.victim = lru_victim,
 };
-
-/** Returns the policy table for e (LRU or LFU), or NULL. */
-const apbi_policy_ops *apbi_policy_get(apb_eviction e)
-{
-	switch (e) {
-	case APB_EVICT_LRU:
-		return &apbi_policy_lru;
-	case APB_EVICT_LFU:
-		return &apbi_policy_lfu;
-	}
-	return NULL;
-}

@@ -243,16 +243,6 @@ int apbi_prefetch_hint(apbi_prefetch *pf, uint32_t m)
 }
 
 /** See prefetch.h. */
-bool apbi_prefetch_idle(apbi_prefetch *pf)
-{
-	bool idle;
-	pthread_mutex_lock(&pf->lock);
-	idle = !pf->len && !pf->busy;
-	pthread_mutex_unlock(&pf->lock);
-	return idle;
-}
-
-/** See prefetch.h. */
 int apbi_prefetch_new(apbi_cache *c, const apbi_prefetch_config *cfg, apbi_prefetch **out)
 {
 	apbi_prefetch *pf = calloc(1, sizeof *pf);

@@ -45,7 +45,4 @@ void apbi_prefetch_note(apbi_prefetch *pf, uint32_t m, uint64_t page, uint64_t n
 /** Queues a load of the whole model m.  Errors: -EAGAIN (queue full), -ENOMEM/-errno (no worker). */
 int apbi_prefetch_hint(apbi_prefetch *pf, uint32_t m);
 
-/** True when no request is queued or running (for tests and tools). */
-bool apbi_prefetch_idle(apbi_prefetch *pf);
-
 #endif

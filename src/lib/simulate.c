@@ -1,0 +1,254 @@
+/*
+ * simulate.c - replays of a parsed trace (sim_trace.c) through the real
+ * eviction policies and through Belady's optimal offline policy
+ * (apb_simulate_policy, apb_simulate_belady).
+ *
+ * Accounting is the live cache's (cache.c): a byte budget where a model's
+ * short last page counts its length, at most apbi_cache_max_entries()
+ * entries, eviction before the new page enters the policy, a page larger
+ * than the whole budget read without caching (a miss).  What the live
+ * cache does and a trace does not show: prefetched pages (the prefetch
+ * worker, readahead, a load unit's other pages) take budget there and not
+ * here; docs/BENCHMARKS.md says when the two agree.
+ *
+ * Memory: 48 bytes per distinct page (policy node, length, flag), plus for
+ * Belady 4 bytes per lookup (next use) and a heap of up to one 16-byte
+ * entry per lookup.  Nothing here is inside any cache budget: this is an
+ * offline tool.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "cache.h"
+#include "internal.h"
+#include "policy.h"
+#include "sim.h"
+
+typedef struct sim {
+	const apb_sim_trace *t;
+	uint64_t max_memory, used, entries, max_entries;
+	uint32_t page_size;
+	uint32_t *len;         /* by id: bytes the page counts */
+	bool *in;              /* by id: resident */
+} sim;
+
+/* Checks the arguments and fills the page lengths (s->len). */
+static int sim_init(sim *s, const apb_sim_trace *t, uint64_t max_memory, uint32_t page_size)
+{
+	uint32_t ps = page_size ? page_size : t->page_size ? t->page_size : APB_DEFAULT_PAGE_SIZE;
+	*s = (sim){ .t = t, .max_memory = max_memory, .page_size = ps };
+	if (!max_memory || ps < 512 || (ps & (ps - 1)) || (t->page_size && ps != t->page_size))
+		return apbi_set_error(-EINVAL, "simulate: bad budget or page size %u (trace: %u; "
+		                      "replaying at another page size is not supported)",
+		                      ps, t->page_size);
+	s->max_entries = apbi_cache_max_entries(max_memory, ps);
+	s->len = malloc(((size_t)t->n_ids + 1) * sizeof *s->len);
+	s->in = calloc((size_t)t->n_ids + 1, sizeof *s->in);
+	if (!s->len || !s->in)
+		return apbi_set_error(-ENOMEM, "simulate: out of memory");
+	for (uint32_t id = 0; id < t->n_ids; id++) {
+		uint64_t size = t->models[sim_model_of(t, id)].size, off = sim_page_of(t, id) * ps;
+		if (size == SIM_SIZE_UNKNOWN) {
+			s->len[id] = ps;
+		} else if (off >= size) {
+			return apbi_set_error(-EINVAL, "simulate: page %llu of model \"%.200s\" is beyond "
+			                      "its end at page size %u", (unsigned long long)sim_page_of(t, id),
+			                      t->models[sim_model_of(t, id)].name, ps);
+		} else {
+			s->len[id] = size - off < ps ? (uint32_t)(size - off) : ps;
+		}
+	}
+	return 0;
+}
+
+static void sim_fini(sim *s)
+{
+	free(s->len);
+	free(s->in);
+}
+
+static void sim_result(const sim *s, uint64_t hits, apb_sim_result *out)
+{
+	out->accesses = s->t->n_acc;
+	out->hits = hits;
+	out->capacity_pages = s->max_memory / s->page_size;
+}
+
+/* Room for id under the budget and the entry bound, evicting victims. */
+static bool policy_reserve(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes,
+                           uint32_t id)
+{
+	if (s->len[id] > s->max_memory)
+		return false;
+	while (s->used + s->len[id] > s->max_memory || s->entries + 1 > s->max_entries) {
+		apbi_pol_node *v = ops->victim(pol);
+		uint32_t vid;
+		if (!v)
+			return false;
+		vid = (uint32_t)(v - nodes);
+		ops->remove(pol, v, true);
+		s->in[vid] = false;
+		s->used -= s->len[vid];
+		s->entries--;
+	}
+	return true;
+}
+
+/** See apbundle.h. */
+int apb_simulate_policy(const apb_sim_trace *t, apb_eviction e, uint64_t max_memory,
+                        uint32_t page_size, apb_sim_result *out)
+{
+	const apbi_policy_ops *ops = apbi_policy_get(e);
+	apbi_pol_node *nodes = NULL;
+	void *pol = NULL;
+	uint64_t hits = 0;
+	sim s;
+	int r;
+	if (!ops)
+		return apbi_set_error(-EINVAL, "simulate: unknown eviction policy %d", (int)e);
+	if ((r = sim_init(&s, t, max_memory, page_size)) < 0)
+		goto out;
+	nodes = calloc((size_t)t->n_ids + 1, sizeof *nodes);
+	pol = ops->create((size_t)s.max_entries);
+	if (!nodes || !pol) {
+		r = apbi_set_error(-ENOMEM, "simulate: out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < t->n_acc; i++) {
+		uint32_t id = t->acc[i];
+		if (s.in[id]) {
+			hits++;
+			ops->touch(pol, &nodes[id]);
+		} else if (policy_reserve(&s, ops, pol, nodes, id)) {
+			s.in[id] = true;
+			s.used += s.len[id];
+			s.entries++;
+			nodes[id].id = t->keys[id];
+			ops->insert(pol, &nodes[id], APBI_POL_DEMAND);
+		}
+	}
+	sim_result(&s, hits, out);
+out:
+	if (pol)
+		ops->destroy(pol);
+	free(nodes);
+	sim_fini(&s);
+	return r;
+}
+
+/* ---- Belady ---- */
+
+typedef struct hent {
+	uint64_t next;   /* index of the next lookup of id; n_acc: never */
+	uint32_t id;
+} hent;
+
+typedef struct heap {
+	hent *v;
+	size_t n;
+} heap;
+
+static void heap_push(heap *h, hent x)
+{
+	size_t i = h->n++;
+	while (i && h->v[(i - 1) / 2].next < x.next) {
+		h->v[i] = h->v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h->v[i] = x;
+}
+
+static hent heap_pop(heap *h)
+{
+	hent top = h->v[0], x = h->v[--h->n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && h->v[c + 1].next > h->v[c].next)
+			c++;
+		if (h->v[c].next <= x.next)
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n)
+		h->v[i] = x;
+	return top;
+}
+
+/* next[i] = index of the next lookup of the same page after i (n: none). */
+static uint32_t *next_uses(const apb_sim_trace *t)
+{
+	uint32_t *next = malloc(((size_t)t->n_acc + 1) * sizeof *next);
+	uint32_t *last = malloc(((size_t)t->n_ids + 1) * sizeof *last);
+	if (next && last) {
+		for (uint32_t id = 0; id < t->n_ids; id++)
+			last[id] = (uint32_t)t->n_acc;
+		for (uint64_t i = t->n_acc; i-- > 0;) {
+			next[i] = last[t->acc[i]];
+			last[t->acc[i]] = (uint32_t)i;
+		}
+	} else {
+		free(next);
+		next = NULL;
+	}
+	free(last);
+	return next;
+}
+
+/* Evicts the resident pages used farthest in the future until s fits. */
+static void belady_fit(sim *s, heap *h, const uint64_t *cur)
+{
+	while (s->used > s->max_memory || s->entries > s->max_entries) {
+		hent x = heap_pop(h);
+		if (!s->in[x.id] || cur[x.id] != x.next)
+			continue;   /* stale: the page was used again or left */
+		s->in[x.id] = false;
+		s->used -= s->len[x.id];
+		s->entries--;
+	}
+}
+
+/** See apbundle.h. */
+int apb_simulate_belady(const apb_sim_trace *t, uint64_t max_memory, uint32_t page_size,
+                        apb_sim_result *out)
+{
+	uint32_t *next = NULL;
+	uint64_t *cur = NULL, hits = 0;
+	heap h = { 0 };
+	sim s;
+	int r;
+	if ((r = sim_init(&s, t, max_memory, page_size)) < 0)
+		goto out;
+	next = next_uses(t);
+	cur = malloc(((size_t)t->n_ids + 1) * sizeof *cur);
+	h.v = malloc(((size_t)t->n_acc + 1) * sizeof *h.v);
+	if (!next || !cur || !h.v) {
+		r = apbi_set_error(-ENOMEM, "simulate: out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < t->n_acc; i++) {
+		uint32_t id = t->acc[i];
+		if (s.in[id]) {
+			hits++;
+		} else if (s.len[id] <= s.max_memory) {
+			s.in[id] = true;
+			s.used += s.len[id];
+			s.entries++;
+		} else {
+			continue;
+		}
+		cur[id] = next[i];
+		heap_push(&h, (hent){ next[i], id });
+		belady_fit(&s, &h, cur);
+	}
+	sim_result(&s, hits, out);
+out:
+	free(next);
+	free(cur);
+	free(h.v);
+	sim_fini(&s);
+	return r;
+}
