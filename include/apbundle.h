@@ -172,7 +172,22 @@ typedef struct apb_model_info {
 	apb_filter filter;        /* APB_FILTER_NONE unless compressed */
 	uint64_t stored_size;     /* bytes the model occupies in the file: == size
 	                             when uncompressed; size is what readers get */
+	uint32_t name_clash;      /* APB_CLASH_* bits: 0 for a name that fits a tree */
 } apb_model_info;
+
+/*
+ * Names that cannot coexist in one directory tree (apb_model_info.name_clash).
+ * Writers (apb_builder_build, apb_bundle_save) refuse them with APB_E_NAME;
+ * readers open bundles written before that rule and flag the names here, so
+ * a front end can say which models it cannot show or write:
+ */
+#define APB_CLASH_DIR      1u  /* the name is also a directory of other models
+                                  ("a" beside "a/b"): a tree holds only one */
+#define APB_CLASH_UNDER    2u  /* a directory on the name's path is itself a
+                                  model ("a/b" beside "a") */
+#define APB_CLASH_RESERVED 4u  /* the first component is one that apbundle-mount
+                                  serves at its root: ".stats", ".stats.json",
+                                  ".metrics" or ".control" */
 
 /* ------------------------------------------------------------------ */
 /* ModelBundle: a whole bundle in memory                                */
@@ -658,6 +673,10 @@ typedef struct apb_bundle_info {
 	                             only the table chunks it needs (false: an old
 	                             writer; the first read of such a model reads its
 	                             whole table once) */
+	bool manifest_bound;      /* the manifest carries "manifest_checksum" and it
+	                             matched (false: written by an older apbundle;
+	                             a mismatch fails the open) */
+	size_t name_clashes;      /* models whose name_clash is not 0 */
 } apb_bundle_info;
 
 /** Fills *out for the open bundle.  Errors: -EINVAL (NULL argument). */

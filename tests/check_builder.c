@@ -29,7 +29,7 @@
 #include "rawbundle.h"
 #include "testutil.h"
 
-static const char *const top_keys[] = { "format", "version", "alignment", "model_count", "models", NULL };
+static const char *const top_keys[] = { "format", "version", "alignment", "model_count", "manifest_checksum", "models", NULL };
 
 /* ---------------------------------------------------------------- */
 
@@ -219,7 +219,7 @@ START_TEST(test_reproducible)
 	free(b1);
 	free(b2);
 	raw_open(&rb, p1);
-	const char *keys[] = { "format", "version", "alignment", "model_count", "description", "models", NULL };
+	const char *keys[] = { "format", "version", "alignment", "model_count", "manifest_checksum", "description", "models", NULL };
 	assert_keys(rb.man, keys);
 	ck_assert_str_eq(json_object_get_string(jget(rb.man, "description")), "fixed \"bundle\" a/b");
 	raw_close(&rb);
@@ -227,7 +227,7 @@ START_TEST(test_reproducible)
 	setenv("SOURCE_DATE_EPOCH", "1700000123", 1);
 	build_fixed(p1, true);
 	raw_open(&rb, p1);
-	const char *tkeys[] = { "format", "version", "alignment", "model_count", "description",
+	const char *tkeys[] = { "format", "version", "alignment", "model_count", "manifest_checksum", "description",
 	                        "created_at", "models", NULL };
 	assert_keys(rb.man, tkeys);
 	ck_assert_int_eq(jint(rb.man, "created_at"), 1700000123);

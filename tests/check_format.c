@@ -210,10 +210,8 @@ START_TEST(test_unknown_fields_ignored)
 	/* whitespace inside the JSON and every kind of JSON whitespace as padding */
 	apbi_manifest_free(accepted("\"}]}", "\"}]}\n\t\r\n"));
 	apbi_manifest_free(accepted("\"version\":1,", "\"version\" :\t1 ,\r\n"));
-	/* json-c turns a lone surrogate escape into U+FFFD: a valid name */
-	m = accepted("\"name\":\"enc\"", "\"name\":\"\\ud800\"");
-	ck_assert_str_eq(m->models[0].name, "\xef\xbf\xbd");
-	apbi_manifest_free(m);
+	/* (a lone surrogate escape, which json-c would turn into U+FFFD, is
+	 * refused: check_hardening.c test_surrogate_escapes) */
 }
 END_TEST
 

@@ -3,8 +3,10 @@
  *
  * Invariants kept here:
  *  - Nothing is written before apb_builder_build.  add_* validate the name
- *    (apbi_name_check) and refuse duplicates through a hash index, so
- *    adding n models costs O(n).
+ *    (apbi_name_check, no root name the mount reserves) and refuse
+ *    duplicates through a hash index, so adding n models costs O(n); build
+ *    refuses names that cannot coexist in one tree ("a" beside "a/b")
+ *    before it creates anything.
  *  - build plans the layout and encodes the manifest once with placeholder
  *    checksums (fixed width) and, when compressing, every stored size equal
  *    to the model's size (an upper bound: the final manifest is never
@@ -227,6 +229,10 @@ static int add_begin(apb_builder *bb, const char *name)
 		return apbi_set_error(-EINVAL, "add \"%s\": the builder has already built", name);
 	if ((rc = apbi_name_check(name, strlen(name))) != 0)
 		return rc;
+	if (apbi_name_reserved(name))
+		return apbi_set_error(APB_E_NAME, "model name \"%s\": its first component is "
+		                      "reserved by apbundle-mount (.stats, .stats.json, .metrics, "
+		                      ".control)", name);
 	if (apbi_nameidx_find(&bb->idx, name) >= 0)
 		return apbi_set_error(APB_E_DUPLICATE, "model \"%s\" added twice", name);
 	if (bb->n == bb->cap) {
@@ -749,6 +755,31 @@ static int setup_codecs(struct wctx *c)
 	return 0;
 }
 
+/* Refuses names that cannot coexist in one tree ("a" beside "a/b"). */
+static int check_tree(const apb_builder *bb)
+{
+	const char **names = malloc((bb->n ? bb->n : 1) * sizeof *names);
+	uint8_t *flags = malloc(bb->n ? bb->n : 1);
+	size_t pair[2];
+	ssize_t n = -ENOMEM;
+
+	if (names && flags) {
+		for (size_t i = 0; i < bb->n; i++)
+			names[i] = bb->w[i].name;
+		n = apbi_name_clashes(names, bb->n, flags, pair);
+	}
+	free(names);
+	free(flags);
+	if (n < 0)
+		return apbi_set_error(-ENOMEM, "out of memory checking model names");
+	if (n == 0 || pair[0] == SIZE_MAX)   /* reserved names were refused by add */
+		return 0;
+	return apbi_set_error(APB_E_NAME, "model names \"%s\" and \"%s\" cannot coexist: \"%s\" "
+	                      "would be both a file and a directory (extract and the mount "
+	                      "could not show both)", bb->w[pair[0]].name, bb->w[pair[1]].name,
+	                      bb->w[pair[0]].name);
+}
+
 int apb_builder_build(apb_builder *bb)
 {
 	struct wctx c = { .bb = bb, .fd = -1 };
@@ -765,7 +796,8 @@ int apb_builder_build(apb_builder *bb)
 	bb->built = true;
 	c.wb = (apbi_wbundle){ .alignment = bb->alignment, .block_size = bb->block_size,
 	                       .description = bb->description, .n_models = bb->n, .models = bb->w };
-	if ((bb->timestamp && (rc = apbi_resolve_time(&c.wb)) != 0) ||
+	if ((rc = check_tree(bb)) != 0 ||
+	    (bb->timestamp && (rc = apbi_resolve_time(&c.wb)) != 0) ||
 	    (rc = setup_codecs(&c)) != 0 ||
 	    (rc = apbi_layout_plan(&c.wb)) != 0 ||
 	    (rc = apbi_manifest_encode(&c.wb, &text, &len)) != 0 ||

@@ -13,7 +13,10 @@
  * manifest live in one arena owned by it; names are found through an
  * open-addressing hash table (XXH3 of the name, load factor <= 1/2), so
  * lookups are O(1) and decoding n models costs O(n log n) (one sort, for
- * the overlap check).
+ * the overlap check).  Names that are valid but cannot coexist in one
+ * tree ("a" beside "a/b", a root name the mount reserves) are flagged per
+ * model, not refused: bundles written before writers refused them stay
+ * readable, and front ends say which models they cannot show.
  */
 #include <endian.h>
 #include <errno.h>
@@ -468,6 +471,30 @@ static void common_block_size(apbi_manifest *m)
 	}
 }
 
+/* Flags the models whose names cannot coexist in one tree (not an error). */
+static int flag_clashes(apbi_manifest *m)
+{
+	const char **names = malloc((m->n_models ? m->n_models : 1) * sizeof *names);
+	uint8_t *flags = malloc(m->n_models ? m->n_models : 1);
+	ssize_t n = -ENOMEM;
+
+	if (names && flags) {
+		for (uint64_t i = 0; i < m->n_models; i++)
+			names[i] = m->models[i].name;
+		n = apbi_name_clashes(names, m->n_models, flags, NULL);
+		for (uint64_t i = 0; n >= 0 && i < m->n_models; i++)
+			m->models[i].clash = flags[i];
+	} else {
+		apbi_set_error(-ENOMEM, "out of memory checking model names");
+	}
+	free(names);
+	free(flags);
+	if (n < 0)
+		return (int)n;
+	m->n_clashes = (uint64_t)n;
+	return 0;
+}
+
 int apbi_manifest_finish(apbi_manifest *m)
 {
 	int rc;
@@ -485,7 +512,8 @@ int apbi_manifest_finish(apbi_manifest *m)
 		if ((rc = check_model_range(m, i)) < 0)
 			return rc;
 	}
-	if ((rc = check_overlaps(m)) < 0 || (rc = build_index(m)) < 0)
+	if ((rc = check_overlaps(m)) < 0 || (rc = build_index(m)) < 0 ||
+	    (rc = flag_clashes(m)) < 0)
 		return rc;
 	common_block_size(m);
 	return 0;
@@ -563,6 +591,7 @@ void apbi_model_info(const apbi_manifest *m, uint64_t i, apb_model_info *out)
 	out->codec = (apb_codec)mod->codec;
 	out->filter = (apb_filter)mod->filter;
 	out->stored_size = mod->stored_size;
+	out->name_clash = mod->clash;
 }
 
 /* ---- verification ---- */

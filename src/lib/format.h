@@ -21,6 +21,9 @@
 #define APBI_LEGACY_HEADER_SIZE 20u     /* aprender: magic, u32 version, u64 length */
 #define APBI_MAX_MANIFEST (64u << 20)   /* 64 MiB */
 #define APBI_TABLE_CHUNK 65536u         /* table bytes covered by one index entry */
+/* The value of "manifest_checksum" while it is hashed (docs/FORMAT.md 3.1). */
+#define APBI_MANIFEST_SUM_ZERO "xxh3:0000000000000000"
+#define APBI_MANIFEST_SUM_ZERO_Q "\"" APBI_MANIFEST_SUM_ZERO "\""
 
 enum apbi_layout { APBI_LAYOUT_V1 = 1, APBI_LAYOUT_LEGACY = 2 };   /* V1: versions 1 and 2 */
 
@@ -51,6 +54,7 @@ typedef struct apbi_model {
 	uint64_t stored_size;     /* bytes at offset: == size when uncompressed, else
 	                             <= size (the sum of the stored blocks) */
 	apb_metadata md;          /* points into storage owned by the manifest */
+	uint8_t clash;            /* APB_CLASH_* bits (apbi_name_clashes) */
 } apbi_model;
 
 typedef struct apbi_manifest {
@@ -64,6 +68,9 @@ typedef struct apbi_manifest {
 	char *description;        /* may be NULL */
 	bool has_created_at;
 	int64_t created_at;
+	bool manifest_bound;      /* "manifest_checksum" present and matching (an
+	                             older writer's manifest has none) */
+	uint64_t n_clashes;       /* models whose clash is not 0 */
 	uint64_t n_models;
 	apbi_model *models;       /* in file order */
 	void *priv;               /* name index and string storage */

@@ -10,13 +10,15 @@
  *    one block (size <= block_size, including 0) has no table.
  *  - Every offset and end stays <= INT64_MAX (off_t), or -EFBIG.
  *  - The manifest is exactly: format, version, alignment, model_count,
- *    [description], [created_at], models; each model: name, offset, size,
- *    checksum, [blocks: size, checksums_offset, table_checksum,
- *    index_offset, index_checksum],
+ *    manifest_checksum, [description], [created_at], models; each model:
+ *    name, offset, size, checksum, [blocks: size, checksums_offset,
+ *    table_checksum, index_offset, index_checksum],
  *    [metadata], serialized PLAIN and NOSLASHESCAPE,
  *    starting with '{' and followed only by ASCII spaces up to the aligned
  *    data start.  Its length depends on offsets and sizes, never on the
  *    checksum values (fixed width), so it can be sized before hashing.
+ *    manifest_checksum binds every manifest byte, padding included: it is
+ *    XXH3-64 of the padded manifest with its own 16 digits as '0'.
  *  - The name index (apbi_nameidx) is a linear-probing table at most half
  *    full; it stores indices only, names stay with their owner.
  */
@@ -239,6 +241,7 @@ static json_object *manifest_object(const apbi_wbundle *wb)
 	    put(o, "version", json_object_new_int((int)wb->version)) ||
 	    put(o, "alignment", json_object_new_int64(wb->alignment)) ||
 	    put(o, "model_count", json_object_new_int64((int64_t)wb->n_models)) ||
+	    put(o, "manifest_checksum", json_object_new_string(APBI_MANIFEST_SUM_ZERO)) ||
 	    (wb->description && put(o, "description", json_object_new_string(wb->description))) ||
 	    (wb->has_created_at && put(o, "created_at", json_object_new_int64(wb->created_at))))
 		goto fail;
@@ -251,6 +254,22 @@ fail:
 	json_object_put(models);
 	json_object_put(o);
 	return NULL;
+}
+
+/*
+ * Fills in "manifest_checksum" (docs/FORMAT.md 3.1): XXH3-64 of the whole
+ * padded manifest with the value's 16 digits as '0'.  The first occurrence
+ * of the key text is the top-level one: it precedes "description" and
+ * "models", and inside a string every '"' is escaped.
+ */
+static void bind_manifest(char *buf, size_t len)
+{
+	char *at = strstr(buf, "\"manifest_checksum\":" APBI_MANIFEST_SUM_ZERO_Q);
+	char sum[22];
+
+	at += strlen("\"manifest_checksum\":\"xxh3:");
+	apbi_checksum_format(apbi_xxh3(buf, len), sum);
+	memcpy(at, sum + 5, 16);
 }
 
 int apbi_manifest_encode(const apbi_wbundle *wb, char **out, size_t *len)
@@ -292,6 +311,7 @@ int apbi_manifest_encode(const apbi_wbundle *wb, char **out, size_t *len)
 	memcpy(buf, text, tlen);
 	memset(buf + tlen, ' ', start - APBI_HEADER_SIZE - tlen);
 	buf[start - APBI_HEADER_SIZE] = '\0';
+	bind_manifest(buf, start - APBI_HEADER_SIZE);
 	*out = buf;
 	*len = start - APBI_HEADER_SIZE;
 	rc = 0;

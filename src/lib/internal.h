@@ -8,6 +8,7 @@
 #ifndef APB_INTERNAL_H
 #define APB_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -94,5 +95,16 @@ int apbi_name_check(const char *name, size_t len);
 
 /** Returns 1 if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int apbi_utf8_valid(const char *s, size_t len);
+
+/** True when name's first component is reserved by the mount (APB_CLASH_RESERVED). */
+bool apbi_name_reserved(const char *name);
+
+/**
+ * Flags the names of names[0..n) that cannot coexist in one tree with
+ * APB_CLASH_* bits in flags[0..n); pair (may be NULL) gets the first
+ * file/directory pair or SIZE_MAX twice.  Returns how many names are
+ * flagged, or -ENOMEM.  See names.c.
+ */
+ssize_t apbi_name_clashes(const char *const *names, size_t n, uint8_t *flags, size_t pair[2]);
 
 #endif

@@ -8,8 +8,16 @@
  * are allowed.  Every rejection records a detail that names the problem;
  * the name itself is quoted with non-printable bytes escaped, so a hostile
  * name can never smuggle control characters into a message.
+ *
+ * Valid names may still not coexist in one directory tree: "a" beside
+ * "a/b" (a file that is also a directory), or a first component that the
+ * mount reserves at its root (.stats ...).  apbi_name_clashes finds them
+ * in O(n log n); writers refuse them, readers flag them.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -161,4 +169,89 @@ int apbi_name_check(const char *name, size_t len)
 		}
 	}
 	return 0;
+}
+
+/* ---- names that cannot coexist in one mount tree ---- */
+
+/* Names apbundle-mount serves at its root (keep in step with apbundle.h). */
+static const char *const reserved[] = { ".stats", ".stats.json", ".metrics", ".control" };
+
+/**
+ * Returns true when the first '/'-component of name is one of the names
+ * apbundle-mount reserves at its root (APB_CLASH_RESERVED).
+ */
+bool apbi_name_reserved(const char *name)
+{
+	size_t first = strcspn(name, "/");
+
+	for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+		if (strlen(reserved[i]) == first && memcmp(name, reserved[i], first) == 0)
+			return true;
+	return false;
+}
+
+/* A name and its index, sorted in tree order. */
+typedef struct tree_ent {
+	const char *name;
+	size_t idx;
+} tree_ent;
+
+/* Byte order with '/' first (names hold no byte below 0x20). */
+static int tree_cmp(const void *pa, const void *pb)
+{
+	const unsigned char *a = (const unsigned char *)((const tree_ent *)pa)->name;
+	const unsigned char *b = (const unsigned char *)((const tree_ent *)pb)->name;
+
+	for (; *a && *a == *b; a++, b++)
+		;
+	return (*a == '/' ? 1 : *a) - (*b == '/' ? 1 : *b);
+}
+
+/* True when name d lies below directory name p ("p/..."). */
+static bool is_under(const char *p, size_t plen, const char *d)
+{
+	return strncmp(p, d, plen) == 0 && d[plen] == '/';
+}
+
+/**
+ * Finds the names among names[0..n) (valid, unique) that cannot coexist
+ * in one tree: flags[i] gets APB_CLASH_DIR when names[i] is also the
+ * directory of another name ("a" beside "a/b"), APB_CLASH_UNDER when a
+ * directory on its path is another name, and APB_CLASH_RESERVED
+ * (apbi_name_reserved).  pair, when not NULL, gets the first DIR clash in
+ * tree order (pair[0] the file, pair[1] a name below it), or SIZE_MAX
+ * twice.  Returns the number of names flagged, or -ENOMEM.  O(n log n):
+ * in tree order a name's descendants follow it at once, and a block is
+ * walked only by its outermost owner.
+ */
+ssize_t apbi_name_clashes(const char *const *names, size_t n, uint8_t *flags, size_t pair[2])
+{
+	tree_ent *t = malloc((n ? n : 1) * sizeof *t);
+	ssize_t count = 0;
+
+	if (!t)
+		return apbi_set_error(-ENOMEM, "out of memory checking %zu model names", n);
+	for (size_t i = 0; i < n; i++)
+		t[i] = (tree_ent){ names[i], i };
+	qsort(t, n, sizeof *t, tree_cmp);
+	memset(flags, 0, n);
+	if (pair)
+		pair[0] = pair[1] = SIZE_MAX;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(t[i].name), j = i + 1;
+		if (apbi_name_reserved(t[i].name))
+			flags[t[i].idx] |= APB_CLASH_RESERVED;
+		if (j == n || !is_under(t[i].name, len, t[j].name))
+			continue;
+		flags[t[i].idx] |= APB_CLASH_DIR;
+		if (pair && pair[0] == SIZE_MAX)
+			pair[0] = t[i].idx, pair[1] = t[j].idx;
+		for (; j < n && !(flags[t[j].idx] & APB_CLASH_UNDER) &&
+		       is_under(t[i].name, len, t[j].name); j++)
+			flags[t[j].idx] |= APB_CLASH_UNDER;
+	}
+	for (size_t i = 0; i < n; i++)
+		count += flags[i] != 0;
+	free(t);
+	return count;
 }

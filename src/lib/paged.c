@@ -55,8 +55,40 @@ double apb_paging_stats_hit_rate(const apb_paging_stats *s)
 	return n ? (double)s->hits / (double)n : 0.0;
 }
 
-static int check_config(const apb_paging_config *c)
+/* n rounded up to whole pages of size p. */
+static uint64_t in_pages(uint64_t n, uint64_t p)
 {
+	return (n + p - 1) / p * p;
+}
+
+/*
+ * The cache bytes one read of model mod needs at once: its verification
+ * unit (a block, at most the model, rounded up to pages) and, when it has
+ * a block table, the table chunk and the index that verify that block.
+ */
+static uint64_t load_unit(const apbi_model *mod, uint64_t page)
+{
+	uint64_t unit = in_pages(mod->size < mod->block_size ? mod->size : mod->block_size, page);
+	uint64_t table = apbi_table_bytes(mod), index = 8;
+
+	if (!mod->has_block_table)
+		return unit > page ? unit : page;
+	while (index < apbi_index_bytes(mod))
+		index <<= 1;
+	return in_pages(unit ? unit : 1, page) +
+	       in_pages(table < APBI_TABLE_CHUNK ? table : APBI_TABLE_CHUNK, page) + in_pages(index, page);
+}
+
+/*
+ * Checks the config alone (m NULL) or against the bundle: max_memory must
+ * hold one read's pages (load_unit) for every model, or a read could never
+ * be cached (every read would go to the file): refused with the minimum.
+ */
+static int check_config(const apb_paging_config *c, const apbi_manifest *m)
+{
+	uint64_t need = c->page_size, at = UINT64_MAX;
+	char h1[32], h2[32];
+
 	if (!c->max_memory)
 		return apbi_set_error(-EINVAL, "paging config: max_memory is 0");
 	if (c->page_size < 512 || (c->page_size & (c->page_size - 1)) || c->page_size > (1u << 30))
@@ -67,7 +99,23 @@ static int check_config(const apb_paging_config *c)
 		                      (int)c->eviction);
 	if (c->max_memory / c->page_size > UINT32_MAX)
 		return apbi_set_error(-EINVAL, "paging config: max_memory / page_size is too large");
-	return 0;
+	for (uint64_t i = 0; m && i < m->n_models; i++) {
+		uint64_t u = m->models[i].block_size ? load_unit(&m->models[i], c->page_size) : 0;
+		if (u > need)
+			need = u, at = i;
+	}
+	if (c->max_memory >= need)
+		return 0;
+	apb_format_size(c->max_memory, h1, sizeof h1);
+	apb_format_size(need, h2, sizeof h2);
+	if (at == UINT64_MAX)
+		return apbi_set_error(-EINVAL, "paging config: max_memory %s is less than one page "
+		                      "(page_size %u): the minimum is %s", h1, c->page_size, h2);
+	return apbi_set_error(-EINVAL, "paging config: max_memory %s cannot hold one load of "
+	                      "model \"%.200s\" (%u-byte checksum blocks in %u-byte pages, with "
+	                      "their block table): the minimum for this bundle is %s (%llu bytes)",
+	                      h1, m->models[at].name, m->models[at].block_size, c->page_size, h2,
+	                      (unsigned long long)need);
 }
 
 /*
@@ -133,7 +181,7 @@ int apb_paged_open_with(const char *path, const apb_paging_config *cfg,
 	else
 		apb_paging_config_init(&pb->cfg);
 	pb->shift = (unsigned)__builtin_ctz(pb->cfg.page_size ? pb->cfg.page_size : 1);
-	if ((r = check_config(&pb->cfg)) < 0)
+	if ((r = check_config(&pb->cfg, NULL)) < 0)
 		goto fail;
 	if (!(pb->path = strdup(path))) {
 		r = apbi_set_error(-ENOMEM, "out of memory");
@@ -144,7 +192,7 @@ int apb_paged_open_with(const char *path, const apb_paging_config *cfg,
 		goto fail;
 	if ((r = apbi_blocks_new(pb->src, pb->man, pb->cfg.page_size, &pb->bl)) < 0)
 		goto fail;
-	if ((r = open_cache(pb)) < 0)
+	if ((r = check_config(&pb->cfg, pb->man)) < 0 || (r = open_cache(pb)) < 0)
 		goto fail;
 	*out = pb;
 	return 0;
