@@ -13,7 +13,7 @@ __apbundle_shell_complete() {
 	local left=${READLINE_LINE:0:READLINE_POINT}
 	local right=${READLINE_LINE:READLINE_POINT}
 	local out best
-	out=$(command apbundle-shell suggest "$left" -n "${APBUNDLE_SHELL_COUNT:-5}" 2>/dev/null) || return 0
+	out=$(command apbundle-shell suggest -n "${APBUNDLE_SHELL_COUNT:-5}" -- "$left" 2>/dev/null) || return 0
 	[ -n "$out" ] || return 0
 	best=${out%%$'\n'*}
 	best="${best%%$'\t'*} "

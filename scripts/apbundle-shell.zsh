@@ -12,7 +12,7 @@
 _apbundle_shell_complete() {
 	local out
 	local -a lines rest
-	out=$(command apbundle-shell suggest "$LBUFFER" -n ${APBUNDLE_SHELL_COUNT:-5} 2>/dev/null) || return 0
+	out=$(command apbundle-shell suggest -n "${APBUNDLE_SHELL_COUNT:-5}" -- "$LBUFFER" 2>/dev/null) || return 0
 	[[ -n $out ]] || return 0
 	lines=("${(@f)out}")
 	LBUFFER="${lines[1]%%$'\t'*} "

@@ -47,6 +47,12 @@ expect_exit 2 "$SH" suggest "git " -n 0
 expect_exit 2 "$SH" suggest "git " --memory-limit 0
 expect_exit 2 "$SH" stats --bogus
 [ "$(wc -l <"$T/err")" -le 2 ] || fail "usage error is more than two lines"
+# output that cannot be written is an error, --help and --version included
+for a in --help "suggest --help" --version; do
+	set +e; "$SH" $a >/dev/full 2>"$T/err"; got=$?; set -e
+	[ "$got" = 1 ] || fail "'$a >/dev/full' exited $got"
+	grep -q 'writing output' "$T/err" || fail "'$a >/dev/full' said: $(cat "$T/err")"
+done
 
 # ---- missing model: one line, exit 1 ----
 expect_exit 1 "$SH" suggest "git " -m "$T/none.apbundle"
@@ -106,10 +112,20 @@ out=$(PATH="$B:$PATH" bash -c '. "$1" 2>/dev/null; READLINE_LINE="git X"; READLI
 	sh "$S/scripts/apbundle-shell.bash" "$T/listing")
 [ "$out" = "git commit X|11" ] || fail "bash binding: '$out'"
 grep -q '^  git status$' "$T/listing" || fail "bash binding did not list the others"
+# a line starting with '-' is a PREFIX, not an option (issue 15 item 8: the
+# bindings pass it after "--"; before, "--he" was taken for --help and the
+# help text replaced the line)
+out=$(PATH="$B:$PATH" bash -c '. "$1" 2>/dev/null; READLINE_LINE="--he x"; READLINE_POINT=4
+	__apbundle_shell_complete 2>/dev/null; printf "%s|%s" "$READLINE_LINE" "$READLINE_POINT"' \
+	sh "$S/scripts/apbundle-shell.bash")
+[ "$out" = "--he x|4" ] || fail "bash binding with a leading '-': '$out'"
 if command -v zsh >/dev/null; then
 	out=$(PATH="$B:$PATH" zsh -fc 'zle() { return 0 }; bindkey() { :; }; source "$1"; LBUFFER="git com"; _apbundle_shell_complete
 		print -r -- "$LBUFFER"' sh "$S/scripts/apbundle-shell.zsh")
 	[ "$out" = "git commit " ] || fail "zsh binding: '$out'"
+	out=$(PATH="$B:$PATH" zsh -fc 'zle() { return 0 }; bindkey() { :; }; source "$1"; LBUFFER="--he"; _apbundle_shell_complete
+		print -r -- "$LBUFFER"' sh "$S/scripts/apbundle-shell.zsh")
+	[ "$out" = "--he" ] || fail "zsh binding with a leading '-': '$out'"
 else
 	echo "zsh not installed: zsh binding not exercised"
 fi

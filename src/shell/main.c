@@ -331,7 +331,8 @@ static int cmd_stats(opts *o)
 	return rc < 0 ? fail() : 0;
 }
 
-int main(int argc, char **argv)
+/* Everything but the final flush of stdout (see main). */
+static int run(int argc, char **argv)
 {
 	opts o = { .format = SH_HIST_AUTO, .ngram = SH_NGRAM_DEFAULT,
 		   .limit_mb = SH_DEFAULT_LIMIT_MB, .count = 5 };
@@ -359,9 +360,17 @@ int main(int argc, char **argv)
 		rc = cmd_suggest(&o);
 	else
 		rc = cmd_stats(&o);
+	return rc;
+}
+
+/* Every path, --help and --version included, fails when stdout could not be written. */
+int main(int argc, char **argv)
+{
+	int rc = run(argc, argv);
+
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, PROG ": writing output: %s\n", strerror(errno));
-		return 1;
+		return rc ? rc : 1;
 	}
 	return rc;
 }
