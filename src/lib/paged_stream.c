@@ -184,6 +184,8 @@ int apb_paged_bundle_info(apb_paged *pb, apb_bundle_info *out)
 	out->has_created_at = m->has_created_at;
 	out->created_at = m->created_at;
 	out->model_count = (size_t)m->n_models;
+	out->manifest_bound = m->manifest_bound;
+	out->name_clashes = (size_t)m->n_clashes;
 	out->tables_bound = true;
 	out->tables_indexed = true;
 	for (uint64_t i = 0; i < m->n_models; i++) {
