@@ -338,6 +338,17 @@ int apb_builder_set_metadata(apb_builder *bb, const char *name, const apb_metada
  */
 void apb_builder_set_cancel(apb_builder *bb, const volatile sig_atomic_t *flag);
 
+/** Receives n more source bytes consumed by apb_builder_build (holes included). */
+typedef void (*apb_progress_fn)(void *ctx, uint64_t n);
+
+/**
+ * Has apb_builder_build call fn(ctx, n) in the building thread after every
+ * chunk of at most 1 MiB it copies from a source or hashes over a hole, so
+ * the calls add up to the total size of the models (for a progress line).
+ * fn must not call into bb.  NULL (the default) turns it off.
+ */
+void apb_builder_set_progress(apb_builder *bb, apb_progress_fn fn, void *ctx);
+
 /**
  * Writes the bundle: to "path.tmp.XXXXXX" in the same directory, fsync,
  * rename over path, fsync the directory.  On any failure before the rename

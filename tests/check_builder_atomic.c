@@ -339,7 +339,7 @@ START_TEST(test_cancel_in_hole)
 	cancel_flag = 0;
 	progress_bytes = 0;
 	apb_builder_set_cancel(bb, &cancel_flag);
-	apbi_builder_set_progress(bb, cancel_at_3m, NULL);
+	apb_builder_set_progress(bb, cancel_at_3m, NULL);
 	ck_assert_int_eq(apb_builder_build(bb), -ECANCELED);
 	ck_assert_uint_eq(progress_bytes, 3u << 20); /* stopped after the chunk that set it */
 	apb_builder_free(bb);

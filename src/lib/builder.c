@@ -72,7 +72,7 @@ struct apb_builder {
 	struct bsrc *src;
 	apbi_nameidx idx;
 	const volatile sig_atomic_t *cancel;  /* apb_builder_set_cancel, or NULL */
-	apbi_progress_fn progress;            /* apbi_builder_set_progress, or NULL */
+	apb_progress_fn progress;             /* apb_builder_set_progress, or NULL */
 	void *progress_ctx;
 	enum apbi_codec codec;                /* apb_builder_set_compression */
 	int level;
@@ -206,7 +206,7 @@ void apb_builder_set_cancel(apb_builder *bb, const volatile sig_atomic_t *flag)
 		bb->cancel = flag;
 }
 
-void apbi_builder_set_progress(apb_builder *bb, apbi_progress_fn fn, void *ctx)
+void apb_builder_set_progress(apb_builder *bb, apb_progress_fn fn, void *ctx)
 {
 	if (!bb)
 		return;

@@ -137,16 +137,6 @@ int apbi_nameidx_add(apbi_nameidx *x, size_t i);
 /** Frees the slots (not the names). */
 void apbi_nameidx_free(apbi_nameidx *x);
 
-/** Receives n more source bytes consumed by a build (holes included). */
-typedef void (*apbi_progress_fn)(void *ctx, uint64_t n);
-
-/**
- * Has apb_builder_build call fn (in the building thread) after every
- * chunk it copies or hashes, so the calls add up to the total size of the
- * models; NULL turns it off.  Used by apbundle create's progress line.
- */
-void apbi_builder_set_progress(apb_builder *bb, apbi_progress_fn fn, void *ctx);
-
 /**
  * Like apb_builder_add_model but without copying: data must stay valid
  * and unchanged until the builder is freed.  Used by apb_bundle_save.
