@@ -6,7 +6,8 @@
  * command name is set once by the dispatcher); only requested output
  * (listings, model bytes, summaries) goes to stdout.  Exit status is
  * CLI_OK (0), CLI_BAD (1: bad data, checksum or I/O failure) or CLI_USAGE
- * (2: bad command line).
+ * (2: bad command line).  Bundles are read only through the public API
+ * (apbundle.h): this directory includes nothing from src/lib.
  */
 #ifndef APB_CLI_H
 #define APB_CLI_H
@@ -17,7 +18,6 @@
 #include <stdio.h>
 
 #include "apbundle.h"
-#include "format.h"
 
 enum { CLI_OK = 0, CLI_BAD = 1, CLI_USAGE = 2 };
 
@@ -83,6 +83,21 @@ void cli_put_name(FILE *f, const char *name);
  */
 const char *cli_esc(const char *name);
 
+/**
+ * Returns a malloc'ed copy of name escaped as by cli_put_name (without
+ * quotes, never truncated), or NULL when out of memory.
+ */
+char *cli_esc_dup(const char *name);
+
+/**
+ * Undoes cli_esc: \\, \" and \xNN.  Returns a malloc'ed string, or NULL
+ * when s has no escape, a malformed one, or an escape of NUL.
+ */
+char *cli_unesc(const char *s);
+
+/** Terminal columns that the escaped, printable text s takes (wcwidth). */
+size_t cli_width(const char *s);
+
 /* ---- sizes ---- */
 
 /**
@@ -91,8 +106,8 @@ const char *cli_esc(const char *name);
  */
 int cli_parse_size(const char *opt, const char *s, uint64_t *out);
 
-/** Formats bytes as "1.5 MiB" (or "512 B") into buf; returns buf. */
-const char *cli_human(uint64_t bytes, char buf[32]);
+/** apb_format_size into a buffer of the right size, for printf arguments. */
+#define CLI_SIZE(bytes, buf) apb_format_size((bytes), (buf), sizeof(buf))
 
 /* ---- progress line on stderr (only on a terminal, only for big work) ---- */
 
@@ -117,19 +132,30 @@ void cli_progress_end(cli_progress *p);
 
 /* ---- reading bundles ---- */
 
+/* Budget of the paged handle of list/info/verify/extract/cat: streaming
+ * goes around the cache, so only block-table chunks are ever cached. */
+#define CLI_MAX_MEMORY (4u << 20)
+
 /**
- * Opens path and reads its manifest.  On failure prints
- * "apbundle: <cmd>: <path>: <detail>" and returns CLI_BAD; on success
- * *fd and *m are the caller's to close / apbi_manifest_free.
+ * Opens path with apb_paged_open (CLI_MAX_MEMORY, no prefetch): regular
+ * files only, nothing blocks.  On failure prints "apbundle: <cmd>: <path>:
+ * <detail>" and returns CLI_BAD; on success *pb is the caller's to close.
  */
-int cli_open_bundle(const char *path, int *fd, apbi_manifest **m);
+int cli_open(const char *path, apb_paged **pb);
 
 /**
  * For commands taking exactly one operand, BUNDLE, after getopt: checks
  * that argv[optind] is the only operand (usage error CLI_USAGE otherwise)
- * and opens it with cli_open_bundle.  Returns CLI_OK, CLI_USAGE or CLI_BAD.
+ * and opens it with cli_open.  Returns CLI_OK, CLI_USAGE or CLI_BAD.
  */
-int cli_open_sole_bundle(int argc, char **argv, int *fd, apbi_manifest **m);
+int cli_open_sole_bundle(int argc, char **argv, apb_paged **pb);
+
+/**
+ * Finds model name, or the name that list printed as name (cli_unesc),
+ * when no model has name literally.  Returns the index, or -1 after
+ * printing "no model named".
+ */
+ssize_t cli_find(apb_paged *pb, const char *bundle, const char *name);
 
 /** Receives verified model bytes in order; returns 0 or a negative errno. */
 typedef int (*cli_sink_fn)(void *ctx, const void *buf, size_t len);
@@ -138,29 +164,34 @@ typedef int (*cli_sink_fn)(void *ctx, const void *buf, size_t len);
 typedef struct cli_stream_result {
 	uint64_t bytes;        /* bytes read */
 	uint64_t blocks;       /* blocks verified good */
-	uint64_t bad_blocks;   /* blocks with a checksum mismatch */
+	uint64_t bad_blocks;   /* blocks that failed */
 	bool verified;         /* false: the model has no checksums (legacy) */
 	bool sink_failed;      /* the sink returned an error (already reported) */
 } cli_stream_result;
 
 /**
- * Streams model i of the open bundle fd in chunks, verifying every block
- * before passing it to sink (which may be NULL), and the whole-model
- * checksum at the end.  Problems are printed naming the bundle, the model
- * and the block ("model "enc": block 3 (bytes 196608-262143): checksum
- * mismatch").  With stop_on_bad the first bad block ends the stream once
- * the good blocks before it were passed on (nothing unverified ever
- * reaches sink); without it every bad block is reported and bad chunks
- * are not passed on.
- * The sink's error is reported by the sink itself.  prog may be NULL.
- * Returns CLI_OK when everything read was good, else CLI_BAD.
+ * Streams model i through apb_paged_stream: every block is verified before
+ * sink (which may be NULL) sees it, and the whole-model checksum at the
+ * end.  Problems are printed naming the bundle, the model and the block
+ * from apb_last_block_error ("model "enc": block 3 (bytes 196608-262143):
+ * checksum mismatch").  With stop_on_bad the first bad block ends the
+ * stream (the good blocks before it were passed on); without it every bad
+ * block is reported (the first ten printed) and nothing of it is passed
+ * on.  The sink reports its own error.  prog may be NULL.  Returns CLI_OK
+ * when everything read was good, else CLI_BAD.
  */
-int cli_stream_model(int fd, const char *bundle, const apbi_manifest *m,
-                     uint64_t i, bool stop_on_bad, cli_sink_fn sink, void *ctx,
-                     cli_progress *prog, cli_stream_result *res);
+int cli_stream_model(apb_paged *pb, const char *bundle, size_t i, bool stop_on_bad,
+                     cli_sink_fn sink, void *ctx, cli_progress *prog, cli_stream_result *res);
 
-/** Total model bytes of a manifest. */
-uint64_t cli_total_bytes(const apbi_manifest *m);
+/** Total model bytes of an open bundle. */
+uint64_t cli_total_bytes(apb_paged *pb);
+
+/**
+ * Prints one warning per model whose name cannot coexist with the others
+ * in one tree (apb_model_info.name_clash; at most ten, then a count).
+ * Returns how many models are flagged.
+ */
+size_t cli_warn_clashes(apb_paged *pb, const char *bundle);
 
 /** Writes all of buf to fd, retrying on EINTR; returns 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);

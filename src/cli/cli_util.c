@@ -1,17 +1,19 @@
 /*
  * cli_util.c - helpers shared by the apbundle subcommands: messages,
- * name escaping, sizes, the progress line and verified model streaming.
+ * name escaping and display width, sizes, the progress line, signals and
+ * metadata files.
  *
  * Invariants: messages go to stderr only, always prefixed with
  * "apbundle: <cmd>: "; names read from a bundle are escaped before they
  * are printed, so a hostile name cannot inject terminal controls or fake
  * lines; the progress line appears only when stderr is a terminal and the
  * work is at least CLI_PROGRESS_MIN bytes, and is cleared before any other
- * message; cli_stream_model never hands a byte to its sink before the
- * block holding it has been verified.
+ * message.  Escaping is reversible (cli_unesc), so a name printed by
+ * list can be given back to cat and extract.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,15 +21,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include <json-c/json.h>
-#include <xxhash.h>
 
 #include "cli.h"
-#include "internal.h"
 
-#define CHUNK_MIN (1u << 20)     /* read at least this much per pread */
-#define MAX_BAD_REPORTS 10       /* bad blocks printed per model */
 #define MAX_JSON_FILE (16u << 20) /* metadata files */
 
 static const char *cur_cmd = "apbundle";
@@ -111,18 +110,28 @@ int cli_getopt_error(int c, char **argv)
 	return cli_usage_error("unknown option '%s'", cli_esc(arg));
 }
 
-/* Length of the valid UTF-8 sequence at s (2..4), or 0. */
-static size_t utf8_seq(const unsigned char *s)
+/*
+ * Length of the valid UTF-8 sequence at s (2..4: shortest form, no
+ * surrogate, at most U+10FFFF), or 0; *cp gets its code point.
+ */
+static size_t utf8_seq(const unsigned char *s, uint32_t *cp)
 {
 	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
-	size_t i;
+	uint32_t v;
 
 	if (n == 0 || s[0] > 0xf4)
 		return 0;
-	for (i = 1; i < n; i++)
+	v = s[0] & (0xff >> (n + 1));
+	for (size_t i = 1; i < n; i++) {
 		if ((s[i] & 0xc0) != 0x80)
 			return 0;
-	return apbi_utf8_valid((const char *)s, n) ? n : 0;
+		v = v << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) || (v >= 0xd800 && v <= 0xdfff) ||
+	    v > 0x10ffff)
+		return 0;
+	*cp = v;
+	return n;
 }
 
 /* Escapes name into out (size cap, >= 8); truncates with "...". */
@@ -130,6 +139,7 @@ static void escape_into(const char *name, char *out, size_t cap)
 {
 	const unsigned char *s = (const unsigned char *)name;
 	size_t o = 0, n;
+	uint32_t cp;
 
 	while (*s) {
 		char tmp[8];
@@ -141,7 +151,7 @@ static void escape_into(const char *name, char *out, size_t cap)
 		} else if (*s == '"' || *s == '\\') {
 			tmp[0] = '\\', tmp[1] = (char)*s;
 			tl = 2, n = 1;
-		} else if ((n = utf8_seq(s)) > 0) {
+		} else if ((n = utf8_seq(s, &cp)) > 0) {
 			memcpy(tmp, s, n);
 			tl = n;
 		} else {
@@ -160,19 +170,89 @@ static void escape_into(const char *name, char *out, size_t cap)
 	out[o] = '\0';
 }
 
-/** Writes name, escaped, between double quotes. */
-void cli_put_name(FILE *f, const char *name)
+/** Returns a malloc'ed, untruncated escaped copy of name, or NULL. */
+char *cli_esc_dup(const char *name)
 {
 	size_t cap = strlen(name) * 4 + 8;
 	char *buf = malloc(cap);
 
-	if (!buf) {
-		fputs("\"?\"", f);
-		return;
-	}
-	escape_into(name, buf, cap);
-	fprintf(f, "\"%s\"", buf);
+	if (buf)
+		escape_into(name, buf, cap);
+	return buf;
+}
+
+/** Writes name, escaped, between double quotes. */
+void cli_put_name(FILE *f, const char *name)
+{
+	char *buf = cli_esc_dup(name);
+
+	fprintf(f, "\"%s\"", buf ? buf : "?");
 	free(buf);
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/** Undoes escape_into; NULL when s has no escape or a bad one. */
+char *cli_unesc(const char *s)
+{
+	char *out = strchr(s, '\\') ? malloc(strlen(s) + 1) : NULL;
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	while (*s) {
+		int hi, lo;
+		if (*s != '\\') {
+			out[o++] = *s++;
+		} else if (s[1] == '\\' || s[1] == '"') {
+			out[o++] = s[1];
+			s += 2;
+		} else if (s[1] == 'x' && (hi = hexval(s[2])) >= 0 && (lo = hexval(s[3])) >= 0 &&
+		           (hi | lo)) {
+			out[o++] = (char)(hi << 4 | lo);
+			s += 4;
+		} else {
+			free(out);
+			return NULL;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/** Columns of printable text s: wcwidth in a UTF-8 locale, else one per character. */
+size_t cli_width(const char *s)
+{
+	static locale_t utf8;
+	static bool tried;
+	const unsigned char *p = (const unsigned char *)s;
+	locale_t old = (locale_t)0;
+	size_t w = 0, n;
+	uint32_t cp;
+
+	if (!tried) {
+		tried = true;
+		utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	}
+	if (utf8)
+		old = uselocale(utf8);
+	for (; *p; p += n) {
+		int cw = 1;
+		if (*p < 0x80 || (n = utf8_seq(p, &cp)) == 0) {
+			n = 1;
+		} else if (utf8) {
+			cw = wcwidth((wchar_t)cp);
+			cw = cw < 0 ? 1 : cw;
+		}
+		w += (size_t)cw;
+	}
+	if (utf8)
+		uselocale(old);
+	return w;
 }
 
 /** Returns name escaped in one of two rotating static buffers. */
@@ -194,25 +274,6 @@ int cli_parse_size(const char *opt, const char *s, uint64_t *out)
 	if (rc < 0)
 		return cli_usage_error("%s: %s", opt, apb_last_error());
 	return 0;
-}
-
-/** Formats bytes in binary units. */
-const char *cli_human(uint64_t bytes, char buf[32])
-{
-	static const char *units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-	double v = (double)bytes;
-	int u = -1;
-
-	if (bytes < 1024) {
-		snprintf(buf, 32, "%llu B", (unsigned long long)bytes);
-		return buf;
-	}
-	while (v >= 1024.0 && u < 5) {
-		v /= 1024.0;
-		u++;
-	}
-	snprintf(buf, 32, "%.1f %s", v, units[u]);
-	return buf;
 }
 
 static double now_sec(void)
@@ -249,7 +310,7 @@ void cli_progress_add(cli_progress *p, uint64_t n)
 	p->last = t;
 	w = fprintf(stderr, "\rapbundle: %s: %3d%% (%s of %s)", cur_cmd,
 	            (int)(p->total ? p->done * 100 / p->total : 100),
-	            cli_human(p->done, a), cli_human(p->total, b));
+	            CLI_SIZE(p->done, a), CLI_SIZE(p->total, b));
 	if (w < p->width)
 		fprintf(stderr, "%*s", p->width - w, "");
 	p->width = w;
@@ -270,47 +331,6 @@ void cli_progress_end(cli_progress *p)
 		cur_progress = NULL;
 }
 
-/** Opens a bundle and reads its manifest, reporting failures. */
-int cli_open_bundle(const char *path, int *fd, apbi_manifest **m)
-{
-	int rc;
-
-	*m = NULL;
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0) {
-		cli_msg("%s: %s", cli_esc(path), strerror(errno));
-		return CLI_BAD;
-	}
-	apbi_clear_error();
-	rc = apbi_manifest_read(*fd, m);
-	if (rc < 0) {
-		close(*fd);
-		*fd = -1;
-		*m = NULL;
-		return cli_lib_error(cli_esc(path), rc);
-	}
-	return CLI_OK;
-}
-
-int cli_open_sole_bundle(int argc, char **argv, int *fd, apbi_manifest **m)
-{
-	if (optind >= argc)
-		return cli_usage_error("missing BUNDLE");
-	if (argc - optind > 1)
-		return cli_usage_error("too many arguments ('%s')", cli_esc(argv[optind + 1]));
-	return cli_open_bundle(argv[optind], fd, m);
-}
-
-/** Sum of the sizes of all models. */
-uint64_t cli_total_bytes(const apbi_manifest *m)
-{
-	uint64_t t = 0;
-
-	for (uint64_t i = 0; i < m->n_models; i++)
-		t += m->models[i].size;
-	return t;
-}
-
 /** Writes all of buf, retrying on EINTR and short writes. */
 int cli_write_all(int fd, const void *buf, size_t len)
 {
@@ -327,179 +347,6 @@ int cli_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
-}
-
-/* Reports bad block b of mod. */
-static void report_block(const char *bundle, const apbi_model *mod, uint64_t b,
-                         uint64_t *reported)
-{
-	uint64_t start = b * mod->block_size;
-	uint64_t end = start + mod->block_size;
-
-	if (end > mod->size)
-		end = mod->size;
-	if (++*reported > MAX_BAD_REPORTS)
-		return;
-	cli_msg("%s: model \"%s\": block %llu (bytes %llu-%llu): checksum mismatch",
-	        cli_esc(bundle), cli_esc(mod->name), (unsigned long long)b,
-	        (unsigned long long)start, (unsigned long long)(end - 1));
-}
-
-/*
- * Verifies a chunk [off, off+len) of mod.  On a mismatch, reports the bad
- * blocks (only the first with stop_on_bad) and returns how many were bad.
- */
-static uint64_t check_chunk(const char *bundle, const apbi_model *mod,
-                            const uint64_t *sums, const uint8_t *buf,
-                            uint64_t off, uint64_t len, bool stop_on_bad,
-                            uint64_t *reported, uint64_t *first_bad)
-{
-	uint64_t bad = 0, b, bs = mod->block_size, first;
-
-	if (apbi_verify_blocks(mod, sums, buf, off, len, &first) == 0)
-		return 0;
-	*first_bad = first;
-	for (b = first; b * bs < off + len; b++) {
-		uint64_t s = b * bs, l = off + len - s < bs ? off + len - s : bs, x;
-
-		if (b != first && apbi_verify_blocks(mod, sums, buf + (s - off), s, l, &x) == 0)
-			continue;
-		report_block(bundle, mod, b, reported);
-		bad++;
-		if (stop_on_bad)
-			break;
-	}
-	return bad;
-}
-
-/* Chunk size: a multiple of the block size, at least CHUNK_MIN. */
-static size_t chunk_size(const apbi_model *mod)
-{
-	uint64_t bs = mod->block_size ? mod->block_size : 4096;
-	uint64_t c = (CHUNK_MIN + bs - 1) / bs * bs;
-
-	if (c > mod->size && mod->size > 0)
-		c = (mod->size + bs - 1) / bs * bs;
-	return (size_t)(c ? c : bs);
-}
-
-/* Compares the streamed model hash with the manifest's checksum. */
-static int check_whole(const char *bundle, const apbi_model *mod, uint64_t h)
-{
-	char want[22], got[22];
-
-	if (h == mod->checksum)
-		return CLI_OK;
-	apbi_checksum_format(mod->checksum, want);
-	apbi_checksum_format(h, got);
-	cli_msg("%s: model \"%s\": checksum mismatch (manifest %s, data %s)",
-	        cli_esc(bundle), cli_esc(mod->name), want, got);
-	return CLI_BAD;
-}
-
-/* One model being streamed. */
-typedef struct stream {
-	int fd;
-	const char *bundle;
-	const apbi_manifest *m;
-	const apbi_model *mod;
-	uint64_t *sums;           /* block checksums, or NULL */
-	uint8_t *buf;
-	XXH3_state_t *st;
-	bool stop_on_bad;
-	cli_sink_fn sink;
-	void *ctx;
-	cli_progress *prog;
-	cli_stream_result *res;
-	uint64_t reported;        /* bad blocks seen (printed up to a limit) */
-} stream;
-
-/* Reports a library failure code about part of the model s. */
-static void stream_error(const stream *s, const char *part, int code)
-{
-	char what[1200];
-
-	snprintf(what, sizeof(what), "%s: model \"%s\": %s", cli_esc(s->bundle),
-	         cli_esc(s->mod->name), part);
-	cli_lib_error(what, code);
-}
-
-/* Reads, verifies and passes on bytes [off, off+n); returns 0 or -1 to stop. */
-static int stream_chunk(stream *s, uint64_t off, size_t n)
-{
-	const apbi_model *mod = s->mod;
-	uint64_t bad = 0, first_bad = 0;
-	int rc;
-
-	apbi_clear_error();
-	rc = apbi_pread_full(s->fd, s->buf, n, s->m->data_start + mod->offset + off);
-	if (rc < 0) {
-		char part[64];
-		snprintf(part, sizeof(part), "bytes %llu-%llu", (unsigned long long)off,
-		         (unsigned long long)(off + n - 1));
-		stream_error(s, part, rc);
-		return -1;
-	}
-	s->res->bytes += n;
-	cli_progress_add(s->prog, n);
-	if (s->res->verified) {
-		bad = check_chunk(s->bundle, mod, s->sums, s->buf, off, n, s->stop_on_bad,
-		                  &s->reported, &first_bad);
-		s->res->blocks += (n + mod->block_size - 1) / mod->block_size - bad;
-	}
-	s->res->bad_blocks += bad;
-	if (bad && s->stop_on_bad) {
-		/* the blocks before the bad one are good: pass them on */
-		n = (size_t)(first_bad * mod->block_size - off);
-	} else {
-		XXH3_64bits_update(s->st, s->buf, n);
-	}
-	if ((!bad || s->stop_on_bad) && n && s->sink && s->sink(s->ctx, s->buf, n) < 0) {
-		s->res->sink_failed = true;
-		return -1;
-	}
-	return bad && s->stop_on_bad ? -1 : 0;
-}
-
-/** Streams model i in verified chunks to sink; see cli.h. */
-int cli_stream_model(int fd, const char *bundle, const apbi_manifest *m,
-                     uint64_t i, bool stop_on_bad, cli_sink_fn sink, void *ctx,
-                     cli_progress *prog, cli_stream_result *res)
-{
-	stream s = { fd, bundle, m, &m->models[i], NULL, NULL, NULL, stop_on_bad,
-	             sink, ctx, prog, res, 0 };
-	size_t chunk = chunk_size(s.mod);
-	int rc, status = CLI_BAD;
-
-	memset(res, 0, sizeof(*res));
-	res->verified = s.mod->has_checksum && s.mod->block_size > 0;
-	s.buf = malloc(chunk);
-	s.st = XXH3_createState();
-	if (!s.buf || !s.st) {
-		cli_msg("%s: model \"%s\": out of memory", cli_esc(bundle), cli_esc(s.mod->name));
-		goto out;
-	}
-	XXH3_64bits_reset(s.st);
-	apbi_clear_error();
-	if (res->verified && (rc = apbi_load_block_sums(fd, m, i, &s.sums)) < 0) {
-		stream_error(&s, "block table", rc);
-		goto out;
-	}
-	for (uint64_t off = 0; off < s.mod->size; off += chunk) {
-		size_t n = s.mod->size - off < chunk ? (size_t)(s.mod->size - off) : chunk;
-		if (stream_chunk(&s, off, n) < 0)
-			goto out;
-	}
-	if (s.reported > MAX_BAD_REPORTS)
-		cli_msg("%s: model \"%s\": %llu more bad blocks not shown", cli_esc(bundle),
-		        cli_esc(s.mod->name), (unsigned long long)(s.reported - MAX_BAD_REPORTS));
-	if (res->bad_blocks == 0)
-		status = res->verified ? check_whole(bundle, s.mod, XXH3_64bits_digest(s.st)) : CLI_OK;
-out:
-	XXH3_freeState(s.st);
-	free(s.buf);
-	free(s.sums);
-	return status;
 }
 
 /* ---- fatal signals ---- */

@@ -17,7 +17,8 @@ static const char cat_usage[] =
 	"Usage: apbundle cat BUNDLE NAME\n"
 	"Write the bytes of model NAME to standard output.  Each checksum block is\n"
 	"verified before it is written; on a bad block the output stops there and\n"
-	"the exit status is 1.\n\n"
+	"the exit status is 1.  NAME may be given as list prints it (with \\\\,\n"
+	"\\\" and \\xNN escapes) when no model has that exact name.\n\n"
 	"  -h, --help   show this help and exit\n";
 
 static int stdout_sink(void *ctx, const void *buf, size_t len)
@@ -38,10 +39,10 @@ int cli_cmd_cat(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	cli_stream_result r;
-	apbi_manifest *m;
-	const char *path, *name;
-	int64_t idx;
-	int c, fd, status;
+	apb_paged *pb;
+	const char *path;
+	ssize_t idx;
+	int c, status;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -57,19 +58,12 @@ int cli_cmd_cat(int argc, char **argv)
 		return cli_usage_error("too many arguments ('%s'); cat takes one model",
 		                       cli_esc(argv[optind + 2]));
 	path = argv[optind];
-	name = argv[optind + 1];
-	status = cli_open_bundle(path, &fd, &m);
+	status = cli_open(path, &pb);
 	if (status != CLI_OK)
 		return status;
-	idx = apbi_manifest_find(m, name);
-	if (idx < 0) {
-		cli_msg("%s: no model named \"%s\"", cli_esc(path), cli_esc(name));
-		status = CLI_BAD;
-	} else {
-		status = cli_stream_model(fd, path, m, (uint64_t)idx, true, stdout_sink, NULL,
-		                          NULL, &r);
-	}
-	apbi_manifest_free(m);
-	close(fd);
+	idx = cli_find(pb, path, argv[optind + 1]);
+	status = idx < 0 ? CLI_BAD : cli_stream_model(pb, path, (size_t)idx, true, stdout_sink,
+	                                              NULL, NULL, &r);
+	apb_paged_close(pb);
 	return status;
 }

@@ -41,8 +41,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "format_write.h"
-#include "internal.h"
 
 static const char create_usage[] =
 	"Usage: apbundle create [OPTION]... OUT NAME=PATH...\n"
@@ -290,7 +288,6 @@ static int feed_builder(create_ctx *c)
 		struct stat st;
 		int rc;
 
-		apbi_clear_error();
 		rc = apb_builder_add_file(c->bb, s->name, s->path);
 		if (rc == APB_E_NAME || rc == APB_E_DUPLICATE) {
 			cli_msg("%s name \"%s\" (from %s): %s", rc == APB_E_NAME ? "invalid" :
@@ -460,11 +457,10 @@ static int run_build(create_ctx *c)
 	int rc;
 
 	cli_progress_start(&prog, c->total);
-	apbi_builder_set_progress(c->bb, add_progress, &prog);
+	apb_builder_set_progress(c->bb, add_progress, &prog);
 	caught_signal = 0;
 	apb_builder_set_cancel(c->bb, &caught_signal);
 	cli_catch_signals(on_signal);
-	apbi_clear_error();
 	rc = apb_builder_build(c->bb);
 	cli_restore_signals();
 	cli_progress_end(&prog);

@@ -18,6 +18,15 @@
  *    or the complete good model.
  *    A bad model's temporary file is removed and the target left as it was;
  *    so is the one being written when SIGINT, SIGTERM or SIGHUP arrives.
+ *  - Each temporary file ".apbundle-extract.<16 hex>.tmp" is locked with
+ *    flock(LOCK_EX) from creation to rename or removal.  A run killed with
+ *    SIGKILL leaves it unlocked (the kernel drops the lock), so the first
+ *    time extract writes into a directory it removes such files there that
+ *    are regular, owned by the caller and whose lock it can take, and says
+ *    so: a live extract's file is never touched.
+ *  - Models whose names cannot share one tree with the others (a name that
+ *    is also a directory of other models, as older writers allowed) are
+ *    reported by name (apb_model_info.name_clash) when they fail.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,7 +50,8 @@ static const char extract_usage[] =
 	"directory).  Names with '/' become directories.  Every block is verified\n"
 	"while it is written and each file is replaced atomically; a bad model is\n"
 	"not written and makes the exit status 1.  Symlinks below DIR are never\n"
-	"followed.\n\n"
+	"followed.  A NAME may be given as list prints it (with escapes).\n"
+	"Temporary files left by an extract that was killed are removed.\n\n"
 	"  -C, --directory DIR  extract below DIR, which must exist\n"
 	"  -v, --verbose        print each extracted model's name\n"
 	"  -h, --help           show this help and exit\n";
@@ -127,6 +139,72 @@ static void on_signal(int sig)
 	raise(sig);     /* blocked until we return, then fatal */
 }
 
+/*
+ * Locks a new temporary file for its whole life.  False when a cleaner
+ * took the lock first and unlinked it (st_nlink 0): take another name.
+ * Without flock support the file goes on unlocked.
+ */
+static bool lock_fresh(int fd)
+{
+	struct stat st;
+
+	if (flock(fd, LOCK_EX) < 0)
+		return true;
+	return fstat(fd, &st) < 0 || st.st_nlink > 0;
+}
+
+/* True for ".apbundle-extract.<16 hex digits>.tmp", the names make_temp makes. */
+static bool temp_name(const char *n)
+{
+	static const char pre[] = ".apbundle-extract.", suf[] = ".tmp";
+
+	if (strlen(n) != sizeof(pre) - 1 + 16 + sizeof(suf) - 1 ||
+	    strncmp(n, pre, sizeof(pre) - 1) != 0 || strcmp(n + sizeof(pre) - 1 + 16, suf) != 0)
+		return false;
+	for (size_t i = sizeof(pre) - 1; i < sizeof(pre) - 1 + 16; i++)
+		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/*
+ * Removes the temporary files of killed extracts in directory dfd: ours,
+ * regular, and unlocked (we take the lock, and unlink only while the name
+ * is still the file we locked).
+ */
+static void clean_stale(int dfd, const char *bundle, const char *dirname)
+{
+	int dup_fd = dup(dfd);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat st, locked, now;
+		int fd;
+		if (!temp_name(e->d_name) || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+			continue;
+		fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &locked) == 0 &&
+		    locked.st_ino == st.st_ino && locked.st_dev == st.st_dev &&
+		    fstatat(dfd, e->d_name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    now.st_ino == st.st_ino && now.st_dev == st.st_dev &&
+		    unlinkat(dfd, e->d_name, 0) == 0)
+			cli_msg("%s: removed stale temporary file %s%s%s (left by an interrupted "
+			        "extract)", cli_esc(bundle), cli_esc(dirname), dirname[0] ? "/" : "",
+			        cli_esc(e->d_name));
+		close(fd);
+	}
+	closedir(d);
+}
+
 /* Creates a fresh temporary file in dfd; its name goes to tmp. */
 static int make_temp(int dfd, char tmp[64])
 {
@@ -141,8 +219,12 @@ static int make_temp(int dfd, char tmp[64])
 		memcpy(cur_tmp, tmp, 64);
 		cur_tmp_dfd = dfd;
 		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-		if (fd >= 0)
+		if (fd >= 0 && lock_fresh(fd))
 			return fd;
+		if (fd >= 0) {      /* a cleaner removed it before we locked it */
+			close(fd);
+			continue;
+		}
 		cur_tmp_dfd = -1;
 		if (errno != EEXIST)
 			return -1;
@@ -163,10 +245,9 @@ static int file_sink(void *ctx, const void *buf, size_t len)
 }
 
 /* Streams model i into a temp file below dfd and renames it to base. */
-static int write_model(int fd, const apbi_manifest *m, uint64_t i, const char *bundle,
+static int write_model(apb_paged *pb, const char *name, size_t i, const char *bundle,
                        int dfd, const char *base, cli_progress *prog)
 {
-	const char *name = m->models[i].name;
 	xfile x = { -1, bundle, name };
 	cli_stream_result r;
 	char tmp[64];
@@ -178,7 +259,7 @@ static int write_model(int fd, const apbi_manifest *m, uint64_t i, const char *b
 		        cli_esc(name), strerror(errno));
 		return CLI_BAD;
 	}
-	status = cli_stream_model(fd, bundle, m, i, true, file_sink, &x, prog, &r);
+	status = cli_stream_model(pb, bundle, i, true, file_sink, &x, prog, &r);
 	if (status == CLI_OK && fsync(x.fd) < 0) {
 		cli_msg("%s: model \"%s\": fsync: %s", cli_esc(bundle), cli_esc(name),
 		        strerror(errno));
@@ -250,70 +331,96 @@ static int dircache_get(dircache *dc, int rootfd, const char *bundle, const char
 		return -1;
 	}
 	dc->dfd = dfd;
+	clean_stale(dfd, bundle, dc->parent);
 	return dfd;
 }
 
-static int extract_one(int fd, const apbi_manifest *m, uint64_t i, const char *bundle,
-                       int rootfd, dircache *dc, cli_progress *prog)
+static int extract_one(apb_paged *pb, size_t i, const char *bundle, int rootfd, dircache *dc,
+                       cli_progress *prog)
 {
 	const char *base;
-	int dfd = dircache_get(dc, rootfd, bundle, m->models[i].name, &base);
-	int status;
+	apb_model_info info;
+	int dfd, status;
 
-	if (dfd < 0)
+	if ((status = apb_paged_model_info(pb, i, &info)) < 0)
+		return cli_lib_error(cli_esc(bundle), status);
+	dfd = dircache_get(dc, rootfd, bundle, info.name, &base);
+	if (dfd < 0) {
+		if (info.name_clash & (APB_CLASH_DIR | APB_CLASH_UNDER))
+			cli_msg("%s: model \"%s\": its name cannot share one directory tree with "
+			        "the other models (a name that is also a directory; see apbundle "
+			        "verify)", cli_esc(bundle), cli_esc(info.name));
 		return CLI_BAD;
-	status = write_model(fd, m, i, bundle, dfd, base, prog);
+	}
+	status = write_model(pb, info.name, i, bundle, dfd, base, prog);
 	if (status == CLI_OK)
 		dc->dirty = true;
 	return status;
 }
 
+/* The names of the models of pb, by index (NULL when out of memory). */
+static const char **model_names(apb_paged *pb, size_t n)
+{
+	const char **names = malloc((n ? n : 1) * sizeof(*names));
+	apb_model_info info;
+
+	for (size_t i = 0; names && i < n; i++)
+		names[i] = apb_paged_model_info(pb, i, &info) == 0 ? info.name : "";
+	return names;
+}
+
 /*
  * Marks the models named by names[0..n) in sel (a name ending in '/'
- * selects everything below it).  Returns CLI_BAD after reporting any name
- * that selects nothing.
+ * selects everything below it; a name as list printed it is accepted).
+ * Returns CLI_BAD after reporting any name that selects nothing.
  */
-static int select_models(const apbi_manifest *m, const char *bundle, char **names,
-                         int n, bool *sel)
+static int select_models(apb_paged *pb, const char *bundle, char **names, int n, bool *sel)
 {
+	size_t count = apb_paged_model_count(pb);
+	const char **all = model_names(pb, count);
 	int status = CLI_OK;
 
+	if (!all)
+		return cli_msg("out of memory"), CLI_BAD;
 	for (int k = 0; k < n; k++) {
 		size_t len = strlen(names[k]);
-		int64_t idx = apbi_manifest_find(m, names[k]);
+		ssize_t idx = apb_paged_find(pb, names[k]);
 		bool any = idx >= 0;
 
 		if (idx >= 0)
 			sel[idx] = true;
-		for (uint64_t i = 0; idx < 0 && len && names[k][len - 1] == '/' &&
-		     i < m->n_models; i++)
-			if (strncmp(m->models[i].name, names[k], len) == 0)
+		for (size_t i = 0; idx < 0 && len && names[k][len - 1] == '/' && i < count; i++)
+			if (strncmp(all[i], names[k], len) == 0)
 				sel[i] = any = true;
-		if (!any) {
-			cli_msg("%s: no model named \"%s\"", cli_esc(bundle), cli_esc(names[k]));
+		if (!any && (idx = cli_find(pb, bundle, names[k])) >= 0)
+			sel[idx] = any = true;
+		if (!any)
 			status = CLI_BAD;
-		}
 	}
+	free(all);
 	return status;
 }
 
-static int extract_selected(int fd, const apbi_manifest *m, const char *bundle,
-                            int rootfd, const bool *sel, bool verbose)
+static int extract_selected(apb_paged *pb, const char *bundle, int rootfd, const bool *sel,
+                            bool verbose)
 {
 	dircache dc = { NULL, -1, false };
+	size_t n = apb_paged_model_count(pb);
+	apb_model_info info;
 	cli_progress prog;
 	uint64_t total = 0, bad = 0;
 
-	for (uint64_t i = 0; i < m->n_models; i++)
-		total += sel[i] ? m->models[i].size : 0;
+	for (size_t i = 0; i < n; i++)
+		if (sel[i] && apb_paged_model_info(pb, i, &info) == 0)
+			total += info.size;
 	cli_progress_start(&prog, total);
-	for (uint64_t i = 0; i < m->n_models; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (!sel[i])
 			continue;
-		if (extract_one(fd, m, i, bundle, rootfd, &dc, &prog) != CLI_OK)
+		if (extract_one(pb, i, bundle, rootfd, &dc, &prog) != CLI_OK)
 			bad++;
-		else if (verbose)
-			printf("%s\n", cli_esc(m->models[i].name));
+		else if (verbose && apb_paged_model_info(pb, i, &info) == 0)
+			printf("%s\n", cli_esc(info.name));
 	}
 	dircache_flush(&dc, rootfd);
 	cli_progress_end(&prog);
@@ -326,36 +433,36 @@ static int extract_selected(int fd, const apbi_manifest *m, const char *bundle,
 static int run_extract(const char *bundle, const char *dir, char **names, int n_names,
                        bool verbose)
 {
-	apbi_manifest *m = NULL;
+	apb_paged *pb = NULL;
 	bool *sel = NULL;
-	int fd = -1, rootfd, status;
+	size_t n;
+	int rootfd, status;
 
 	rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0) {
 		cli_msg("%s: %s", cli_esc(dir), strerror(errno));
 		return CLI_BAD;
 	}
-	status = cli_open_bundle(bundle, &fd, &m);
+	status = cli_open(bundle, &pb);
 	if (status != CLI_OK)
 		goto out;
-	sel = calloc(m->n_models ? m->n_models : 1, sizeof(*sel));
+	n = apb_paged_model_count(pb);
+	sel = calloc(n ? n : 1, sizeof(*sel));
 	if (!sel) {
 		cli_msg("out of memory");
 		status = CLI_BAD;
 		goto out;
 	}
 	if (n_names == 0)
-		memset(sel, 1, m->n_models * sizeof(*sel));
-	status = select_models(m, bundle, names, n_names, sel);
+		memset(sel, 1, n * sizeof(*sel));
+	status = select_models(pb, bundle, names, n_names, sel);
 	cli_catch_signals(on_signal);
-	if (extract_selected(fd, m, bundle, rootfd, sel, verbose) != CLI_OK)
+	if (extract_selected(pb, bundle, rootfd, sel, verbose) != CLI_OK)
 		status = CLI_BAD;
 	cli_restore_signals();
 out:
 	free(sel);
-	apbi_manifest_free(m);
-	if (fd >= 0)
-		close(fd);
+	apb_paged_close(pb);
 	close(rootfd);
 	return status;
 }

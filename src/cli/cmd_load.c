@@ -91,7 +91,7 @@ static int load_one(apb_paged *pb, const char *bundle, const char *name, uint8_t
 	dt = mono() - t0;
 	if (!quiet)
 		printf("loaded \"%s\": %llu bytes (%s) in %.3f s, %s\n", cli_esc(name),
-		       (unsigned long long)info.size, cli_human(info.size, h), dt,
+		       (unsigned long long)info.size, CLI_SIZE(info.size, h), dt,
 		       info.has_checksum ? "verified" : "no checksum (legacy)");
 	return CLI_OK;
 }
@@ -111,10 +111,10 @@ static void print_stats(apb_paged *pb)
 	printf("evictions:      %llu\n", (unsigned long long)s.evictions);
 	printf("hit rate:       %.1f%%\n", apb_paging_stats_hit_rate(&s) * 100.0);
 	printf("memory used:    %llu (%s of %s)\n", (unsigned long long)s.memory_used,
-	       cli_human(s.memory_used, h1), cli_human(cfg.max_memory, h2));
+	       CLI_SIZE(s.memory_used, h1), CLI_SIZE(cfg.max_memory, h2));
 	printf("cached pages:   %llu\n", (unsigned long long)s.cached_pages);
 	printf("bytes loaded:   %llu (%s)\n", (unsigned long long)s.bytes_loaded,
-	       cli_human(s.bytes_loaded, h1));
+	       CLI_SIZE(s.bytes_loaded, h1));
 	printf("prefetches:     %llu (%llu used)\n", (unsigned long long)s.prefetches,
 	       (unsigned long long)s.prefetch_hits);
 	printf("checksum failures: %llu\n", (unsigned long long)s.checksum_failures);
