@@ -16,8 +16,10 @@ bdir=${APB_FUZZ_BUILDDIR:-$top/build/fuzz}
 targets=${APB_FUZZ_TARGETS:-manifest bundle size mount options control frame http trace}
 
 [ -x "$top/configure" ] || "$top/autogen.sh" >/dev/null 2>&1
+. "$top/scripts/srcdir.sh"
+apb_srcdir "$top"
 mkdir -p "$bdir"
-[ -f "$bdir/Makefile" ] || (cd "$bdir" && "$top/configure" -q)
+[ -f "$bdir/Makefile" ] || (cd "$bdir" && "$src/configure" -q)
 make -s -C "$bdir" $(for t in $targets; do printf "fuzz/fuzz_%s " "$t"; done)
 
 out="$bdir/fuzz-run"
