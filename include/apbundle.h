@@ -449,8 +449,21 @@ double apb_paging_stats_hit_rate(const apb_paging_stats *s);
  * are read).  cfg may be NULL for the defaults.  Starts no thread: the
  * prefetch worker starts on first need or with apb_paged_start_worker.
  * On success *out must be closed with apb_paged_close.
+ * max_memory must hold the pages one read needs, for every model: its
+ * checksum block (at most the model) rounded up to whole pages and, when
+ * the model has a block table, the table chunk (at most 64 KiB) and the
+ * index that verify it, each rounded up to pages (an object's last page
+ * holds only its bytes).  With less, a block is cached only in part and
+ * every page miss reads and verifies the whole block again, so it is
+ * refused: -EINVAL, apb_last_error() naming the model and the minimum
+ * (65,672 bytes for a 1 MiB model of 64 KiB blocks: the block, its
+ * 128-byte table and 8-byte index; 100 bytes for one 100-byte model).
+ * An edited manifest (one whose "manifest_checksum" does not match, see
+ * docs/FORMAT.md 2.4) is refused with APB_E_CHECKSUM.
  * Errors: -EINVAL (bad config: page_size not a power of two >= 512,
- * max_memory 0), negative errno from open/fstat, any APB_E_* format code.
+ * max_memory 0 or below the minimum above; path not a regular file: a
+ * FIFO or device is refused without blocking), negative errno from
+ * open/fstat, any APB_E_* format code.
  */
 int apb_paged_open(const char *path, const apb_paging_config *cfg, apb_paged **out);
 

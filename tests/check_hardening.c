@@ -345,19 +345,31 @@ START_TEST(test_budget_minimum)
 	cfg.page_size = 4096;
 	ck_assert_int_eq(apb_paged_open(path, &cfg, &pb), -EINVAL);
 	ck_assert_ptr_null(pb);
-	/* a 64 KiB block, and a page each of its table chunk and index */
-	ck_assert_ptr_nonnull(strstr(apb_last_error(), "the minimum for this bundle is 72.0 KiB"));
+	/* a 64 KiB block, its 128-byte table and 8-byte index (short pages) */
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "the minimum for this bundle is 64.1 KiB"));
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "(65672 bytes)"));
 	ck_assert_ptr_nonnull(strstr(apb_last_error(), "\"m\""));
-	/* less than one page, whatever the bundle */
-	cfg.max_memory = 65535;
+	/* default pages: a 64 KiB block, a (short) page of table and of index */
+	cfg.max_memory = 65536;
 	cfg.page_size = 65536;
 	ck_assert_int_eq(apb_paged_open(path, &cfg, &pb), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(apb_last_error(), "less than one page"));
-	/* exactly one load unit is enough */
-	cfg.max_memory = 73728;
+	ck_assert_ptr_nonnull(strstr(apb_last_error(), "(65672 bytes)"));
+	/* exactly one load unit is enough, also below one page for small models */
+	cfg.max_memory = 65672;
 	cfg.page_size = 4096;
 	ck_assert_int_eq(apb_paged_open(path, &cfg, &pb), 0);
 	apb_paged_close(pb);
+	/* models smaller than a page need only their bytes */
+	bb = apb_builder_new(path);
+	ck_assert_int_eq(apb_builder_add_model(bb, "tiny", data, 100), 0);
+	ck_assert_int_eq(apb_builder_build(bb), 0);
+	apb_builder_free(bb);
+	cfg.max_memory = 100;
+	cfg.page_size = 65536;
+	ck_assert_int_eq(apb_paged_open(path, &cfg, &pb), 0);
+	apb_paged_close(pb);
+	cfg.max_memory = 99;
+	ck_assert_int_eq(apb_paged_open(path, &cfg, &pb), -EINVAL);
 	free(data);
 	free(path);
 }

@@ -147,7 +147,7 @@ START_TEST(get_model_too_large_changes_nothing)
 	size_t sz = 7;
 	tb t;
 	apb_paged *pb;
-	tb_build(&t, 2, sizes, 0);
+	tb_build(&t, 2, sizes, 1024);   /* 1 KiB blocks: the budget holds one (issue 15) */
 	pb = tb_open(&t, 8192, 1024, APB_EVICT_LRU, false);
 	read_whole(pb, &t, 1);
 	apb_paged_stats(pb, &a);
@@ -238,8 +238,8 @@ START_TEST(pin_range_zero_copy)
 	ssize_t r;
 	tb t;
 	apb_paged *pb;
-	tb_build(&t, 1, sizes, 0);
-	pb = tb_open(&t, 2048, 1024, APB_EVICT_LRU, false);
+	tb_build(&t, 1, sizes, 1024);   /* 1 KiB blocks (80-byte table, 8-byte index) */
+	pb = tb_open(&t, 2048 + 88, 1024, APB_EVICT_LRU, false);
 	r = apb_paged_pin_range(pb, 0, 1000, 5000, iov, 2, &n, &p1);
 	ck_assert_int_eq(r, 24);      /* one call pins at most half the budget: 1 page */
 	check_iov(iov, n, t.data[0] + 1000, r);

@@ -95,8 +95,8 @@ out_has "info says it is unbound" "manifest:       unbound (written by an older 
 "$APB" create big.apbundle m=y 2>err || fail "create big.apbundle"
 run load -m 4K -p 4K big.apbundle m
 expect 1 "load -m 4K -p 4K is refused"
-err_has "the error gives the minimum" "the minimum for this bundle is 72.0 KiB"
-run load -m 72K -p 4K big.apbundle m
+err_has "the error gives the minimum" "the minimum for this bundle is 64.0 KiB (65584 bytes)"
+run load -m 65584 -p 4K big.apbundle m
 expect 0 "load at exactly one block works"
 
 # ---------------------------------------------------------------- item 6

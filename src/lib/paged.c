@@ -55,38 +55,40 @@ double apb_paging_stats_hit_rate(const apb_paging_stats *s)
 	return n ? (double)s->hits / (double)n : 0.0;
 }
 
-/* n rounded up to whole pages of size p. */
-static uint64_t in_pages(uint64_t n, uint64_t p)
+/* The cache bytes of the first n bytes (n <= size) of an object of size bytes. */
+static uint64_t charge(uint64_t n, uint64_t size, uint64_t page)
 {
-	return (n + p - 1) / p * p;
+	uint64_t pages = (n + page - 1) / page * page;
+
+	return pages < size ? pages : size;   /* an object's last page is short */
 }
 
 /*
  * The cache bytes one read of model mod needs at once: its verification
- * unit (a block, at most the model, rounded up to pages) and, when it has
- * a block table, the table chunk and the index that verify that block.
+ * unit (a block, at most the model, in whole pages) and, when it has a
+ * block table, the table chunk and the index that verify that block.
  */
 static uint64_t load_unit(const apbi_model *mod, uint64_t page)
 {
-	uint64_t unit = in_pages(mod->size < mod->block_size ? mod->size : mod->block_size, page);
-	uint64_t table = apbi_table_bytes(mod), index = 8;
+	uint64_t block = mod->size < mod->block_size ? mod->size : mod->block_size;
+	uint64_t need = charge(block, mod->size, page), table = apbi_table_bytes(mod);
 
-	if (!mod->has_block_table)
-		return unit > page ? unit : page;
-	while (index < apbi_index_bytes(mod))
-		index <<= 1;
-	return in_pages(unit ? unit : 1, page) +
-	       in_pages(table < APBI_TABLE_CHUNK ? table : APBI_TABLE_CHUNK, page) + in_pages(index, page);
+	if (mod->has_block_table)
+		need += charge(table < APBI_TABLE_CHUNK ? table : APBI_TABLE_CHUNK, table, page) +
+		        charge(apbi_index_bytes(mod), apbi_index_bytes(mod), page);
+	return need;
 }
 
 /*
  * Checks the config alone (m NULL) or against the bundle: max_memory must
- * hold one read's pages (load_unit) for every model, or a read could never
- * be cached (every read would go to the file): refused with the minimum.
+ * hold one read's pages (load_unit) of every model.  A smaller budget
+ * caches a block only in part, so every page miss reads and verifies the
+ * whole block again (a 64 KiB block read 16 times for 4 KiB pages): it is
+ * refused with the minimum instead.
  */
 static int check_config(const apb_paging_config *c, const apbi_manifest *m)
 {
-	uint64_t need = c->page_size, at = UINT64_MAX;
+	uint64_t need = 0, at = 0;
 	char h1[32], h2[32];
 
 	if (!c->max_memory)
@@ -108,14 +110,12 @@ static int check_config(const apb_paging_config *c, const apbi_manifest *m)
 		return 0;
 	apb_format_size(c->max_memory, h1, sizeof h1);
 	apb_format_size(need, h2, sizeof h2);
-	if (at == UINT64_MAX)
-		return apbi_set_error(-EINVAL, "paging config: max_memory %s is less than one page "
-		                      "(page_size %u): the minimum is %s", h1, c->page_size, h2);
 	return apbi_set_error(-EINVAL, "paging config: max_memory %s cannot hold one load of "
-	                      "model \"%.200s\" (%u-byte checksum blocks in %u-byte pages, with "
-	                      "their block table): the minimum for this bundle is %s (%llu bytes)",
-	                      h1, m->models[at].name, m->models[at].block_size, c->page_size, h2,
-	                      (unsigned long long)need);
+	                      "model \"%.200s\" (%u-byte checksum blocks in %u-byte pages%s): "
+	                      "the minimum for this bundle is %s (%llu bytes)", h1,
+	                      m->models[at].name, m->models[at].block_size, c->page_size,
+	                      m->models[at].has_block_table ? ", with their block table" : "",
+	                      h2, (unsigned long long)need);
 }
 
 /*
