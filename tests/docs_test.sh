@@ -15,7 +15,9 @@
 # outside the test sees them.  A command ending in '&' (a mount in the
 # foreground) is waited for until its mountpoint is mounted; mounts are
 # undone between blocks.  `mount -t fuse.apbundle-mount` finds the build's
-# apbundle-mount in /usr/local/sbin, a tmpfs of the namespace.  Lines that are not commands, or that install
+# apbundle-mount in /usr/local/sbin, a tmpfs of the namespace.  Snippets
+# written for a situation get it first: a `.control` write a mount with
+# -o control, the dead-daemon recovery a mount whose daemon was killed.  Lines that are not commands, or that install
 # into the system, are listed in SKIP below with the reason, and the test
 # fails when the extraction finds fewer commands than it should.
 # Skipped (77) without root, unshare, /dev/fuse or fusermount3.
@@ -52,11 +54,14 @@ for m in apbundle apbundle-shell apbundle-mount; do
 		>"$T/$m.cmds"
 done
 
-# Lines that are not commands, or install into the system.
+# Lines that are not commands (an fstab entry, a systemd environment file,
+# a sample message), or install into the system.
 SKIP='./autogen.sh && ./configure && make && make install
 ./autogen.sh && ./configure && make
 make install && ldconfig
 /srv/models.apbundle /mnt/models fuse.apbundle-mount ro,max_memory=64M 0 0
+BUNDLE=/srv/models.apbundle
+OPTIONS="-o max_memory=1G -o eviction=lfu"
 apbundle: verify: b.apbundle: model "enc": block 3 (bytes 196608-262143): checksum mismatch'
 
 # ---- the files the commands name ----
@@ -99,9 +104,18 @@ while IFS= read -r cmd; do
 		echo "skipped (not a command, or installs): $cmd"
 		continue
 	fi
+	# the situation a snippet of apbundle-mount(1) is written for
 	case $cmd in
 	"mount -t fuse.apbundle-mount /srv/models.apbundle "*)
 		[ -f /srv/models.apbundle ] || apbundle create /srv/models.apbundle ./models >/dev/null ;;
+	*"> /mnt/models/.control")        # a mount with -o control
+		mountpoint -q /mnt/models || apbundle-mount -o control models.apbundle /mnt/models ;;
+	"fusermount3 -u /mnt/models")     # WHEN THE DAEMON DIES: a dead mount
+		if ! mountpoint -q /mnt/models; then
+			apbundle-mount -f models.apbundle /mnt/models & d=$!
+			until mountpoint -q /mnt/models; do sleep 0.1; done
+			kill -KILL $d; wait $d 2>/dev/null
+		fi ;;
 	esac
 	echo "\$ $cmd"
 	case $cmd in
@@ -135,7 +149,7 @@ for doc in readme apbundle apbundle-shell apbundle-mount; do
 	cat "$T/$doc.log"
 	ran=$(sed -n 's/^ran \([0-9]*\) commands$/\1/p' "$T/$doc.log")
 	case $doc in
-	readme) want=14 ;; apbundle) want=9 ;; apbundle-shell) want=4 ;; apbundle-mount) want=8 ;;
+	readme) want=14 ;; apbundle) want=9 ;; apbundle-shell) want=4 ;; apbundle-mount) want=11 ;;
 	esac
 	[ "${ran:-0}" -ge "$want" ] || fail "$doc: ran ${ran:-0} commands, expected at least $want"
 done
