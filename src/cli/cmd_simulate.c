@@ -154,7 +154,7 @@ static void print_table(const sim_opts *o, const apb_sim_result *res, const apb_
 	char h[32];
 	apb_paging_config_init(&def);
 	printf("trace:    %s: %llu lookups\n", o->trace, (unsigned long long)bel->accesses);
-	printf("budget:   %s = %llu pages of %u bytes\n", cli_human(budget, h),
+	printf("budget:   %s = %llu pages of %u bytes\n", CLI_SIZE(budget, h),
 	       (unsigned long long)bel->capacity_pages, page_size);
 	printf("%-10s %9s %10s\n", "policy", "hit ratio", "of Belady");
 	for (int i = 0; i < APB_EVICT_COUNT; i++) {
