@@ -30,12 +30,25 @@ static const char load_usage[] =
 	"misses, evictions, hit rate, memory used, bytes loaded, prefetches.\n\n"
 	"  -m, --max-memory SIZE     cache budget (default 100M; K/M/G = KiB/MiB/GiB)\n"
 	"  -p, --page-size SIZE      page size, a power of two >= 512 (default 64K)\n"
-	"  -e, --eviction NAME       eviction policy: tinylfu (default), lru, lfu, sieve,\n"
-	"                            s3fifo, 2q (see apbundle-mount -o eviction=help)\n"
+	"  -e, --eviction %s\n"
+	"                            eviction policy (default %s; apbundle-mount\n"
+	"                            -o eviction=help says when to pick each)\n"
 	"      --no-prefetch         disable readahead and next-model prefetch\n"
 	"  -n, --prefetch-count N    next-likely models to prefetch (default 2)\n"
 	"  -q, --quiet               print only the statistics\n"
 	"  -h, --help                show this help and exit\n";
+
+/* Prints the help, with the policy names from the library's one table. */
+static void print_usage(void)
+{
+	apb_paging_config d;
+	char names[256] = "";
+	apb_paging_config_init(&d);
+	for (int e = 0; e < APB_EVICT_COUNT; e++)
+		snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", e ? "|" : "",
+		         apb_eviction_name((apb_eviction)e));
+	printf(load_usage, names, apb_eviction_name(d.eviction));
+}
 
 enum { OPT_NO_PREFETCH = 256 };
 
@@ -170,7 +183,7 @@ static int parse_load_opts(int argc, char **argv, load_opts *o)
 			break;
 		}
 		case 'q': o->quiet = true; break;
-		case 'h': fputs(load_usage, stdout); return -1;
+		case 'h': print_usage(); return -1;
 		default: return cli_getopt_error(c, argv);
 		}
 	}
