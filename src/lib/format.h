@@ -122,27 +122,6 @@ void apbi_manifest_free(apbi_manifest *m);
 /** Fills a public apb_model_info for model i (pointers into m). */
 void apbi_model_info(const apbi_manifest *m, uint64_t i, apb_model_info *out);
 
-/**
- * Verifies bytes [off, off+len) of model mod, where off is block-aligned
- * and len covers whole blocks (the last may be the model's short tail).
- * block_sums holds the model's block checksums (NULL when the model has no
- * block table: then the model checksum is used).  Returns 0 or
- * APB_E_CHECKSUM with *bad_block set to the first bad block index.
- */
-int apbi_verify_blocks(const apbi_model *mod, const uint64_t *block_sums,
-                       const void *data, uint64_t off, uint64_t len,
-                       uint64_t *bad_block);
-
-/**
- * Loads the block checksum table of model i into a new array of n_blocks
- * host-endian values (caller frees), or *out = NULL when the model has no
- * table.  When the manifest has the table's checksum (has_table_checksum)
- * the bytes read are verified against it first.  Errors: negative errno,
- * APB_E_TRUNCATED, APB_E_CHECKSUM (the table does not match the manifest;
- * nothing is returned, so a caller that retries reads it again).
- */
-int apbi_load_block_sums(int fd, const apbi_manifest *m, uint64_t i, uint64_t **out);
-
 /** Where block k of a compressed model is stored (apbi_block_locate). */
 typedef struct apbi_block_loc {
 	uint64_t checksum;        /* XXH3-64 of the decoded block */
