@@ -436,6 +436,7 @@ typedef struct apb_paging_stats {
 	uint64_t prefetches, prefetch_hits; /* pages prefetched; of those, later used */
 	uint64_t cached_pages;              /* pages resident now */
 	uint64_t checksum_failures;         /* blocks refused since open */
+	uint64_t prefetch_wasted;           /* prefetched pages evicted before any use */
 	uint64_t bytes_decoded;             /* bytes of compressed blocks decoded */
 	uint64_t decode_ns;                 /* time spent decoding them (ns) */
 } apb_paging_stats;
@@ -860,6 +861,10 @@ typedef struct apb_source_stats {
 	uint64_t tier_commits;     /* ranges written to the tier */
 	uint64_t tier_evictions;   /* ranges the tier dropped to stay in its size */
 	bool offline;              /* opened from the tier, the server unreachable */
+	uint64_t loads;            /* block loads (the cache's loader calls: each reads,
+	                              verifies and decodes one run of pages) */
+	uint64_t load_us_sum;      /* their total time */
+	uint64_t load_latency[APB_LATENCY_BUCKETS]; /* block loads per latency bucket */
 } apb_source_stats;
 
 /** Fills *out (zeroed first) for pb; NULL pb gives zeros. */

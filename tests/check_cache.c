@@ -625,6 +625,11 @@ START_TEST(prefetch_respects_recent_pages)
 	ck_assert_int_eq(log.n, 1);
 	ck_assert_uint_eq(log.m[0], 1);
 	ck_assert_uint_ge(log.p[0], 2);
+	/* that eviction wasted a prefetch; the two read before were not wasted */
+	apbi_cache_stats(c, &st);
+	ck_assert_uint_eq(st.prefetches, 6);
+	ck_assert_uint_eq(st.prefetch_hits, 2);
+	ck_assert_uint_eq(st.prefetch_wasted, 1);
 	apbi_cache_free(c);
 }
 END_TEST

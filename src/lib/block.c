@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "block_priv.h"
@@ -291,20 +292,53 @@ static ssize_t load_virtual_index(apbi_blocks *bl, const extent *e, uint64_t fir
 	return r < 0 ? r : (ssize_t)t.size;
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* Counts one load of us microseconds in the latency histogram. */
+static void count_load(apbi_blocks *bl, uint64_t us)
+{
+	unsigned b = 0;
+	while (b < APB_LATENCY_BUCKETS - 1 && us > apb_latency_bound_us(b))
+		b++;
+	__atomic_add_fetch(&bl->loads, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&bl->load_us_sum, us, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&bl->load_lat[b], 1, __ATOMIC_RELAXED);
+}
+
 /** See block.h. */
 ssize_t apbi_blocks_load(void *ctx, uint32_t obj, uint64_t first, uint32_t n,
                          uint8_t *const dst[], int res[])
 {
 	apbi_blocks *bl = ctx;
+	uint64_t t0 = now_us();
+	ssize_t r;
 	extent e;
 	if (obj >= bl->nobj || n == 0 || n > APBI_CACHE_MAX_RUN)
 		return apbi_set_error(-EINVAL, "block load: bad arguments");
 	apbi_extent_of(bl, obj, &e);
 	if (e.virtual_index)
-		return load_virtual_index(bl, &e, first, n, dst, res);
-	if (!e.verify || e.unit <= bl->page_size)
-		return load_direct(bl, &e, first, n, dst, res);
-	return load_buffered(bl, &e, first, n, dst, res);
+		r = load_virtual_index(bl, &e, first, n, dst, res);
+	else if (!e.verify || e.unit <= bl->page_size)
+		r = load_direct(bl, &e, first, n, dst, res);
+	else
+		r = load_buffered(bl, &e, first, n, dst, res);
+	count_load(bl, now_us() - t0);
+	return r;
+}
+
+/** See block.h. */
+void apbi_blocks_load_stats(const apbi_blocks *bl, uint64_t *loads, uint64_t *us_sum,
+                            uint64_t lat[APB_LATENCY_BUCKETS])
+{
+	*loads = __atomic_load_n(&bl->loads, __ATOMIC_RELAXED);
+	*us_sum = __atomic_load_n(&bl->load_us_sum, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < APB_LATENCY_BUCKETS; i++)
+		lat[i] = __atomic_load_n(&bl->load_lat[i], __ATOMIC_RELAXED);
 }
 
 /* ---- uncached block reads (apb_paged_stream) ---- */

@@ -98,6 +98,13 @@ uint64_t apbi_blocks_block_size(const apbi_blocks *bl, uint32_t m);
 /** Bytes of compressed blocks decoded since open, and the time it took. */
 void apbi_blocks_decode_stats(const apbi_blocks *bl, uint64_t *bytes, uint64_t *ns);
 
+/**
+ * Loader calls since open, their total time in microseconds and how many
+ * fell in each latency bucket (apb_latency_bound_us).
+ */
+void apbi_blocks_load_stats(const apbi_blocks *bl, uint64_t *loads, uint64_t *us_sum,
+                            uint64_t lat[APB_LATENCY_BUCKETS]);
+
 /** Units that failed their checksum since open (blocks, chunks, indexes). */
 uint64_t apbi_blocks_failures(const apbi_blocks *bl);
 

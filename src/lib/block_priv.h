@@ -68,6 +68,8 @@ struct apbi_blocks {
 	bool cbusy[SCRATCH_N];
 	uint32_t max_coded_block;        /* largest block of a compressed model */
 	uint64_t decoded_bytes, decode_ns; /* atomic: blocks decoded, time spent */
+	uint64_t loads, load_us_sum;     /* atomic: loader calls and their time */
+	uint64_t load_lat[APB_LATENCY_BUCKETS]; /* atomic: loader calls per latency bucket */
 };
 
 /** Describes object obj. */

@@ -192,6 +192,8 @@ static void evict(apbi_cache *c, apbi_page *e)
 	CACHE_CHECK(!e->pins && e->state == ST_READY && (e->flags & F_INPOL));
 	c->cfg.policy->remove(c->pol, &e->pol, true);
 	e->flags &= (uint8_t)~F_INPOL;
+	if ((e->flags & F_UNUSED_PF) && counted(c, e->model))
+		c->st.prefetch_wasted++;
 	for (v = e; v; v = v->vnext) {
 		c->st.evictions++;
 		if (c->cfg.on_evict)

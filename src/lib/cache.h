@@ -66,6 +66,7 @@ typedef struct apbi_cache_config {
 typedef struct apbi_cache_counters {
 	uint64_t hits, misses, evictions, bytes_loaded, memory_used;
 	uint64_t prefetches, prefetch_hits, cached_pages;
+	uint64_t prefetch_wasted;        /* prefetched pages evicted before any use */
 } apbi_cache_counters;
 
 /**

@@ -452,6 +452,7 @@ void apb_paged_stats(apb_paged *pb, apb_paging_stats *out)
 	out->memory_used = c.memory_used;
 	out->prefetches = c.prefetches;
 	out->prefetch_hits = c.prefetch_hits;
+	out->prefetch_wasted = c.prefetch_wasted;
 	out->cached_pages = c.cached_pages;
 	out->checksum_failures = apbi_blocks_failures(pb->bl);
 	apbi_blocks_decode_stats(pb->bl, &out->bytes_decoded, &out->decode_ns);

@@ -241,4 +241,5 @@ void apb_paged_source_stats(apb_paged *pb, apb_source_stats *out)
 	out->tier_commits = s.tier_commits;
 	out->tier_evictions = s.tier_evictions;
 	out->offline = s.offline != 0;
+	apbi_blocks_load_stats(pb->bl, &out->loads, &out->load_us_sum, out->load_latency);
 }
