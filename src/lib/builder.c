@@ -430,40 +430,6 @@ static int put_chunk(struct wctx *c, size_t i, const uint8_t *p, size_t n, uint6
 	return chunk_done(c, n);
 }
 
-/* Reads up to want bytes (fewer only at end of file). */
-static ssize_t read_full(int fd, uint8_t *buf, size_t want)
-{
-	size_t got = 0;
-
-	while (got < want) {
-		ssize_t r = apbi_read_some(fd, buf + got, want - got);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
-/* Bytes of hole at pos (0 when pos is in data); reads as zeros. */
-static uint64_t hole_run(int fd, uint64_t pos, uint64_t size)
-{
-	off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
-
-	if (d < 0)
-		return errno == ENXIO ? size - pos : 0; /* ENXIO: only hole to EOF */
-	return (uint64_t)d < size ? (uint64_t)d - pos : size - pos;
-}
-
-/* Bytes of data at pos before the next hole (or size). */
-static uint64_t data_run(int fd, uint64_t pos, uint64_t size)
-{
-	off_t h = lseek(fd, (off_t)pos, SEEK_HOLE);
-
-	return h < 0 || (uint64_t)h <= pos || (uint64_t)h > size ? size - pos : (uint64_t)h - pos;
-}
-
 /* Copies run bytes of data from fd's position, model offset *pos onwards. */
 static int copy_run(struct wctx *c, size_t i, int fd, uint64_t run, uint64_t *pos)
 {
@@ -472,7 +438,7 @@ static int copy_run(struct wctx *c, size_t i, int fd, uint64_t run, uint64_t *po
 
 	while (run) {
 		size_t want = run < CHUNK ? (size_t)run : CHUNK;
-		ssize_t r = read_full(fd, c->buf, want);
+		ssize_t r = apbi_read_upto(fd, c->buf, want);
 		if (r < 0)
 			return apbi_set_error((int)r, "model \"%s\": reading %s: %s", m->name, src, strerror((int)-r));
 		if ((size_t)r < want)
@@ -519,12 +485,12 @@ static int stream_file(struct wctx *c, size_t i)
 	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != m->size)
 		goto changed;
 	while (pos < m->size && rc == 0) {
-		if ((run = hole_run(fd, pos, m->size)) != 0) {
+		if ((run = apbi_hole_run(fd, pos, m->size)) != 0) {
 			rc = feed_zeros(c, run);
 			pos += run;
 			continue;
 		}
-		run = data_run(fd, pos, m->size);
+		run = apbi_data_run(fd, pos, m->size);
 		if (lseek(fd, (off_t)pos, SEEK_SET) < 0)
 			rc = apbi_set_error(-errno, "model \"%s\": seeking in %s: %s", m->name, src, strerror(errno));
 		else

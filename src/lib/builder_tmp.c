@@ -1,5 +1,6 @@
 /*
- * builder_tmp.c - the builder's temporary file and directory sync.
+ * builder_tmp.c - the builder's files: its temporary file, directory sync,
+ * and reading source files with holes (SEEK_DATA / SEEK_HOLE).
  *
  * Invariants kept here:
  *  - The temporary file is "<path>.tmp.XXXXXX" next to path, created with
@@ -105,4 +106,38 @@ int apbi_sync_dir(const char *path)
 		close(fd);
 	free(d);
 	return rc;
+}
+
+/* See format_write.h.  Reads up to want bytes (fewer only at end of file). */
+ssize_t apbi_read_upto(int fd, uint8_t *buf, size_t want)
+{
+	size_t got = 0;
+
+	while (got < want) {
+		ssize_t r = apbi_read_some(fd, buf + got, want - got);
+		if (r < 0)
+			return r;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* See format_write.h.  Bytes of hole at pos (0 when pos is in data); reads as zeros. */
+uint64_t apbi_hole_run(int fd, uint64_t pos, uint64_t size)
+{
+	off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
+
+	if (d < 0)
+		return errno == ENXIO ? size - pos : 0; /* ENXIO: only hole to EOF */
+	return (uint64_t)d < size ? (uint64_t)d - pos : size - pos;
+}
+
+/* See format_write.h.  Bytes of data at pos before the next hole (or size). */
+uint64_t apbi_data_run(int fd, uint64_t pos, uint64_t size)
+{
+	off_t h = lseek(fd, (off_t)pos, SEEK_HOLE);
+
+	return h < 0 || (uint64_t)h <= pos || (uint64_t)h > size ? size - pos : (uint64_t)h - pos;
 }

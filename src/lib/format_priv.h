@@ -109,4 +109,15 @@ int apbi_json_skip_value(const char *t, size_t len, size_t *pos, int depth);
 int apbi_json_array_spans(const char *t, size_t len, size_t *pos, int depth, const char *what,
                           apbi_json_span **spans, size_t *n);
 
+/**
+ * Checks the manifest's "manifest_checksum", whose value (quotes included)
+ * the scanner found at text[sum_a..sum_b) (sum_b 0: no key, unbound, not an
+ * error).  Sets *bound on a match.  Errors: APB_E_MANIFEST (not "xxh3:"
+ * and 16 hex digits), APB_E_CHECKSUM (mismatch), -ENOMEM (format_text.c).
+ */
+int apbi_check_binding(const char *text, size_t len, size_t sum_a, size_t sum_b, bool *bound);
+
+/** Refuses a \\u escape of a lone UTF-16 surrogate: APB_E_MANIFEST (format_text.c). */
+int apbi_check_surrogates(const char *t, size_t len);
+
 #endif

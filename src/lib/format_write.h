@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "apbundle.h"
 #include "codec.h"
@@ -150,6 +151,15 @@ int apbi_builder_add_ref(apb_builder *bb, const char *name, const void *data, si
  * read-write, *tmp its malloc'ed name.  Errors: -errno with a detail.
  */
 int apbi_tmp_open(const char *path, int *fd, char **tmp);
+
+/** Reads up to want bytes from fd's position (fewer only at end of file); count or -errno. */
+ssize_t apbi_read_upto(int fd, uint8_t *buf, size_t want);
+
+/** Bytes of hole at pos of a size-byte file (0 when pos is in data); holes read as zeros. */
+uint64_t apbi_hole_run(int fd, uint64_t pos, uint64_t size);
+
+/** Bytes of data at pos before the next hole (or size). */
+uint64_t apbi_data_run(int fd, uint64_t pos, uint64_t size);
 
 /** fsyncs the directory holding path.  Errors: -errno with a detail. */
 int apbi_sync_dir(const char *path);
