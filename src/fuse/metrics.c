@@ -118,8 +118,27 @@ static int per_model(apbm_fs *fs, apbm_obuf *b)
 	return 0;
 }
 
+/* The block layer's load latencies (apb_source_stats), a histogram in seconds. */
+static void load_histogram(apbm_obuf *b, const apb_source_stats *ss)
+{
+	static const char *name = "apbundle_block_load_duration_seconds";
+	uint64_t cum = 0;
+
+	apbm_obuf_printf(b, "# HELP %s Time to read, verify and decode one run of pages "
+	                 "(source %s).\n# TYPE %s histogram\n", name, ss->kind, name);
+	for (unsigned i = 0; i + 1 < APB_LATENCY_BUCKETS; i++) {
+		cum += ss->load_latency[i];
+		apbm_obuf_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+		                 (double)apb_latency_bound_us(i) / 1e6, cum);
+	}
+	cum += ss->load_latency[APB_LATENCY_BUCKETS - 1];
+	apbm_obuf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.6f\n%s_count %" PRIu64 "\n",
+	                 name, cum, name, (double)ss->load_us_sum / 1e6, name, cum);
+}
+
 int apbm_metrics_render(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 {
+	apb_source_stats ss;
 	const apbm_metrics *m = &fs->metrics;
 
 	metric(b, "apbundle_cache_hits_total", "counter", "Page lookups served from the cache.", st->hits);
@@ -130,6 +149,13 @@ int apbm_metrics_render(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	metric(b, "apbundle_prefetches_total", "counter", "Pages loaded by prefetch.", st->prefetches);
 	metric(b, "apbundle_prefetch_hits_total", "counter",
 	       "Prefetched pages later used by a read.", st->prefetch_hits);
+	metric(b, "apbundle_prefetch_wasted_total", "counter",
+	       "Prefetched pages evicted before any read used them.", st->prefetch_wasted);
+	metric(b, "apbundle_decoded_bytes_total", "counter",
+	       "Bytes of compressed blocks decoded.", st->bytes_decoded);
+	apbm_obuf_printf(b, "# HELP apbundle_decode_seconds_total Time spent decoding compressed "
+	                 "blocks.\n# TYPE apbundle_decode_seconds_total counter\n"
+	                 "apbundle_decode_seconds_total %.9f\n", (double)st->decode_ns / 1e9);
 	metric(b, "apbundle_checksum_failures_total", "counter",
 	       "Blocks refused because their checksum did not match.", st->checksum_failures);
 	metric(b, "apbundle_memory_used_bytes", "gauge", "Bytes of cached pages now.", st->memory_used);
@@ -144,6 +170,8 @@ int apbm_metrics_render(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	metric(b, "apbundle_fuse_read_bytes_total", "counter", "Bytes returned by model reads.",
 	       load(&m->read_bytes));
 	read_histogram(b, m);
+	apb_paged_source_stats(fs->pb, &ss);
+	load_histogram(b, &ss);
 	if (fs->metrics_per_model && per_model(fs, b) != 0)
 		return -EIO;
 	return b->failed ? -ENOMEM : 0;

@@ -54,7 +54,10 @@ static void render_text(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	apbm_obuf_printf(b, "%-19s%.2f%%\n", "hit rate:", 100.0 * apb_paging_stats_hit_rate(st));
 	num_line(b, "prefetches:", st->prefetches);
 	num_line(b, "prefetch hits:", st->prefetch_hits);
+	num_line(b, "prefetch wasted:", st->prefetch_wasted);
 	size_line(b, "bytes loaded:", st->bytes_loaded);
+	size_line(b, "bytes decoded:", st->bytes_decoded);
+	apbm_obuf_printf(b, "%-19s%.3f s\n", "decode time:", (double)st->decode_ns / 1e9);
 	num_line(b, "checksum failures:", st->checksum_failures);
 }
 
@@ -95,10 +98,12 @@ static int render_json(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	                 ",\"hit_rate\":%.17g,\"memory_used\":%" PRIu64 ",\"max_memory\":%" PRIu64
 	                 ",\"bytes_loaded\":%" PRIu64 ",\"prefetches\":%" PRIu64
 	                 ",\"prefetch_hits\":%" PRIu64 ",\"page_size\":%" PRIu32
-	                 ",\"eviction\":\"%s\",\"models\":",
+	                 ",\"eviction\":\"%s\",\"prefetch_wasted\":%" PRIu64
+	                 ",\"bytes_decoded\":%" PRIu64 ",\"decode_ns\":%" PRIu64 ",\"models\":",
 	                 st->hits, st->misses, st->evictions, apb_paging_stats_hit_rate(st),
 	                 st->memory_used, fs->cfg.max_memory, st->bytes_loaded, st->prefetches,
-	                 st->prefetch_hits, fs->cfg.page_size, apbm_eviction_name(fs->cfg.eviction));
+	                 st->prefetch_hits, fs->cfg.page_size, apbm_eviction_name(fs->cfg.eviction),
+	                 st->prefetch_wasted, st->bytes_decoded, st->decode_ns);
 	if (render_models(fs, b) != 0)
 		return -EIO;
 	apbm_obuf_put(b, "}\n", 2);
