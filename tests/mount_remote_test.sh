@@ -1,0 +1,49 @@
+#!/bin/sh
+# mount_remote_test.sh - apbundle-mount serving a bundle from a URL, end to
+# end: a real nginx on loopback (tests/http_lib.sh), a real FUSE mount.
+#  1. every model reads byte-identical through `apbundle-mount URL MNT -o
+#     disk_cache=DIR`; .stats shows network bytes and requests, .stats.json
+#     and .metrics the same source counters;
+#  2. the object replaced on the server (another bundle renamed over the
+#     served path) under a live mount: a not-yet-read model gives EIO and
+#     never bytes of the new version; unmount works with the server down.
+# The offline cases and `apbundle list/verify URL`: mount_offline_test.sh.
+# Skips (77) without /dev/fuse or nginx.  The EXIT trap unmounts, stops
+# nginx and removes the work dir even when a check fails.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/mount_lib.sh"
+
+. "$top_srcdir/tests/mount_remote_lib.sh"
+
+# 1. Every model byte-identical; the source counters in the generated files.
+start_fg "$M" "$WORK/log.all" -o disk_cache="$WORK/tier.all" "$URL"
+read_every_model "over http"
+# kind: "tier" when the http source is wrapped by the disk tier
+grep -Eq "^source: *(http|tier)\$" "$M/.stats" || fail ".stats source: $(cat "$M/.stats")"
+net=$(awk -F': *' '$1 == "network bytes" { print $2 + 0 }' "$M/.stats")
+req=$(awk -F': *' '$1 == "network requests" { print $2 + 0 }' "$M/.stats")
+[ "${net:-0}" -ge 6596829 ] || fail ".stats network bytes '$net' < the models' size"
+[ "${req:-0}" -ge 1 ] || fail ".stats network requests '$req'"
+grep -q "^tier stored: *[1-9]" "$M/.stats" || fail ".stats tier stored: $(cat "$M/.stats")"
+grep -q "^offline: *no\$" "$M/.stats" || fail ".stats offline"
+expect_eq "source kind" "$($VERIFY json "$M/.stats.json" source | python3 -c \
+	'import json,sys; s=json.load(sys.stdin); print(s["kind"] in ("http", "tier"), s["net_requests"] > 0, s["offline"])')" \
+	"True True False"
+grep -q '^apbundle_net_requests_total [1-9]' "$M/.metrics" || fail ".metrics net requests"
+grep -q '^apbundle_net_request_duration_seconds_bucket{le="+Inf"} [1-9]' "$M/.metrics" ||
+	fail ".metrics latency histogram"
+grep -q "^bundle: *$URL\$" "$M/.stats" || fail ".stats bundle line"
+stop_fg "$M"
+ok "every model byte-identical over http ($net network bytes, $req requests)"
+
+# 2. The object replaced under a live mount.
+start_fg "$M" "$WORK/log.repl" -o disk_cache="$WORK/tier.repl",timeout=2 "$URL"
+$VERIFY whole "$SRC/small" "$M/small" || fail "small before the replacement"
+cp "$WORK/new.apbundle" "$WWW/.x.tmp" && mv "$WWW/.x.tmp" "$WWW/x.apbundle" ||
+	fail "cannot replace the object"
+read_eio "$M/cold" "$SRC/cold"
+read_eio "$M/big" "$SRC/big"
+is_mounted "$M" || fail "mount gone after the replacement"
+http_nginx_stop "$NGX"
+stop_fg "$M"
+ok "object replaced under a live mount: EIO, never bytes of the new version"
+
