@@ -33,7 +33,24 @@ grep -q '^apbundle_net_request_duration_seconds_bucket{le="+Inf"} [1-9]' "$M/.me
 	fail ".metrics latency histogram"
 grep -q "^bundle: *$URL\$" "$M/.stats" || fail ".stats bundle line"
 stop_fg "$M"
+
 ok "every model byte-identical over http ($net network bytes, $req requests)"
+
+# header_file: a bad one is refused without quoting it; a good one is sent
+# and appears nowhere (log, .stats, the file system's name).
+printf 'no colon SECRET-4711\n' >"$WORK/hdr.bad"
+"$MOUNT_BIN" -o header_file="$WORK/hdr.bad" "$URL" "$M" 2>"$WORK/err.hdr" &&
+	fail "a header_file without a header was accepted"
+grep -q "header_file '$WORK/hdr.bad'" "$WORK/err.hdr" || fail "header error: $(cat "$WORK/err.hdr")"
+grep -q SECRET "$WORK/err.hdr" && fail "the header error quotes the file"
+printf 'Authorization: Bearer SECRET-4711\r\n' >"$WORK/hdr"
+start_fg "$M" "$WORK/log.hdr" -o header_file="$WORK/hdr",timeout=5,connect_timeout=1,retries=2 \
+	"http://user:pw@127.0.0.1:$HTTP_PORT/x.apbundle?sig=SECRET-4711"
+$VERIFY whole "$SRC/small" "$M/small" || fail "small with header_file"
+grep -q SECRET "$M/.stats" "$WORK/log.hdr" /proc/self/mounts && fail "a secret is shown"
+grep -q "^bundle: *$URL\$" "$M/.stats" || fail "credentials/query not cut: $(head -1 "$M/.stats")"
+stop_fg "$M"
+ok "header_file and URL credentials: used, never shown"
 
 # 2. The object replaced under a live mount.
 start_fg "$M" "$WORK/log.repl" -o disk_cache="$WORK/tier.repl",timeout=2 "$URL"
