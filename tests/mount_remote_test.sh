@@ -52,6 +52,18 @@ grep -q "^bundle: *$URL\$" "$M/.stats" || fail "credentials/query not cut: $(hea
 stop_fg "$M"
 ok "header_file and URL credentials: used, never shown"
 
+# The README's remote quick start, run as written but for the URL, the
+# paths and the model name (a test cannot use port 8080 or /mnt).
+sed -n '/^Remote bundles$/,/^Shell completion/p' "$top_srcdir/README" | grep '^    ' |
+	sed -e "s|http://127.0.0.1:8080/models.apbundle|$URL|" -e "s|/var/cache/apbundle|$WORK/tier.readme|" \
+	    -e "s|/mnt/models|$M|g" -e "s|/encoder|/big|" -e 's|^    ||' >"$WORK/readme.sh"
+[ "$(wc -l <"$WORK/readme.sh")" -eq 4 ] || fail "README remote block: $(cat "$WORK/readme.sh")"
+MOUNTS="$MOUNTS $M"
+(set -e; . "$WORK/readme.sh") >"$WORK/readme.out" 2>&1 || fail "README commands: $(cat "$WORK/readme.out")"
+grep -q "^network requests: *[1-9]" "$WORK/readme.out" || fail "README .stats: $(cat "$WORK/readme.out")"
+is_mounted "$M" && fail "README's fusermount3 -u left the mount"
+ok "README remote quick start"
+
 # 2. The object replaced under a live mount.
 start_fg "$M" "$WORK/log.repl" -o disk_cache="$WORK/tier.repl",timeout=2 "$URL"
 $VERIFY whole "$SRC/small" "$M/small" || fail "small before the replacement"
