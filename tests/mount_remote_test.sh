@@ -6,8 +6,9 @@
 #     and .metrics the same source counters;
 #  2. the object replaced on the server (another bundle renamed over the
 #     served path) under a live mount: a not-yet-read model gives EIO and
-#     never bytes of the new version; unmount works with the server down.
-# The offline cases and `apbundle list/verify URL`: mount_offline_test.sh.
+#     never bytes of the new version; unmount works with the server down;
+#  3. `apbundle list URL` and `apbundle verify URL`.
+# The offline cases: mount_offline_test.sh.
 # Skips (77) without /dev/fuse or nginx.  The EXIT trap unmounts, stops
 # nginx and removes the work dir even when a check fails.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/mount_lib.sh"
@@ -63,6 +64,14 @@ MOUNTS="$MOUNTS $M"
 grep -q "^network requests: *[1-9]" "$WORK/readme.out" || fail "README .stats: $(cat "$WORK/readme.out")"
 is_mounted "$M" && fail "README's fusermount3 -u left the mount"
 ok "README remote quick start"
+
+# 3. The command line tool on a URL (nginx still serves the first bundle).
+timeout 60 "$CLI" list "$URL" >"$WORK/list" 2>&1 || fail "apbundle list URL: $(cat "$WORK/list")"
+grep -q "^cold " "$WORK/list" || fail "apbundle list URL: $(cat "$WORK/list")"
+timeout 60 "$CLI" verify "$URL" >"$WORK/verify" 2>&1 ||
+	fail "apbundle verify URL: $(cat "$WORK/verify")"
+grep -q "OK: 5 models" "$WORK/verify" || fail "apbundle verify URL: $(cat "$WORK/verify")"
+ok "apbundle list URL and apbundle verify URL"
 
 # 2. The object replaced under a live mount.
 start_fg "$M" "$WORK/log.repl" -o disk_cache="$WORK/tier.repl",timeout=2 "$URL"
