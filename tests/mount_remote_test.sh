@@ -42,7 +42,7 @@ ok "every model byte-identical over http ($net network bytes, $req requests)"
 printf 'no colon SECRET-4711\n' >"$WORK/hdr.bad"
 "$MOUNT_BIN" -o header_file="$WORK/hdr.bad" "$URL" "$M" 2>"$WORK/err.hdr" &&
 	fail "a header_file without a header was accepted"
-grep -q "header_file '$WORK/hdr.bad'" "$WORK/err.hdr" || fail "header error: $(cat "$WORK/err.hdr")"
+grep -q "invalid header_file '$WORK/hdr.bad'" "$WORK/err.hdr" || fail "header error: $(cat "$WORK/err.hdr")"
 grep -q SECRET "$WORK/err.hdr" && fail "the header error quotes the file"
 printf 'Authorization: Bearer SECRET-4711\r\n' >"$WORK/hdr"
 start_fg "$M" "$WORK/log.hdr" -o header_file="$WORK/hdr",timeout=5,connect_timeout=1,retries=2 \

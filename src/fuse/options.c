@@ -279,7 +279,7 @@ static int header_opt(const char *path, char **out, char *err, size_t errlen)
 	if (!path)
 		return 0;
 	if (!(f = fopen(path, "re"))) {
-		snprintf(err, errlen, "header_file '%s': %s", path, strerror(errno));
+		snprintf(err, errlen, "invalid header_file '%s': %s", path, strerror(errno));
 		return -EINVAL;
 	}
 	n = getline(&line, &cap, f);
@@ -290,7 +290,7 @@ static int header_opt(const char *path, char **out, char *err, size_t errlen)
 		bad |= (unsigned char)line[i] < 0x20 && line[i] != '\t';
 	colon = n > 0 ? strchr(line, ':') : NULL;
 	if (n <= 0 || bad || !colon || colon == line || n > 8192) {
-		snprintf(err, errlen, "header_file '%s': its first line is not one header "
+		snprintf(err, errlen, "invalid header_file '%s': its first line is not one header "
 		         "\"Name: value\" (at most 8 KiB, no control characters)", path);
 		if (line)
 			explicit_bzero(line, cap);
@@ -306,7 +306,7 @@ static int ca_file_opt(const char *path, char **out, char *err, size_t errlen)
 	if (!path)
 		return 0;
 	if (access(path, R_OK) != 0 || !(*out = realpath(path, NULL))) {
-		snprintf(err, errlen, "ca_file '%s': %s", path, strerror(errno));
+		snprintf(err, errlen, "invalid ca_file '%s': %s", path, strerror(errno));
 		return -EINVAL;
 	}
 	return 0;
