@@ -5,7 +5,7 @@
  * read-only, shared.  What bounds the memory an unprivileged reader can
  * make the daemon hold (it is outside max_memory):
  *   - sharing: an open reuses the newest snapshot of its kind when the
- *     cache's and the source's statistics have not changed since it was rendered (it would
+XX
  *     render the same text), so any number of descriptors opened on a quiet
  *     mount cost one snapshot;
  *   - a cap: the snapshots alive at once total at most fs->snap_cap bytes
