@@ -5,9 +5,9 @@
  * read-only, shared.  What bounds the memory an unprivileged reader can
  * make the daemon hold (it is outside max_memory):
  *   - sharing: an open reuses the newest snapshot of its kind when the
-XX
- *     render the same text), so any number of descriptors opened on a quiet
- *     mount cost one snapshot;
+ *     cache's and the source's statistics have not changed since it was
+ *     rendered (it would render the same text), so any number of
+ *     descriptors opened on a quiet mount cost one snapshot;
  *   - a cap: the snapshots alive at once total at most fs->snap_cap bytes
  *     (APBM_SNAP_MIN_CAP, or two of the largest .stats.json rendered so far
  *     if that is more, since a new one may be needed while an old one is
