@@ -8,7 +8,7 @@
 #            sh tests/http_lib.sh stop WORK
 # ROOT is the directory served; WORK holds ngx.conf, ngx.pid, e.log and
 # nginx's temp dirs.  nginx runs as a daemon bound to 127.0.0.1 on a free
-# port in 18000-18999 (tried from a random start; a port in use makes nginx
+# port in 18000-18999, or HTTP_PORT_LO .. +HTTP_PORT_SPAN-1 (tried from a random start; a port in use makes nginx
 # exit, and the next is tried).  Exits 77 (skip) when nginx is missing.
 # The access log (WORK/access.log) has one line per request: connection
 # number, request number on it, status, Range header.  NGX_DAEMON=off
@@ -56,10 +56,11 @@ http_nginx_start() { # ROOT WORK
 	command -v nginx >/dev/null 2>&1 || PATH=$PATH:/usr/sbin
 	command -v nginx >/dev/null 2>&1 || { echo "nginx not installed" >&2; return 77; }
 	mkdir -p "$2/tmp"
-	base=$(( ($$ * 7919 + $(date +%N | sed 's/^0*//;s/^$/0/')) % 1000 ))
+	lo=${HTTP_PORT_LO:-18000} span=${HTTP_PORT_SPAN:-1000}
+	base=$(( ($$ * 7919 + $(date +%N | sed 's/^0*//;s/^$/0/')) % span ))
 	i=0
 	while [ $i -lt 40 ]; do
-		HTTP_PORT=$(( 18000 + (base + i * 37) % 1000 ))
+		HTTP_PORT=$(( lo + (base + i * 37) % span ))
 		http_nginx_conf "$1" "$2" "$HTTP_PORT"
 		rm -f "$2/ngx.pid"
 		if nginx -c "$2/ngx.conf" -p "$2" 2>>"$2/start.log"; then

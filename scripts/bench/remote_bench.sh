@@ -69,8 +69,11 @@ fi
 ln -s "$WORK/one.apbundle" "$WORK/four.apbundle" "$run/www/"
 http_nginx_start "$run/www" "$run/ngx" || die "nginx did not start"
 base=http://127.0.0.1:$HTTP_PORT
+# HTTP_PORT_LO / HTTP_PORT_SPAN (tests/http_lib.sh) keep nginx and the proxy in one range.
+plo=${HTTP_PORT_LO:-18000}
 python3 "$top/scripts/bench/latency_proxy.py" --target "$HTTP_PORT" --delay-ms "$DELAY_MS" \
-	--port-file "$run/proxy.port" & proxy_pid=$!
+	--port-file "$run/proxy.port" --port-min "$plo" \
+	--port-max $((plo + ${HTTP_PORT_SPAN:-1000} - 1)) & proxy_pid=$!
 for _ in $(seq 100); do [ -s "$run/proxy.port" ] && break; sleep 0.1; done
 slow=http://127.0.0.1:$(cat "$run/proxy.port")
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -56,7 +57,7 @@ static const struct fuse_opt opt_spec[] = {
 
 static void usage(const char *argv0)
 {
-	printf("usage: %s [options] BUNDLE MOUNTPOINT\n\n"
+	printf("usage: %s [options] BUNDLE|URL MOUNTPOINT\n\n"
 	       "Serves the models of BUNDLE as read-only files under MOUNTPOINT,\n"
 	       "read through a page cache bounded by max_memory.\n\n"
 	       "apbundle-mount options:\n"
@@ -73,6 +74,15 @@ static void usage(const char *argv0)
 	       "    -o metrics_per_model   per-model series in .metrics (default: totals only)\n"
 	       "    -o control             a write-only .control file for the owner:\n"
 	       "                           evict NAME, prefetch NAME, clear\n"
+	       "  BUNDLE may be an http:// or https:// URL (read with range requests):\n"
+	       "    -o disk_cache=DIR      keep fetched blocks on disk; serves offline later\n"
+	       "    -o disk_cache_size=SIZE  bytes the disk tier may hold (default 1G)\n"
+	       "    -o timeout=SECONDS     longest one read may take, retries included (30)\n"
+	       "    -o connect_timeout=SECONDS  connection limit (default 5)\n"
+	       "    -o retries=N           extra attempts after a transient failure (5)\n"
+	       "    -o ca_file=PATH        PEM CA bundle for https (default: system CAs)\n"
+	       "    -o header_file=PATH    its first line is sent as an extra header, e.g.\n"
+	       "                           \"Authorization: Bearer ...\" (never logged)\n"
 	       "    SIZE takes K, M or G suffixes meaning KiB, MiB, GiB.\n"
 	       "    The mount is always read-only; default_permissions is always on.\n\n",
 	       argv0);
@@ -119,27 +129,55 @@ static void report_hidden(void *ctx, const char *name, const char *why)
 		apbm_log(LOG_WARNING, "model \"%s\" is not shown: %s", name, why);
 }
 
-/* Opens and validates the bundle and builds the tree.  Prints one line on error. */
-static int open_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_gid)
+/*
+ * Cuts a URL's user:password@ and its ?query / #fragment in place: what
+ * remains names the bundle in fsname, .stats and messages (a presigned
+ * URL's signature is a secret).  The full URL is used only to open.
+ */
+static void redact_url(char *url)
 {
-	struct stat st;
-	int rc;
+	char *host = strstr(url, "://"), *end, *at;
 
-	fs->bundle_path = realpath(path, NULL);
-	if (!fs->bundle_path || stat(fs->bundle_path, &st) != 0) {
-		fprintf(stderr, PROG ": cannot open bundle '%s': %s\n", path, strerror(errno));
-		return -1;
+	if (!host)
+		return;
+	host += 3;
+	end = host + strcspn(host, "/?#");
+	at = memchr(host, '@', (size_t)(end - host));
+	if (at)
+		memmove(host, at + 1, strlen(at + 1) + 1);
+	url[strcspn(url, "?#")] = '\0';
+}
+
+/*
+ * Resolves a local bundle path and takes the files' times and owner from
+ * it.  A URL is kept as given; its files get the mount's start time and the
+ * mounting user (the object's Last-Modified is not exposed by the library,
+ * and a server's clock says nothing about local ownership).
+ */
+static int locate_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_gid)
+{
+	struct stat st = { 0 };
+
+	fs->remote = apb_is_url(path);
+	if (fs->remote) {
+		if (!(fs->bundle_path = strdup(path)))
+			return -1;
+		redact_url(fs->bundle_path);
+		clock_gettime(CLOCK_REALTIME, &st.st_mtim);
+		st.st_atim = st.st_ctim = st.st_mtim;
+		st.st_uid = getuid();
+		st.st_gid = getgid();
+	} else {
+		fs->bundle_path = realpath(path, NULL);
+		if (!fs->bundle_path || stat(fs->bundle_path, &st) != 0) {
+			fprintf(stderr, PROG ": cannot open bundle '%s': %s\n", path, strerror(errno));
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			fprintf(stderr, PROG ": cannot open bundle '%s': not a regular file\n", path);
+			return -1;
+		}
 	}
-	if (!S_ISREG(st.st_mode)) {
-		fprintf(stderr, PROG ": cannot open bundle '%s': not a regular file\n", path);
-		return -1;
-	}
-	rc = apb_paged_open(fs->bundle_path, &fs->cfg, &fs->pb);
-	if (rc != 0) {
-		fprintf(stderr, PROG ": cannot open bundle '%s': %s\n", path, apb_last_error());
-		return -1;
-	}
-	apb_paged_config(fs->pb, &fs->cfg);
 	fs->atime = st.st_atim;
 	fs->mtime = st.st_mtim;
 	fs->ctime = st.st_ctim;
@@ -148,6 +186,28 @@ static int open_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_g
 		fs->uid = st.st_uid;
 	if (!have_gid)
 		fs->gid = st.st_gid;
+	return 0;
+}
+
+/* Opens and validates the bundle and builds the tree.  Prints one line on error. */
+static int open_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_gid)
+{
+	apb_source_stats src;
+	int rc;
+
+	if (locate_bundle(path, fs, have_uid, have_gid) != 0)
+		return -1;
+	rc = apb_paged_open_with(fs->remote ? path : fs->bundle_path, &fs->cfg, &fs->net.opt,
+	                         &fs->pb);
+	if (rc != 0) {
+		fprintf(stderr, PROG ": cannot open bundle '%s': %s\n", fs->bundle_path,
+		        apb_last_error());
+		return -1;
+	}
+	apb_paged_config(fs->pb, &fs->cfg);
+	apb_paged_source_stats(fs->pb, &src);
+	if (src.offline)
+		apbm_log(LOG_WARNING, "offline: serving the version the disk tier saw last");
 	const apbm_vfile_spec vfile_specs[N_VFILES] = {
 		{ ".stats", APBM_VSTATS, true },
 		{ ".stats.json", APBM_VJSON, true },
@@ -446,6 +506,7 @@ static void fs_fini(apbm_fs *fs)
 	apbm_badblock_free(fs);
 	free(fs->bundle_path);
 	free(fs->trace_path);
+	apbm_remote_free(&fs->net);
 	pthread_mutex_destroy(&fs->pool_lock);
 	pthread_cond_destroy(&fs->pool_cond);
 	pthread_mutex_destroy(&fs->bad_lock);

@@ -9,10 +9,15 @@
  * Per-model series (apbundle_model_*{model="NAME"}) only with
  * -o metrics_per_model, so a bundle of 100,000 models does not make
  * 300,000 series by default.  Label values are escaped as the format
- * requires (backslash, double quote, newline).
+ * requires (backslash, double quote, newline).  The source's series
+ * (apbundle_source_*; for a URL apbundle_net_*, apbundle_tier_*,
+ * apbundle_offline and the request-latency histogram, whose buckets are
+ * the library's apb_latency_bound_us) come from apb_paged_source_stats.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
+#include <string.h>
 #include <time.h>
 
 #include "mount.h"
@@ -57,21 +62,51 @@ static uint64_t load(const uint64_t *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-static void read_histogram(apbm_obuf *b, const apbm_metrics *m)
+/*
+ * A histogram from per-bucket counts: bound[i] seconds for i < n (a
+ * negative bound is skipped: that bucket is only in +Inf), then +Inf.
+ */
+static void histogram(apbm_obuf *b, const char *name, const char *help, const uint64_t *counts,
+                      const double *bound, unsigned n, uint64_t inf_extra, double sum)
 {
-	static const char *name = "apbundle_fuse_read_duration_seconds";
 	uint64_t cum = 0;
 
-	apbm_obuf_printf(b, "# HELP %s Time from a model READ request to its reply.\n"
-	                 "# TYPE %s histogram\n", name, name);
-	for (unsigned i = 0; i < APBM_LAT_BUCKETS; i++) {
-		cum += load(&m->lat_count[i]);
-		apbm_obuf_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-		                 (double)apbm_lat_bounds_ns[i] / 1e9, cum);
+	apbm_obuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (unsigned i = 0; i < n; i++) {
+		cum += counts[i];
+		if (bound[i] >= 0)
+			apbm_obuf_printf(b, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name, bound[i], cum);
 	}
-	cum += load(&m->lat_count[APBM_LAT_BUCKETS]);
+	cum += inf_extra;
 	apbm_obuf_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %.9f\n%s_count %" PRIu64 "\n",
-	                 name, cum, name, (double)load(&m->lat_sum_ns) / 1e9, name, cum);
+	                 name, cum, name, sum, name, cum);
+}
+
+static void read_histogram(apbm_obuf *b, const apbm_metrics *m)
+{
+	uint64_t counts[APBM_LAT_BUCKETS];
+	double bound[APBM_LAT_BUCKETS];
+
+	for (unsigned i = 0; i < APBM_LAT_BUCKETS; i++) {
+		counts[i] = load(&m->lat_count[i]);
+		bound[i] = (double)apbm_lat_bounds_ns[i] / 1e9;
+	}
+	histogram(b, "apbundle_fuse_read_duration_seconds", "Time from a model READ request to its reply.",
+	          counts, bound, APBM_LAT_BUCKETS, load(&m->lat_count[APBM_LAT_BUCKETS]),
+	          (double)load(&m->lat_sum_ns) / 1e9);
+}
+
+static void net_histogram(apbm_obuf *b, const apb_source_stats *src)
+{
+	double bound[APB_LATENCY_BUCKETS];
+
+	for (unsigned i = 0; i < APB_LATENCY_BUCKETS; i++) {
+		uint64_t us = apb_latency_bound_us(i);
+		bound[i] = us == UINT64_MAX ? -1.0 : (double)us / 1e6;
+	}
+	histogram(b, "apbundle_net_request_duration_seconds",
+	          "Time of one HTTP request to the bundle's server.", src->latency, bound,
+	          APB_LATENCY_BUCKETS, 0, (double)src->latency_us_sum / 1e6);
 }
 
 /* A label value: \\ \" \n escaped. */
@@ -136,6 +171,54 @@ static void load_histogram(apbm_obuf *b, const apb_source_stats *ss)
 	                 name, cum, name, (double)ss->load_us_sum / 1e6, name, cum);
 }
 
+/* The source's series: the first two for every bundle, the rest only for a URL. */
+#define SRC(f) offsetof(apb_source_stats, f)
+static const struct {
+	const char *name, *type, *help;
+	size_t off;
+} source_series[] = {
+	{ "apbundle_source_bytes_read_total", "counter",
+	  "Stored bytes returned by the bundle's source (disk tier included).", SRC(bytes_read) },
+	{ "apbundle_source_reads_total", "counter", "Reads from the bundle's source.", SRC(reads) },
+	{ "apbundle_net_bytes_total", "counter", "HTTP body bytes received.", SRC(net_bytes) },
+	{ "apbundle_net_requests_total", "counter", "HTTP requests, retries included.",
+	  SRC(net_requests) },
+	{ "apbundle_net_retries_total", "counter", "HTTP requests that were retries.",
+	  SRC(net_retries) },
+	{ "apbundle_net_errors_total", "counter", "Source reads that failed after every retry.",
+	  SRC(net_errors) },
+	{ "apbundle_tier_bytes_total", "counter", "Bytes served by the disk tier.", SRC(tier_bytes) },
+	{ "apbundle_tier_hits_total", "counter", "Reads served wholly by the disk tier.",
+	  SRC(tier_hits) },
+	{ "apbundle_tier_misses_total", "counter", "Reads the disk tier could not serve.",
+	  SRC(tier_misses) },
+	{ "apbundle_tier_commits_total", "counter", "Ranges written to the disk tier.",
+	  SRC(tier_commits) },
+	{ "apbundle_tier_evictions_total", "counter", "Ranges the disk tier dropped.",
+	  SRC(tier_evictions) },
+	{ "apbundle_tier_stored_bytes", "gauge", "Bytes the disk tier holds now.", SRC(tier_stored) },
+};
+#undef SRC
+
+static void source_metrics(apbm_fs *fs, apbm_obuf *b)
+{
+	size_t n = sizeof(source_series) / sizeof(source_series[0]);
+	apb_source_stats s;
+
+	apb_paged_source_stats(fs->pb, &s);
+	for (size_t i = 0; i < (fs->remote ? n : 2); i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)&s + source_series[i].off, sizeof(v));
+		metric(b, source_series[i].name, source_series[i].type, source_series[i].help, v);
+	}
+	if (!fs->remote)
+		return;
+	metric(b, "apbundle_offline", "gauge",
+	       "1 when opened from the disk tier with the server unreachable.", s.offline);
+	net_histogram(b, &s);
+}
+
 int apbm_metrics_render(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 {
 	apb_source_stats ss;
@@ -170,6 +253,7 @@ int apbm_metrics_render(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	metric(b, "apbundle_fuse_read_bytes_total", "counter", "Bytes returned by model reads.",
 	       load(&m->read_bytes));
 	read_histogram(b, m);
+	source_metrics(fs, b);
 	apb_paged_source_stats(fs->pb, &ss);
 	load_histogram(b, &ss);
 	if (fs->metrics_per_model && per_model(fs, b) != 0)

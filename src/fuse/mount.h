@@ -39,9 +39,19 @@
 
 typedef struct apbm_snap apbm_snap;
 
+/* How a remote bundle (an http(s):// URL) is fetched; the strings are owned. */
+typedef struct apbm_remote {
+	apb_open_options opt;  /* its strings point at the members below */
+	char *ca_file;         /* absolute (the daemon changes directory) */
+	char *header;          /* header_file's first line: a secret, never logged */
+	char *disk_cache;
+} apbm_remote;
+
 typedef struct apbm_fs {
 	apb_paged *pb;
-	char *bundle_path;     /* absolute */
+	char *bundle_path;     /* absolute, or the URL as given */
+	bool remote;           /* bundle_path is an http(s):// URL */
+	apbm_remote net;       /* -o ca_file, header_file, disk_cache, timeouts */
 	char *trace_path;      /* absolute; NULL: no trace=FILE */
 	apb_paging_config cfg;
 	apbm_tree tree;
@@ -134,6 +144,9 @@ void apbm_snaps_free(apbm_fs *fs);
  */
 int apbm_vfile_render(apbm_fs *fs, int64_t kind, const apb_paging_stats *st, apbm_obuf *out);
 
+/** Mean request latency of src in microseconds (0 before any request). */
+uint64_t apbm_source_mean_us(const apb_source_stats *src);
+
 /* ---- control.c ---- */
 
 /**
@@ -172,6 +185,8 @@ void apbm_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 typedef struct apbm_opts {
 	char *max_memory, *page_size, *eviction, *prefetch, *prefetch_count;
 	char *readahead, *max_read, *uid, *gid, *trace;
+	char *ca_file, *header_file, *disk_cache, *disk_cache_size;
+	char *timeout, *connect_timeout, *retries;
 	bool direct_io, metrics_per_model, control;
 } apbm_opts;
 
@@ -200,8 +215,17 @@ void apbm_opts_defaults(apbm_fs *fs);
  * (max_memory >= 1, page_size 512..1G and a power of two, readahead
  * 0..1G, max_read 4K..1M), eviction not a policy name, prefetch not a boolean,
  * prefetch_count not 0..1024, uid/gid neither a number nor a known name.
+ * The remote options fill fs->net (apb_open_options_init's defaults for
+ * what is not given): ca_file must be readable (kept absolute),
+ * header_file's first line is read now and must be one "Name: value"
+ * header (the error never quotes it), disk_cache_size a size >= 1 MiB,
+ * timeout and connect_timeout seconds (decimals allowed) from 0.001 to
+ * 3600, retries 0..100.
  */
 int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen);
+
+/** Frees the strings of r (the header is wiped first) and zeroes it. */
+void apbm_remote_free(apbm_remote *r);
 
 /** Prints the eviction policies, one line each with when to pick it; returns 0. */
 int apbm_eviction_help(FILE *out);

@@ -7,10 +7,14 @@
  * value at once into the mount's configuration.  The invariants: on
  * success the configuration is usable as is (page_size a power of two from
  * 512 to 1 GiB, max_memory >= 1, eviction a policy name, prefetch_count <=
- * 1024, max_read from 4 KiB to 1 MiB, readahead <= 1 GiB); on failure
+ * 1024, max_read from 4 KiB to 1 MiB, readahead <= 1 GiB, fs->net an
+ * apb_open_options whose strings fs->net owns: ca_file absolute and
+ * readable, the header one validated line that no message ever quotes,
+ * timeouts >= 1 ms, retries <= 100); on failure
  * nothing has been promised about fs, and err holds one line naming the
  * option and the offending value.  Nothing here calls libfuse or prints,
- * so the fuzz target links this file alone (tests/fuzz/fuzz_options.c).
+ * so the fuzz target links this file alone (tests/fuzz/fuzz_options.c);
+ * only ca_file and header_file touch the file system.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +33,7 @@
 #define MAX_READAHEAD (1u << 30)
 #define MIN_MAX_READ 4096u
 #define MAX_PREFETCH_COUNT 1024u
+#define MAX_RETRIES 100u
 
 /* Options taking a value ("name=value"), and where apbm_opts keeps it. */
 static const struct {
@@ -45,6 +50,13 @@ static const struct {
 	{ "uid", offsetof(apbm_opts, uid) },
 	{ "gid", offsetof(apbm_opts, gid) },
 	{ "trace", offsetof(apbm_opts, trace) },
+	{ "ca_file", offsetof(apbm_opts, ca_file) },
+	{ "header_file", offsetof(apbm_opts, header_file) },
+	{ "disk_cache", offsetof(apbm_opts, disk_cache) },
+	{ "disk_cache_size", offsetof(apbm_opts, disk_cache_size) },
+	{ "timeout", offsetof(apbm_opts, timeout) },
+	{ "connect_timeout", offsetof(apbm_opts, connect_timeout) },
+	{ "retries", offsetof(apbm_opts, retries) },
 };
 
 int apbm_opts_set(apbm_opts *o, const char *arg)
@@ -91,6 +103,7 @@ void apbm_opts_defaults(apbm_fs *fs)
 	fs->max_read = APBM_DEFAULT_MAX_READ;
 	fs->readahead = APBM_DEFAULT_READAHEAD;
 	fs->direct_io = false;
+	apb_open_options_init(&fs->net.opt);
 }
 
 /* Parses an optional size option into *out. */
@@ -192,8 +205,9 @@ char *apbm_trace_path(const char *path)
 	return abs;
 }
 
-/* prefetch_count: a decimal count from 0 to 1024. */
-static int count_opt(const char *val, uint64_t *out, char *err, size_t errlen)
+/* prefetch_count, retries: a decimal count from 0 to max. */
+static int count_opt(const char *name, const char *val, uint64_t max, uint64_t *out,
+                     char *err, size_t errlen)
 {
 	char *end;
 	uint64_t v;
@@ -202,9 +216,9 @@ static int count_opt(const char *val, uint64_t *out, char *err, size_t errlen)
 		return 0;
 	errno = 0;
 	v = strtoull(val, &end, 10);
-	if (!*val || *end || errno || v > MAX_PREFETCH_COUNT || val[0] == '-') {
-		snprintf(err, errlen, "invalid prefetch_count '%s': expected 0 to %u",
-		         val, MAX_PREFETCH_COUNT);
+	if (!*val || *end || errno || v > max || val[0] < '0' || val[0] > '9') {
+		snprintf(err, errlen, "invalid %s '%s': expected 0 to %llu", name, val,
+		         (unsigned long long)max);
 		return -EINVAL;
 	}
 	*out = v;
@@ -220,6 +234,117 @@ static uint64_t clamp_quarter(uint64_t mem, uint64_t dflt)
 	return q < dflt ? q : dflt;
 }
 
+void apbm_remote_free(apbm_remote *r)
+{
+	if (r->header)
+		explicit_bzero(r->header, strlen(r->header));
+	free(r->header);
+	free(r->ca_file);
+	free(r->disk_cache);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Seconds (decimals allowed) from 0.001 to 3600, as milliseconds. */
+static int seconds_opt(const char *name, const char *val, uint32_t *ms, char *err, size_t errlen)
+{
+	char *end;
+	double v;
+
+	if (!val)
+		return 0;
+	errno = 0;
+	v = strtod(val, &end);
+	if (!*val || *end || errno || !(v >= 0.001 && v <= 3600)) {
+		snprintf(err, errlen, "invalid %s '%s': expected seconds from 0.001 to 3600",
+		         name, val);
+		return -EINVAL;
+	}
+	*ms = (uint32_t)(v * 1000 + 0.5);
+	return 0;
+}
+
+/*
+ * header_file: its first line, which must be one "Name: value" header of
+ * printable characters.  The error names the file, never the content (a
+ * bearer token).
+ */
+static int header_opt(const char *path, char **out, char *err, size_t errlen)
+{
+	FILE *f;
+	char *line = NULL, *colon;
+	size_t cap = 0;
+	ssize_t n;
+	bool bad = false;
+
+	if (!path)
+		return 0;
+	if (!(f = fopen(path, "re"))) {
+		snprintf(err, errlen, "invalid header_file '%s': %s", path, strerror(errno));
+		return -EINVAL;
+	}
+	n = getline(&line, &cap, f);
+	fclose(f);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	for (ssize_t i = 0; i < n; i++)
+		bad |= (unsigned char)line[i] < 0x20 && line[i] != '\t';
+	colon = n > 0 ? strchr(line, ':') : NULL;
+	if (n <= 0 || bad || !colon || colon == line || n > 8192) {
+		snprintf(err, errlen, "invalid header_file '%s': its first line is not one header "
+		         "\"Name: value\" (at most 8 KiB, no control characters)", path);
+		if (line)
+			explicit_bzero(line, cap);
+		free(line);
+		return -EINVAL;
+	}
+	*out = line;
+	return 0;
+}
+
+static int ca_file_opt(const char *path, char **out, char *err, size_t errlen)
+{
+	if (!path)
+		return 0;
+	if (access(path, R_OK) != 0 || !(*out = realpath(path, NULL))) {
+		snprintf(err, errlen, "invalid ca_file '%s': %s", path, strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The remote options into *r (r->opt holds the defaults on entry); r is freed on failure. */
+static int remote_check(const apbm_opts *o, apbm_remote *r, char *err, size_t errlen)
+{
+	uint64_t dcs = r->opt.disk_cache_size, retries = r->opt.retries;
+	int rc = -EINVAL;
+
+	if (seconds_opt("timeout", o->timeout, &r->opt.timeout_ms, err, errlen) ||
+	    seconds_opt("connect_timeout", o->connect_timeout, &r->opt.connect_timeout_ms,
+	                err, errlen) ||
+	    count_opt("retries", o->retries, MAX_RETRIES, &retries, err, errlen) ||
+	    size_opt("disk_cache_size", o->disk_cache_size, 1u << 20, UINT64_MAX, &dcs,
+	             err, errlen) ||
+	    ca_file_opt(o->ca_file, &r->ca_file, err, errlen) ||
+	    header_opt(o->header_file, &r->header, err, errlen))
+		goto fail;
+	if (o->disk_cache && !o->disk_cache[0]) {
+		snprintf(err, errlen, "invalid disk_cache '': expected a directory");
+		goto fail;
+	}
+	rc = -ENOMEM;
+	if (o->disk_cache && !(r->disk_cache = strdup(o->disk_cache)))
+		goto fail;
+	r->opt.disk_cache_size = dcs;
+	r->opt.retries = (uint32_t)retries;
+	r->opt.ca_file = r->ca_file;
+	r->opt.header = r->header;
+	r->opt.disk_cache = r->disk_cache;
+	return 0;
+fail:
+	apbm_remote_free(r);
+	return rc;
+}
+
 int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 {
 	uint64_t page = fs->cfg.page_size, count = fs->cfg.prefetch_count, mr = fs->max_read;
@@ -227,6 +352,7 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 	apb_eviction ev = fs->cfg.eviction;
 	bool prefetch = fs->cfg.prefetch;
 	unsigned uid = fs->uid, gid = fs->gid;
+	apbm_remote net = { .opt = fs->net.opt };
 
 	if (errlen)
 		err[0] = '\0';
@@ -243,7 +369,8 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 		snprintf(err, errlen, "invalid page_size '%s': not a power of two", o->page_size);
 		return -EINVAL;
 	}
-	if (count_opt(o->prefetch_count, &count, err, errlen))
+	if (count_opt("prefetch_count", o->prefetch_count, MAX_PREFETCH_COUNT, &count, err, errlen) ||
+	    remote_check(o, &net, err, errlen) != 0)
 		return -EINVAL;
 	/* Unless given: no more readahead, nor larger requests, than a quarter
 	 * of the budget, so the requests the kernel keeps in flight cannot pin
@@ -264,5 +391,7 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 	fs->direct_io = o->direct_io;
 	fs->metrics_per_model = o->metrics_per_model;
 	fs->control = o->control;
+	apbm_remote_free(&fs->net);
+	fs->net = net;
 	return 0;
 }

@@ -5,9 +5,9 @@
  * read-only, shared.  What bounds the memory an unprivileged reader can
  * make the daemon hold (it is outside max_memory):
  *   - sharing: an open reuses the newest snapshot of its kind when the
- *     cache's statistics have not changed since it was rendered (it would
- *     render the same text), so any number of descriptors opened on a quiet
- *     mount cost one snapshot;
+ *     cache's and the source's statistics have not changed since it was
+ *     rendered (it would render the same text), so any number of
+ *     descriptors opened on a quiet mount cost one snapshot;
  *   - a cap: the snapshots alive at once total at most fs->snap_cap bytes
  *     (APBM_SNAP_MIN_CAP, or two of the largest .stats.json rendered so far
  *     if that is more, since a new one may be needed while an old one is
@@ -33,6 +33,7 @@ struct apbm_snap {
 	unsigned refs;
 	apb_paging_stats at;           /* the statistics it was rendered from */
 	uint64_t reads_at;             /* and the FUSE read count (.metrics) */
+	apb_source_stats src_at;       /* and the source's counters */
 	struct apbm_snap *prev, *next; /* fs->snaps, under fs->snap_lock */
 };
 
@@ -64,6 +65,7 @@ static int render_new(apbm_fs *fs, int64_t kind, const apb_paging_stats *st, apb
 		return -ENOMEM;
 	s->text.limit = fs->snap_cap - fs->snap_bytes;
 	s->reads_at = __atomic_load_n(&fs->metrics.reads, __ATOMIC_RELAXED);
+	apb_paged_source_stats(fs->pb, &s->src_at);
 	rc = apbm_vfile_render(fs, kind, st, &s->text);
 	if (rc != 0) {
 		bool over = s->text.over_limit;
@@ -85,13 +87,16 @@ static int render_new(apbm_fs *fs, int64_t kind, const apb_paging_stats *st, apb
 int apbm_snap_open(apbm_fs *fs, int64_t kind, apbm_snap **out)
 {
 	apb_paging_stats st;
+	apb_source_stats src;
 	apbm_snap *s;
 	int rc = 0;
 
 	pthread_mutex_lock(&fs->snap_lock);
 	apb_paged_stats(fs->pb, &st);
+	apb_paged_source_stats(fs->pb, &src);
 	s = fs->newest[slot_of(kind)];
 	if (s && memcmp(&s->at, &st, sizeof(st)) == 0 &&
+	    memcmp(&s->src_at, &src, sizeof(src)) == 0 &&
 	    s->reads_at == __atomic_load_n(&fs->metrics.reads, __ATOMIC_RELAXED)) {
 		__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
 	} else {

@@ -38,6 +38,35 @@ static void num_line(apbm_obuf *b, const char *label, uint64_t n)
 	apbm_obuf_printf(b, "%-19s%" PRIu64 "\n", label, n);
 }
 
+/* Mean of the request latencies in microseconds; 0 before the first request. */
+uint64_t apbm_source_mean_us(const apb_source_stats *src)
+{
+	return src->net_requests ? src->latency_us_sum / src->net_requests : 0;
+}
+
+/* Where the stored bytes came from: the file, or the network and the disk tier. */
+static void render_source_text(apbm_fs *fs, apbm_obuf *b)
+{
+	apb_source_stats src;
+
+	apb_paged_source_stats(fs->pb, &src);
+	apbm_obuf_printf(b, "%-19s%s\n", "source:", src.kind ? src.kind : "file");
+	size_line(b, "source bytes read:", src.bytes_read);
+	num_line(b, "source reads:", src.reads);
+	if (!fs->remote)
+		return;
+	size_line(b, "network bytes:", src.net_bytes);
+	num_line(b, "network requests:", src.net_requests);
+	num_line(b, "network retries:", src.net_retries);
+	num_line(b, "network errors:", src.net_errors);
+	apbm_obuf_printf(b, "%-19s%.3f ms\n", "mean latency:", apbm_source_mean_us(&src) / 1000.0);
+	size_line(b, "tier bytes:", src.tier_bytes);
+	num_line(b, "tier hits:", src.tier_hits);
+	num_line(b, "tier misses:", src.tier_misses);
+	size_line(b, "tier stored:", src.tier_stored);
+	apbm_obuf_printf(b, "%-19s%s\n", "offline:", src.offline ? "yes" : "no");
+}
+
 static void render_text(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 {
 	apbm_obuf_printf(b, "%-19s%s\n", "bundle:", fs->bundle_path);
@@ -59,6 +88,7 @@ static void render_text(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	size_line(b, "bytes decoded:", st->bytes_decoded);
 	apbm_obuf_printf(b, "%-19s%.3f s\n", "decode time:", (double)st->decode_ns / 1e9);
 	num_line(b, "checksum failures:", st->checksum_failures);
+	render_source_text(fs, b);
 }
 
 int apbm_model_row(apbm_fs *fs, size_t i, apb_model_info *info, apb_model_stats *ms)
@@ -92,6 +122,24 @@ static int render_models(apbm_fs *fs, apbm_obuf *b)
 	return 0;
 }
 
+/* ,"source":{...}: the source counters (network and tier ones are 0 for a file). */
+static void render_source_json(apbm_fs *fs, apbm_obuf *b)
+{
+	apb_source_stats src;
+
+	apb_paged_source_stats(fs->pb, &src);
+	apbm_obuf_printf(b, ",\"source\":{\"kind\":\"%s\",\"bytes_read\":%" PRIu64
+	                 ",\"reads\":%" PRIu64 ",\"net_bytes\":%" PRIu64 ",\"net_requests\":%" PRIu64
+	                 ",\"net_retries\":%" PRIu64 ",\"net_errors\":%" PRIu64
+	                 ",\"latency_mean_us\":%" PRIu64 ",\"tier_bytes\":%" PRIu64
+	                 ",\"tier_hits\":%" PRIu64 ",\"tier_misses\":%" PRIu64
+	                 ",\"tier_stored\":%" PRIu64 ",\"offline\":%s}",
+	                 src.kind ? src.kind : "file", src.bytes_read, src.reads, src.net_bytes,
+	                 src.net_requests, src.net_retries, src.net_errors,
+	                 apbm_source_mean_us(&src), src.tier_bytes, src.tier_hits, src.tier_misses,
+	                 src.tier_stored, src.offline ? "true" : "false");
+}
+
 static int render_json(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 {
 	apbm_obuf_printf(b, "{\"hits\":%" PRIu64 ",\"misses\":%" PRIu64 ",\"evictions\":%" PRIu64
@@ -106,6 +154,7 @@ static int render_json(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	                 st->prefetch_wasted, st->bytes_decoded, st->decode_ns);
 	if (render_models(fs, b) != 0)
 		return -EIO;
+	render_source_json(fs, b);
 	apbm_obuf_put(b, "}\n", 2);
 	return 0;
 }
