@@ -6,9 +6,8 @@
 #     the models read before are byte-identical, models never read give EIO
 #     within the timeout (-o timeout=2), unmount works with the server down;
 #  2. a tier that saw every model serves every model offline.
-# Expected to fail (XFAIL_TESTS in Makefile.am) until the library commits
-# the header and manifest it reads at open to the disk tier: an offline
-# open fails "bytes 0-20 are not in the disk tier".
+# The library commits the header and manifest it validated at open to the
+# tier (format.c), so an offline open finds them there.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/mount_lib.sh"
 . "$top_srcdir/tests/mount_remote_lib.sh"
 

@@ -233,13 +233,15 @@ fail:
 }
 
 typedef int (*read_at_fn)(void *ctx, void *buf, size_t len, uint64_t off);
+typedef void (*commit_fn)(void *ctx, const void *buf, size_t len);
 
 /*
  * Reads the header and exactly the manifest bytes of a size-byte bundle
  * through rd (never more than the file, never more than 64 MiB) and
  * decodes them.
  */
-static int read_manifest(read_at_fn rd, void *ctx, uint64_t size, apbi_manifest **out)
+static int read_manifest(read_at_fn rd, commit_fn commit, void *ctx, uint64_t size,
+                         apbi_manifest **out)
 {
 	uint8_t head[APBI_LEGACY_HEADER_SIZE];
 	size_t hlen = size < sizeof head ? (size_t)size : sizeof head;
@@ -260,6 +262,8 @@ static int read_manifest(read_at_fn rd, void *ctx, uint64_t size, apbi_manifest 
 	rc = rd(ctx, buf, (size_t)total, 0);
 	if (rc == 0)
 		rc = apbi_manifest_parse(buf, (size_t)total, size, out);
+	if (rc == 0 && commit)   /* validated: a disk tier may keep it for offline opens */
+		commit(ctx, buf, (size_t)total);
 	free(buf);
 	return rc;
 }
@@ -272,6 +276,11 @@ static int fd_read_at(void *ctx, void *buf, size_t len, uint64_t off)
 static int source_read_at(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	return apbi_source_read(ctx, buf, len, off);
+}
+
+static void source_commit(void *ctx, const void *buf, size_t len)
+{
+	apbi_source_commit(ctx, 0, buf, len);
 }
 
 /**
@@ -290,7 +299,7 @@ int apbi_manifest_read(int fd, apbi_manifest **out)
 		return apbi_set_error(-errno, "fstat: %s", apb_strerror(-errno));
 	if (!S_ISREG(st.st_mode))
 		return apbi_set_error(S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL, "not a regular file");
-	return read_manifest(fd_read_at, &fd, (uint64_t)st.st_size, out);
+	return read_manifest(fd_read_at, NULL, &fd, (uint64_t)st.st_size, out);
 }
 
 /** See format.h. */
@@ -299,7 +308,7 @@ int apbi_manifest_read_source(apbi_source *src, apbi_manifest **out)
 	if (!out || !src)
 		return apbi_set_error(-EINVAL, "manifest read: NULL argument");
 	*out = NULL;
-	return read_manifest(source_read_at, src, src->size, out);
+	return read_manifest(source_read_at, source_commit, src, src->size, out);
 }
 
 /* ---- structural checks shared by both layouts ---- */

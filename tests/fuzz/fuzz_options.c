@@ -26,17 +26,21 @@
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "violated: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
 
-enum { K_MEM, K_PAGE, K_EVICT, K_PREF, K_COUNT, K_RA, K_MR, K_UID, K_GID, N_KEYS };
+enum { K_MEM, K_PAGE, K_EVICT, K_PREF, K_COUNT, K_RA, K_MR, K_UID, K_GID, K_TRACE,
+       K_CA, K_HDR, K_DISK, K_DSIZE, K_TIMEOUT, K_CTIMEOUT, K_RETRIES, N_KEYS };
 static const char *const key_names[N_KEYS] = {
 	"max_memory", "page_size", "eviction", "prefetch", "prefetch_count",
-	"readahead", "max_read", "uid", "gid",
+	"readahead", "max_read", "uid", "gid", "trace", "ca_file", "header_file",
+	"disk_cache", "disk_cache_size", "timeout", "connect_timeout", "retries",
 };
 
 static char *const *slot_of(const apbm_opts *o, int k)
 {
 	char *const *s[N_KEYS] = { &o->max_memory, &o->page_size, &o->eviction, &o->prefetch,
 	                           &o->prefetch_count, &o->readahead, &o->max_read,
-	                           &o->uid, &o->gid };
+	                           &o->uid, &o->gid, &o->trace, &o->ca_file, &o->header_file,
+	                           &o->disk_cache, &o->disk_cache_size, &o->timeout,
+	                           &o->connect_timeout, &o->retries };
 	return s[k];
 }
 
@@ -118,7 +122,7 @@ static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref
 	CHECK(c->page_size >= 512 && c->page_size <= (1u << 30));
 	CHECK((c->page_size & (c->page_size - 1)) == 0);
 	CHECK(c->max_memory >= 1);
-	CHECK(c->eviction == APB_EVICT_LRU || c->eviction == APB_EVICT_LFU);
+	CHECK((unsigned)c->eviction < APB_EVICT_COUNT);
 	CHECK(c->prefetch_count <= 1024);
 	CHECK(fs->max_read >= 4096 && fs->max_read <= APBM_DEFAULT_MAX_READ);
 	CHECK(fs->readahead <= (1u << 30));
@@ -134,7 +138,10 @@ static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref
 	                : fs->readahead == quarter_or(c->max_memory, def->readahead));
 	CHECK(ref[K_MR] ? apb_parse_size(ref[K_MR], &v) == 0 && v == fs->max_read
 	                : fs->max_read == quarter_or(c->max_memory, def->max_read));
-	CHECK(!ref[K_EVICT] || (c->eviction == APB_EVICT_LRU) == !strcmp(ref[K_EVICT], "lru"));
+	{
+		apb_eviction e;
+		CHECK(!ref[K_EVICT] || (apb_eviction_parse(ref[K_EVICT], &e) == 0 && e == c->eviction));
+	}
 	CHECK(ref[K_EVICT] || c->eviction == def->cfg.eviction);
 	CHECK(ref[K_PREF] || c->prefetch == def->cfg.prefetch);
 	CHECK(!ref[K_PREF] || c->prefetch == (!strcmp(ref[K_PREF], "1") ||
@@ -208,6 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = apbm_opts_check(&o, &fs, errlen ? err : NULL, errlen);
 	if (rc == 0) {
 		check_success(&fs, &def, ref, flags);
+		apbm_remote_free(&fs.net);   /* the remote options' strings, owned by fs */
 	} else {
 		CHECK(rc == -EINVAL);
 		CHECK(memcmp(&fs, &def, sizeof(fs)) == 0);
