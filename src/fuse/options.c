@@ -176,7 +176,7 @@ static int eviction_opt(const char *val, apb_eviction *out, char *err, size_t er
 	if (!val)
 		return 0;
 	if (apb_eviction_parse(val, out) < 0) {
-		snprintf(err, errlen, "invalid eviction: %s", apb_last_error());
+		snprintf(err, errlen, "invalid eviction '%.64s': %s", val, apb_last_error());
 		return -EINVAL;
 	}
 	return 0;

@@ -64,7 +64,8 @@ static uint8_t *paged_read_all(apb_paged *pb, size_t i, uint64_t size)
 
 /*
  * Checks that the size bytes at p, served as model name, match what the
- * file says they must: the block table (read here from the raw input, and
+ * file says they must: the block table (8-byte entries, or 16 for a
+ * compressed model; read here from the raw input, and
  * matching the manifest's table_checksum when it has one) or, without a
  * table, the model checksum (also for empty models).
  */
@@ -84,12 +85,13 @@ static void check_verified(const apbi_manifest *m, const uint8_t *file, const ch
 		return;
 	}
 	if (md->has_table_checksum)
-		CHECK(apbi_xxh3(file + m->data_start + md->blocks_offset, md->n_blocks * 8) ==
+		CHECK(apbi_xxh3(file + m->data_start + md->blocks_offset, apbi_table_bytes(md)) ==
 		      md->table_checksum);
 	for (uint64_t k = 0; k < md->n_blocks; k++) {
 		uint64_t off = k * md->block_size, want;
 		uint64_t len = size - off < md->block_size ? size - off : md->block_size;
-		const uint8_t *t = file + m->data_start + md->blocks_offset + 8 * k;
+		/* each entry starts with the block's XXH3-64 (of its decoded bytes) */
+		const uint8_t *t = file + m->data_start + md->blocks_offset + md->entry_size * k;
 		want = 0;
 		for (int j = 7; j >= 0; j--)
 			want = want << 8 | t[j];
