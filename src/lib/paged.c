@@ -25,7 +25,6 @@
 #include "paged_priv.h"
 #include "trace.h"
 
-#define RUN_BYTES (1u << 20)    /* bytes one coalesced load reads at most */
 
 struct apb_pinned {
 	uint32_t n;

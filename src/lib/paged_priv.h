@@ -16,6 +16,9 @@
 #include "prefetch.h"
 #include "source.h"
 
+/* Bytes one coalesced load (and one stream chunk) reads at most. */
+#define RUN_BYTES (1u << 20)
+
 struct apb_paged {
 	char *path;               /* as opened */
 	apbi_source *src;

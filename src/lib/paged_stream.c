@@ -18,7 +18,6 @@
 
 #include "paged_priv.h"
 
-#define RUN_BYTES (1u << 20)
 #define MAX_CHUNK_BLOCKS (RUN_BYTES / 512u)   /* blocks per chunk at most */
 
 typedef struct stream {
