@@ -196,6 +196,40 @@ START_TEST(lying_entry_caught_by_the_index)
 }
 END_TEST
 
+/*
+ * Entries that pass their checksums yet lie, located directly: an empty
+ * stored range (the fuzzer's find: a zero-length block read no bytes and
+ * formed a pointer from a null buffer), a range running backwards, past
+ * the model, or longer than the block decodes to; each is APB_E_CORRUPT
+ * for its block, and an honest pair locates.
+ */
+START_TEST(lying_entries_located)
+{
+	apbi_model mod = { .name = "w", .size = 3 * BS, .block_size = BS, .n_blocks = 3,
+	                   .entry_size = 16, .stored_size = 3000 };
+	uint8_t a[16] = { 0 }, b[16] = { 0 };
+	apbi_block_loc loc;
+	uint64_t v;
+	struct { uint64_t off, next; int want; } c[] = {
+		{ 100, 100, APB_E_CORRUPT },        /* zero stored bytes */
+		{ 100, 50, APB_E_CORRUPT },         /* backwards */
+		{ 100, 3001, APB_E_CORRUPT },       /* past the stored bytes */
+		{ 100, 100 + BS + 1, APB_E_CORRUPT },
+		{ 100, 900, 0 },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		v = htole64(c[i].off);
+		memcpy(a + 8, &v, 8);
+		v = htole64(c[i].next);
+		memcpy(b + 8, &v, 8);
+		ck_assert_int_eq(apbi_block_locate(&mod, 0, 1, a, b, &loc), c[i].want);
+	}
+	ck_assert_uint_eq(loc.offset, 100);
+	ck_assert_uint_eq(loc.stored_len, 800);
+	ck_assert_uint_eq(loc.len, BS);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("paged_coded");
@@ -204,6 +238,7 @@ Suite *test_suite(void)
 	tcase_add_loop_test(tc, reads_match_at_every_page_size, 0, 4);
 	tcase_add_test(tc, damaged_block_fails_alone);
 	tcase_add_test(tc, lying_entry_caught_by_the_index);
+	tcase_add_test(tc, lying_entries_located);
 	suite_add_tcase(s, tc);
 	return s;
 }

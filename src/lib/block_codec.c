@@ -184,8 +184,10 @@ static int decode_batch(apbi_blocks *bl, const extent *e, uint64_t u, const loca
 	for (int k = 0; k < n && r == 0; k++) {
 		uint64_t b = u + (uint64_t)k, left = e->size - b * e->unit;
 		uint8_t *dst = dst_next(w, (size_t)(left < e->unit ? left : e->unit));
+		/* An unlocated block's loc is unset: no pointer is formed from it. */
+		const uint8_t *src = l[k].err || !buf ? NULL : buf + (l[k].loc.offset - lo);
 		int code = !dst ? apbi_set_error(-EINVAL, "coded read: destination too small") :
-		           decode_one(bl, e, cc, &l[k], buf + (l[k].loc.offset - lo), dst);
+		           decode_one(bl, e, cc, &l[k], src, dst);
 		if (code == -EINVAL)
 			r = code;
 		else if (code)

@@ -624,7 +624,7 @@ int apbi_block_locate(const apbi_model *mod, uint64_t i, uint64_t k, const uint8
 	out->checksum = le64(entry);
 	out->offset = off;
 	out->len = (uint32_t)(k + 1 < mod->n_blocks || mod->size % bs == 0 ? bs : mod->size % bs);
-	if ((k == 0 && off != 0) || end < off || end > mod->stored_size || end - off > out->len)
+	if ((k == 0 && off != 0) || end <= off || end > mod->stored_size || end - off > out->len)
 		return apbi_model_error(APB_E_CORRUPT, i, mod->name, "block %llu: table entry gives stored "
 		                        "bytes %llu..%llu (model stores %llu bytes; the block decodes to %u)",
 		                        (unsigned long long)k, (unsigned long long)off,
