@@ -43,13 +43,13 @@ for t in $targets; do
 	nice -n 19 "$bdir/fuzz/fuzz_$t" "$@" "$work" "$top/tests/fuzz/corpus/$t" \
 		>"$log" 2>&1 || rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-	cov=$(grep -E '^#[0-9]+.*(DONE|cov:)' "$log" | tail -n 1 |
+	cov=$(grep -aE '^#[0-9]+.*(DONE|cov:)' "$log" | tail -n 1 |
 		sed -n 's/.*\(cov: [0-9]*\) \(ft: [0-9]*\).*/\1 \2/p')
 	crash=$(ls "$out/$t-"* 2>/dev/null | head -n 1 || true)
 	if [ $rc -ne 0 ] || [ -n "$crash" ]; then
 		status=1
 		echo "fuzz_$t: FAILED (exit $rc) after ${execs:-?} executions; ${crash:-no artifact}; log $log"
-		grep -E 'ERROR|CHECK failed|SUMMARY' "$log" | head -n 5 || true
+		grep -aE 'ERROR|CHECK failed|SUMMARY' "$log" | head -n 5 || true
 	else
 		echo "fuzz_$t: ${execs:-?} executions in ${secs} s, ${cov:-cov: ?}, corpus $(ls "$work" | wc -l) files, no crash"
 	fi
