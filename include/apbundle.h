@@ -423,6 +423,13 @@ typedef struct apb_paging_config {
 	bool prefetch;            /* default true */
 	uint32_t prefetch_count;  /* next-likely models to prefetch; default 2 */
 	apb_eviction eviction;    /* default APB_EVICT_TINYLFU (docs/BENCHMARKS.md) */
+	bool huge_pages;          /* back the page cache with transparent huge pages
+	                             (MADV_HUGEPAGE) when it is 2 MiB or more; default
+	                             true: it halves the CPU of filling a cold cache on
+	                             a VM (docs/BENCHMARKS.md).  Best effort; with THP
+	                             "defrag" set to madvise (Debian's default) a first
+	                             touch may wait for compaction on a fragmented
+	                             machine: false avoids that. */
 } apb_paging_config;
 
 /** Fills cfg with the defaults above. */

@@ -93,8 +93,8 @@ static int f_fsync(int fd)
 	return fsync(fd);
 }
 
-static const apbi_io_ops faulty = { f_pread, f_pwrite, f_read, f_fsync };
-static const apbi_io_ops early_eof = { f_pread, pwrite, f_read_eof, fsync };
+static const apbi_io_ops faulty = { f_pread, f_pwrite, f_read, f_fsync, NULL };
+static const apbi_io_ops early_eof = { f_pread, pwrite, f_read_eof, fsync, NULL };
 
 static volatile sig_atomic_t cancel_flag; /* build_mixed's cancel flag */
 
@@ -261,7 +261,7 @@ static ssize_t c_pwrite(int fd, const void *b, size_t l, off_t o)
 		cancel_flag = 1;
 	return pwrite(fd, b, l, o);
 }
-static const apbi_io_ops cancelling = { f_pread, c_pwrite, read, fsync };
+static const apbi_io_ops cancelling = { f_pread, c_pwrite, read, fsync, NULL };
 
 /* Cancels after every pwrite of a build in turn: each one leaves no trace. */
 static void cancel_sweep(const char *out, const char *src, const void *old, size_t old_len)
@@ -380,7 +380,7 @@ static int l_fsync(int fd)
 	probe_lock(); /* the file's sync (temp present) and the directory's (renamed) */
 	return fsync(fd);
 }
-static const apbi_io_ops lock_probing = { f_pread, l_pwrite, read, l_fsync };
+static const apbi_io_ops lock_probing = { f_pread, l_pwrite, read, l_fsync, NULL };
 
 START_TEST(test_temp_locked)
 {

@@ -269,6 +269,67 @@ START_TEST(pin_range_zero_copy)
 }
 END_TEST
 
+/*
+ * huge_pages: the cache's pages lie in a mapping the kernel may back with
+ * huge pages (smaps "THPeligible: 1") when asked, and never when not
+ * (unless THP is "always", where the kernel decides alone, or "never").
+ */
+static int thp_eligible(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[256];
+	unsigned long lo, hi, a = (unsigned long)addr;
+	int in = 0, r = -1;
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof line, f)) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = a >= lo && a < hi;
+		else if (in && sscanf(line, "THPeligible: %d", &r) == 1)
+			break;
+	}
+	fclose(f);
+	return r;
+}
+
+static const char *thp_mode(void)
+{
+	static char buf[128];
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (!f || !fgets(buf, sizeof buf, f))
+		strcpy(buf, "[never]");
+	if (f)
+		fclose(f);
+	return strstr(buf, "[always]") ? "always" : strstr(buf, "[madvise]") ? "madvise" : "never";
+}
+
+START_TEST(huge_pages_option)
+{
+	size_t sizes[1] = { 4u << 20 };
+	struct iovec iov[4];
+	apb_paging_config cfg;
+	apb_pinned *pin;
+	apb_paged *pb;
+	int n;
+	tb t;
+	if (strcmp(thp_mode(), "madvise") != 0)
+		return;   /* with "always" or "never" the kernel decides alone */
+	tb_build(&t, 1, sizes, 65536);
+	for (int on = 0; on <= 1; on++) {
+		apb_paging_config_init(&cfg);
+		ck_assert(cfg.huge_pages);       /* the default */
+		cfg.max_memory = 8u << 20;
+		cfg.huge_pages = on;
+		ck_assert_int_eq(apb_paged_open(t.path, &cfg, &pb), 0);
+		ck_assert_int_eq(apb_paged_pin_range(pb, 0, 0, 65536, iov, 4, &n, &pin), 65536);
+		check_iov(iov, n, t.data[0], 65536);
+		ck_assert_int_eq(thp_eligible(iov[0].iov_base), on);
+		apb_paged_unpin(pb, pin);
+		apb_paged_close(pb);
+	}
+	tb_free(&t);
+}
+END_TEST
+
 /* ---- open ---- */
 
 START_TEST(open_errors)
@@ -356,6 +417,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, view_counts_bytes_once);
 	tcase_add_test(tc, everything_pinned_reads_uncached);
 	tcase_add_test(tc, pin_range_zero_copy);
+	tcase_add_test(tc, huge_pages_option);
 	tcase_add_test(tc, open_errors);
 	tcase_add_test(tc, config_and_metadata);
 	suite_add_tcase(s, tc);

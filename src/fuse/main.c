@@ -66,6 +66,7 @@ static void usage(const char *argv0)
 	       "    -o eviction=NAME       eviction policy (default tinylfu; eviction=help lists them)\n"
 	       "    -o prefetch=0|1        readahead and next-model prefetch (default 1)\n"
 	       "    -o prefetch_count=N    next-likely models to prefetch (default 2)\n"
+	       "    -o huge_pages=0|1      back the cache with transparent huge pages (default 1)\n"
 	       "    -o direct_io           every read goes through the page cache: exact\n"
 	       "                           statistics, no kernel caching, no shared mmap\n"
 	       "    -o readahead=SIZE      kernel readahead of the mount (default 1M, 0 = keep)\n"

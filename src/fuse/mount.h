@@ -187,6 +187,7 @@ typedef struct apbm_opts {
 	char *readahead, *max_read, *uid, *gid, *trace;
 	char *ca_file, *header_file, *disk_cache, *disk_cache_size;
 	char *timeout, *connect_timeout, *retries;
+	char *huge_pages;
 	bool direct_io, metrics_per_model, control;
 } apbm_opts;
 

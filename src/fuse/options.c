@@ -45,6 +45,7 @@ static const struct {
 	{ "eviction", offsetof(apbm_opts, eviction) },
 	{ "prefetch", offsetof(apbm_opts, prefetch) },
 	{ "prefetch_count", offsetof(apbm_opts, prefetch_count) },
+	{ "huge_pages", offsetof(apbm_opts, huge_pages) },
 	{ "readahead", offsetof(apbm_opts, readahead) },
 	{ "max_read", offsetof(apbm_opts, max_read) },
 	{ "uid", offsetof(apbm_opts, uid) },
@@ -350,7 +351,7 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 	uint64_t page = fs->cfg.page_size, count = fs->cfg.prefetch_count, mr = fs->max_read;
 	uint64_t mem = fs->cfg.max_memory, ra = fs->readahead;
 	apb_eviction ev = fs->cfg.eviction;
-	bool prefetch = fs->cfg.prefetch;
+	bool prefetch = fs->cfg.prefetch, huge = fs->cfg.huge_pages;
 	unsigned uid = fs->uid, gid = fs->gid;
 	apbm_remote net = { .opt = fs->net.opt };
 
@@ -362,6 +363,7 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 	    size_opt("max_read", o->max_read, MIN_MAX_READ, APBM_DEFAULT_MAX_READ, &mr, err, errlen) ||
 	    eviction_opt(o->eviction, &ev, err, errlen) ||
 	    bool_opt("prefetch", o->prefetch, &prefetch, err, errlen) ||
+	    bool_opt("huge_pages", o->huge_pages, &huge, err, errlen) ||
 	    id_opt("uid", o->uid, false, &uid, err, errlen) ||
 	    id_opt("gid", o->gid, true, &gid, err, errlen))
 		return -EINVAL;
@@ -383,6 +385,7 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 	fs->cfg.page_size = (uint32_t)page;
 	fs->cfg.eviction = ev;
 	fs->cfg.prefetch = prefetch;
+	fs->cfg.huge_pages = huge;
 	fs->cfg.prefetch_count = (uint32_t)count;
 	fs->readahead = ra;
 	fs->max_read = (uint32_t)mr;

@@ -37,6 +37,8 @@
 
 #include "cache_priv.h"
 
+#define SLAB_ALIGN ((size_t)2 << 20)   /* a huge page on x86-64 and arm64 */
+
 /** See cache_priv.h. */
 void apbi_cache_check_failed(const char *what, const char *file, int line)
 {
@@ -665,6 +667,33 @@ void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/*
+ * Maps the slab: nslots slots, reserved (MAP_NORESERVE) and touched only
+ * as slots are first used.  Slabs of 2 MiB or more start on a 2 MiB
+ * boundary and, with cfg.huge_pages, are marked MADV_HUGEPAGE, so
+ * populate() faults them in
+ * a huge page at a time: on a VM, a first touch of 4 KiB pages cost
+ * 0.85-1.4 s per 256 MiB even after MADV_POPULATE_WRITE, against 0.17-0.34 s
+ * with huge pages (docs/BENCHMARKS.md, cold reads).  Resident memory stays
+ * within the slab (<= max_memory); a huge page is only ever a part of it.
+ */
+static int slab_map(apbi_cache *c)
+{
+	size_t len = (size_t)(c->nslots << c->shift), align = len >= SLAB_ALIGN ? SLAB_ALIGN : 0;
+	uint8_t *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+	                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	c->slab_map = p;
+	c->slab_map_len = len + align;
+	c->slab = align ? (uint8_t *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1)) : p;
+#ifdef MADV_HUGEPAGE
+	if (align && c->cfg.huge_pages)
+		madvise(c->slab, len, MADV_HUGEPAGE);   /* best effort */
+#endif
+	return 0;
+}
+
 /** See cache.h. */
 uint64_t apbi_cache_max_entries(uint64_t max_memory, uint32_t page_size)
 {
@@ -686,14 +715,7 @@ static int cache_alloc(apbi_cache *c)
 	c->pol = c->cfg.policy->create(c->pool_cap);
 	if (!c->buckets || !c->pool || !c->mst || !c->slots || !c->pol)
 		return -ENOMEM;
-	if (c->nslots) {
-		void *p = mmap(NULL, c->nslots << c->shift, PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (p == MAP_FAILED)
-			return -ENOMEM;
-		c->slab = p;
-	}
-	return 0;
+	return c->nslots ? slab_map(c) : 0;
 }
 
 /** See cache.h. */
@@ -742,8 +764,8 @@ void apbi_cache_free(apbi_cache *c)
 		c->views = v->next;
 		free(v);
 	}
-	if (c->slab)
-		munmap(c->slab, c->nslots << c->shift);
+	if (c->slab_map)
+		munmap(c->slab_map, c->slab_map_len);
 	if (c->pol)
 		c->cfg.policy->destroy(c->pol);
 	apbi_trace_close(c->trace);

@@ -61,6 +61,7 @@ typedef struct apbi_cache_config {
 	uint32_t first_meta;
 	apbi_cache_evict_fn on_evict;    /* may be NULL */
 	void *evict_ctx;
+	bool huge_pages;                 /* MADV_HUGEPAGE on a slab of >= 2 MiB */
 } apbi_cache_config;
 
 typedef struct apbi_cache_counters {

@@ -56,7 +56,9 @@ struct apbi_cache {
 	uint64_t hmask;
 	apbi_page *pool, *free_descs;
 	uint64_t pool_cap, pool_hw, ndesc;
-	uint8_t *slab;
+	uint8_t *slab;        /* slot 0, aligned to SLAB_ALIGN inside the mapping */
+	void *slab_map;       /* the mapping itself, slab_map_len bytes */
+	size_t slab_map_len;
 	uint32_t *slots;      /* stack of free slot indices */
 	uint64_t nslots, nfree_slots, slab_hw;
 	uint64_t used, clock;

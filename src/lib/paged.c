@@ -39,6 +39,7 @@ void apb_paging_config_init(apb_paging_config *cfg)
 	cfg->prefetch = true;
 	cfg->prefetch_count = APB_DEFAULT_PREFETCH_COUNT;
 	cfg->eviction = APB_EVICT_TINYLFU;
+	cfg->huge_pages = true;
 }
 
 /** The cache of pb, for the trace recorder (paged_trace.c, trace.h). */
@@ -136,6 +137,7 @@ static int open_cache(apb_paged *pb)
 	apbi_cache_config cc = {
 		.max_memory = pb->cfg.max_memory, .page_size = pb->cfg.page_size,
 		.policy = apbi_policy_get(pb->cfg.eviction),
+		.huge_pages = pb->cfg.huge_pages,
 		.n_models = apbi_blocks_nobjects(pb->bl), .first_meta = (uint32_t)n,
 		.model_sizes = apbi_blocks_sizes(pb->bl), .model_align = apbi_blocks_units(pb->bl),
 		.load = apbi_blocks_load, .load_ctx = pb->bl,
