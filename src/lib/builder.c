@@ -369,6 +369,7 @@ struct wctx {
 	apbi_cpool *pool;             /* with compression, else NULL */
 	size_t cur;                   /* the model being written */
 	uint64_t pos;                 /* version 2: data bytes placed so far */
+	uint64_t unkicked;            /* bytes written since writeback was last started */
 };
 
 static void hash_feed(struct hasher *h, const uint8_t *p, size_t n)
@@ -427,6 +428,7 @@ static int put_chunk(struct wctx *c, size_t i, const uint8_t *p, size_t n, uint6
 	if (!all_zero(p, n) && (rc = apbi_pwrite_full(c->fd, p, n, off)) != 0)
 		return apbi_set_error(rc, "writing model \"%s\" to %s at offset %llu: %s",
 		                      c->bb->w[i].name, c->tmp, (unsigned long long)off, strerror(-rc));
+	apbi_write_kick(c->fd, &c->unkicked, n);
 	return chunk_done(c, n);
 }
 
@@ -534,6 +536,7 @@ static int write_stored(void *ctx, const void *p, size_t n, uint64_t off)
 	if (rc != 0)
 		return apbi_set_error(rc, "writing model \"%s\" to %s at offset %llu: %s", m->name,
 		                      c->tmp, (unsigned long long)at, strerror(-rc));
+	apbi_write_kick(c->fd, &c->unkicked, n);
 	return 0;
 }
 

@@ -72,6 +72,14 @@ ssize_t apbi_read_some(int fd, void *buf, size_t len);
 /** fsync through the seam; returns 0 or -errno. */
 int apbi_fsync(int fd);
 
+/**
+ * Notes n more bytes written to fd since *pending was last reset; once
+ * they reach 8 MiB, starts (does not wait for) writeback of fd's dirty
+ * pages and resets *pending, so that a later fsync finds little left to
+ * write.  Best effort: never fails.
+ */
+void apbi_write_kick(int fd, uint64_t *pending, size_t n);
+
 /* ---- checksums (checksum.c) ---- */
 
 /** XXH3-64 of len bytes. */

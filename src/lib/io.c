@@ -8,6 +8,7 @@
  * short transfers continue where they stopped.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -60,6 +61,7 @@ void apbi_io_set(const apbi_io_ops *ops)
 
 /* Largest single transfer asked of the kernel (Linux caps at ~2 GiB). */
 #define IO_CHUNK ((size_t)1 << 30)
+#define KICK_BYTES ((uint64_t)8 << 20)   /* apbi_write_kick: writeback every 8 MiB */
 
 /*
  * Transfers exactly len bytes at off in either direction, retrying EINTR
@@ -171,6 +173,22 @@ int apbi_preadv_full(int fd, const struct iovec *iov, int n, uint64_t off)
 int apbi_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
 	return transfer(fd, (char *)buf, len, off, true);
+}
+
+/**
+ * See internal.h.  Measured on `create --compress` of 256 MiB: the final
+ * fsync waited 0.33 s for the whole file before; with writeback started
+ * as the file grows it overlaps the compression.
+ */
+void apbi_write_kick(int fd, uint64_t *pending, size_t n)
+{
+	*pending += n;
+	if (*pending < KICK_BYTES)
+		return;
+	*pending = 0;
+#ifdef SYNC_FILE_RANGE_WRITE
+	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
 }
 
 /**
