@@ -395,7 +395,9 @@ START_TEST(test_write_failures)
 	apbi_io_set(&ops);
 	build(p, 6, names, d, sizes, APB_FILTER_AUTO, true);
 	total = write_calls;
-	ck_assert_int_gt(total, 20);
+	/* each of the 6 models: its stored blocks (one write per slot of up to
+	 * 1 MiB of blocks) and its table; then the header: every one fails below */
+	ck_assert_int_ge(total, 2 * 6);
 	unlink(p);
 	for (write_fail_at = 0; write_fail_at < total; write_fail_at++) {
 		apb_builder *bb = apb_builder_new(p);

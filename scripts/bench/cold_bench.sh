@@ -30,7 +30,9 @@
 # OLD_BUILD, when set, adds the peer "apbold": apbundle-mount of that build
 # tree (say, the commit before a change) at its defaults, on the same bundle,
 # so "before" and "after" are measured in one run.  NOTHP=1 adds the peer
-# "apbnothp": this build's apbundle-mount with -o huge_pages=0.
+# "apbnothp": this build's apbundle-mount with -o huge_pages=0.  NULLFS=1
+# adds scripts/bench/nullfs (a FUSE daemon serving model.bin from memory,
+# loaded before the page cache is dropped: the FUSE ceiling), dd readers only.
 #
 # Settings: WORK (build/cold-bench), BUILD (build/default), SIZE (512M),
 # NPY_SIZE (256M), RUNS (5), RA_LIST ("128 1024 4096"), READERS
@@ -130,6 +132,8 @@ mount_peer() { # PEER RA: mounts on $mnt, sets pid
 	local i
 	case $1 in
 	apbundle) "$APBMOUNT" -f "$WORK/data/set.apbundle" "$mnt" 2>>"$WORK/apbundle.log" & ;;
+	nullfs) "$BUILD/scripts/bench/nullfs" -f -o "size=$(stat -c %s "$d/model.bin"),source=$d/model.bin,name=model.bin" \
+		"$mnt" 2>>"$WORK/nullfs.log" & ;;
 	apbnothp) "$APBMOUNT" -f -o huge_pages=0 "$WORK/data/set.apbundle" "$mnt" 2>>"$WORK/apbundle.log" & ;;
 	apbold) "$OLD_BUILD/apbundle-mount" -f "$WORK/data/set.apbundle" "$mnt" 2>>"$WORK/apbold.log" & ;;
 	squashfuse_ll) squashfuse_ll -f "$WORK/data/set.sqfs" "$mnt" 2>>"$WORK/squashfuse.log" & ;;
@@ -153,6 +157,7 @@ umount_peer() {
 vs=(native:default apbundle:default)
 [ -n "${OLD_BUILD:-}" ] && vs+=(apbold:default)
 [ "${NOTHP:-0}" = 1 ] && vs+=(apbnothp:default)
+[ "${NULLFS:-0}" = 1 ] && vs+=(nullfs:default)
 for ra in $RA_LIST; do vs+=("apbundle:$ra" "squashfuse_ll:$ra"); done
 nv=${#vs[@]}
 S=$WORK/samples.tsv
@@ -165,6 +170,7 @@ for run in $(seq "$RUNS"); do
 		for ((k = 0; k < nv; k++)); do
 			v=${vs[$(((k + run - 1) % nv))]}
 			peer=${v%%:*} ra=${v#*:} cpu=NA
+			case $peer:$reader in nullfs:np*) continue ;; esac
 			if [ "$peer" = native ]; then
 				drop
 				read_one "$reader" "$d"

@@ -1,22 +1,27 @@
 /*
  * builder_compress.c - block compression for the builder: a pool of two
- * worker threads that compress blocks in order-independent slots, written
- * back in block order, and the per-model choice of filter.
+ * worker threads that compress runs of blocks in order-independent slots,
+ * written back in block order, and the per-model choice of filter.
  *
  * Invariants kept here:
- *  - Blocks are numbered in the order fed; slot = block % nslots; at most
- *    nslots blocks are in flight ([head, tail)).  Workers take any READY
- *    slot and compress it with their own encoder; only the calling (main)
- *    thread copies input in, writes output (through the caller's write
- *    function, in block order) and records stored offsets.  Every frame
- *    depends only on its block, filter and level (codec.h), so the output
- *    is the same bytes whatever the thread timing.
+ *  - Blocks are numbered in the order fed and grouped in slots of up to
+ *    `per` consecutive blocks (about 1 MiB: one hand-over per 64 KiB block
+ *    cost more in thread wake-ups on a VM than the compression gained);
+ *    slots are numbered too, slot k in s[k % nslots], and at most nslots
+ *    are in flight ([head, tail)).  Workers take any READY slot and
+ *    compress each of its blocks into its own frame, the frames back to
+ *    back in the slot's out buffer; only the calling (main) thread copies
+ *    input in, writes output (through the caller's write function, in
+ *    block order) and records stored offsets.  Every frame depends only
+ *    on its block, filter and level (codec.h), so the output is the same
+ *    bytes whatever the thread timing or grouping.
  *  - Slot states change only under the mutex; a slot's buffers belong to
  *    the main thread while FREE, to one worker while BUSY, and are handed
  *    over by the READY and DONE transitions (made and seen under the mutex).
  *  - A worker's error detail is thread-local: it is copied into its slot
  *    and re-raised by the main thread when that block is written.
- *  - Memory: nslots x (block + its frame bound) plus n_blocks u64 offsets
+ *  - Memory: nslots x per x (block + its frame bound) (8 MiB at most for
+ *    blocks up to 1 MiB, 4 slots of 1 MiB of blocks) plus n_blocks u64 offsets
  *    of the model being written; nothing grows with the model otherwise.
  *  - After an error the pool is reset (all in-flight slots waited for)
  *    before another model starts or the pool is freed.
@@ -34,7 +39,9 @@
 #include "internal.h"
 
 #define NTHREADS 2
-#define MAX_SLOTS 8
+#define MAX_SLOTS 4
+#define RUN_BYTES (1u << 20)            /* input bytes per slot, when blocks are smaller */
+#define MAX_PER 16u                     /* blocks per slot */
 #define SAMPLES 4                       /* blocks tried per model by the filter choice */
 #define SAMPLE_MAX (256u << 10)         /* bytes tried per sampled block */
 
@@ -42,7 +49,10 @@ enum slot_state { FREE, READY, BUSY, DONE };
 
 struct slot {
 	uint8_t *in, *out;
-	size_t n, out_len;
+	size_t n, out_len;                /* input bytes; frames' bytes, back to back */
+	uint32_t nb, bad;                 /* blocks; on error, the one that failed */
+	uint32_t lens[MAX_PER];           /* each block's frame length */
+	uint64_t first;                   /* the first block's number */
 	enum slot_state state;
 	enum apbi_filter f;
 	int rc;
@@ -59,12 +69,14 @@ struct apbi_cpool {
 	apbi_encoder *enc[NTHREADS + 1];  /* one per worker, the last for the filter choice */
 	struct slot s[MAX_SLOTS];
 	unsigned nslots;
-	uint32_t bs;
-	size_t cap;                       /* frame buffer size */
+	uint32_t bs, per;                 /* block size; blocks per slot */
+	size_t cap;                       /* frame buffer size (one block's bound) */
 	/* the model being written */
 	enum apbi_filter f;
 	uint64_t size, n_blocks, head, tail, stored;
-	size_t fill;
+	uint64_t fed;                     /* blocks completed into slots */
+	uint32_t cur_nb;                  /* whole blocks in the slot being filled */
+	size_t fill, cur_bytes;           /* bytes of its partial block; of the slot */
 	uint64_t *offsets;
 	apbi_cpool_write_fn write;
 	void *wctx;
@@ -78,6 +90,27 @@ static struct slot *next_ready(apbi_cpool *p)
 		if (p->s[k].state == READY && (!best || p->s[k].seq < best->seq))
 			best = &p->s[k];
 	return best;
+}
+
+/* Compresses the blocks of slot s, frames back to back (each fits: out has
+ * room for nb frame bounds); on error records the block and the detail. */
+static int encode_slot(const apbi_cpool *p, apbi_encoder *enc, struct slot *s)
+{
+	size_t at = 0, pos = 0;
+	for (uint32_t b = 0; b < s->nb; b++) {
+		size_t len = s->n - at < p->bs ? s->n - at : p->bs, out = 0;
+		int rc = apbi_encode(enc, s->f, s->in + at, len, s->out + pos, p->cap, &out);
+		if (rc != 0) {
+			s->bad = b;
+			snprintf(s->err, sizeof s->err, "%s", apb_last_error());
+			return rc;
+		}
+		s->lens[b] = (uint32_t)out;
+		pos += out;
+		at += len;
+	}
+	s->out_len = pos;
+	return 0;
 }
 
 static void *worker(void *arg)
@@ -95,9 +128,7 @@ static void *worker(void *arg)
 			break;
 		s->state = BUSY;
 		pthread_mutex_unlock(&p->mu);
-		s->rc = apbi_encode(p->enc[id], s->f, s->in, s->n, s->out, p->cap, &s->out_len);
-		if (s->rc != 0)
-			snprintf(s->err, sizeof s->err, "%s", apb_last_error());
+		s->rc = encode_slot(p, p->enc[id], s);
 		pthread_mutex_lock(&p->mu);
 		s->state = DONE;
 		pthread_cond_broadcast(&p->done);
@@ -116,8 +147,9 @@ static void reset(apbi_cpool *p)
 		p->s[k].state = FREE;
 	}
 	pthread_mutex_unlock(&p->mu);
-	p->head = p->tail = 0;
-	p->fill = 0;
+	p->head = p->tail = p->fed = 0;
+	p->fill = p->cur_bytes = 0;
+	p->cur_nb = 0;
 }
 
 void apbi_cpool_free(apbi_cpool *p)
@@ -178,12 +210,15 @@ int apbi_cpool_new(int level, uint32_t block_size, apbi_cpool **out)
 	p->bs = block_size;
 	p->cap = apbi_encode_bound(block_size);
 	p->nslots = block_size <= (1u << 20) ? MAX_SLOTS : NTHREADS + 1;
+	p->per = block_size >= RUN_BYTES ? 1 : RUN_BYTES / block_size;
+	p->per = p->per < MAX_PER ? p->per : MAX_PER;
 	for (int t = 0; t <= NTHREADS && rc == 0; t++)
 		rc = apbi_encoder_new(APBI_CODEC_ZSTD, level, block_size, &p->enc[t]);
 	for (unsigned k = 0; k < p->nslots && rc == 0; k++) {
-		if (!(p->s[k].in = malloc(block_size)) || !(p->s[k].out = malloc(p->cap)))
+		if (!(p->s[k].in = malloc((size_t)p->per * block_size)) ||
+		    !(p->s[k].out = malloc(p->per * p->cap)))
 			rc = apbi_set_error(-ENOMEM, "out of memory for %u compression buffers of %u bytes",
-			                    p->nslots, block_size);
+			                    p->nslots, p->per * block_size);
 	}
 	if (rc == 0 && (rc = start_threads(p)) == 0) {
 		*out = p;
@@ -212,10 +247,11 @@ int apbi_cpool_begin(apbi_cpool *p, enum apbi_filter f, uint64_t size,
 	return 0;
 }
 
-/* Waits for the oldest block in flight and writes it. */
+/* Waits for the oldest slot in flight and writes its blocks. */
 static int drain_one(apbi_cpool *p)
 {
 	struct slot *s = &p->s[p->head % p->nslots];
+	uint64_t off = p->stored;
 	int rc;
 
 	pthread_mutex_lock(&p->mu);
@@ -223,8 +259,12 @@ static int drain_one(apbi_cpool *p)
 		pthread_cond_wait(&p->done, &p->mu);
 	pthread_mutex_unlock(&p->mu);
 	if (s->rc != 0)
-		return apbi_set_error(s->rc, "block %llu: %s", (unsigned long long)p->head, s->err);
-	p->offsets[p->head] = p->stored;
+		return apbi_set_error(s->rc, "block %llu: %s", (unsigned long long)(s->first + s->bad),
+		                      s->err);
+	for (uint32_t b = 0; b < s->nb; b++) {
+		p->offsets[s->first + b] = off;
+		off += s->lens[b];
+	}
 	if ((rc = p->write(p->wctx, s->out, s->out_len, p->stored)) != 0)
 		return rc;
 	p->stored += s->out_len;
@@ -235,34 +275,47 @@ static int drain_one(apbi_cpool *p)
 	return 0;
 }
 
+/* Hands the slot being filled (cur_nb whole blocks) to the workers. */
+static void submit(apbi_cpool *p, struct slot *s)
+{
+	pthread_mutex_lock(&p->mu);
+	s->n = p->cur_bytes;
+	s->nb = p->cur_nb;
+	s->first = p->fed - p->cur_nb;
+	s->f = p->f;
+	s->seq = p->tail++;
+	s->state = READY;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	p->cur_nb = 0;
+	p->cur_bytes = 0;
+}
+
 int apbi_cpool_feed(apbi_cpool *p, const uint8_t *data, size_t n)
 {
 	int rc;
 
 	while (n) {
-		if (p->tail >= p->n_blocks)
+		if (p->fed >= p->n_blocks)
 			return apbi_set_error(-EIO, "compression: more bytes than the model's %llu",
 			                      (unsigned long long)p->size);
 		if (p->tail - p->head == p->nslots && (rc = drain_one(p)) != 0)
 			return rc;
 		struct slot *s = &p->s[p->tail % p->nslots];
-		uint64_t left = p->size - p->tail * p->bs;
+		uint64_t left = p->size - p->fed * p->bs;
 		size_t blen = left < p->bs ? (size_t)left : p->bs;
 		size_t take = blen - p->fill < n ? blen - p->fill : n;
-		memcpy(s->in + p->fill, data, take);
+		memcpy(s->in + p->cur_bytes, data, take);
 		p->fill += take;
+		p->cur_bytes += take;
 		data += take;
 		n -= take;
-		if (p->fill == blen) {
-			pthread_mutex_lock(&p->mu);
-			s->n = blen;
-			s->f = p->f;
-			s->seq = p->tail++;
-			s->state = READY;
-			pthread_cond_signal(&p->work);
-			pthread_mutex_unlock(&p->mu);
-			p->fill = 0;
-		}
+		if (p->fill < blen)
+			continue;
+		p->fill = 0;
+		p->fed++;
+		if (++p->cur_nb == p->per || p->fed == p->n_blocks)
+			submit(p, s);
 	}
 	return 0;
 }
@@ -271,9 +324,9 @@ int apbi_cpool_end(apbi_cpool *p, uint64_t *stored_size, const uint64_t **offset
 {
 	int rc;
 
-	if (p->tail != p->n_blocks || p->fill)
+	if (p->fed != p->n_blocks || p->fill || p->cur_nb)
 		return apbi_set_error(-EIO, "compression: %llu of %llu blocks fed",
-		                      (unsigned long long)p->tail, (unsigned long long)p->n_blocks);
+		                      (unsigned long long)p->fed, (unsigned long long)p->n_blocks);
 	while (p->head < p->tail)
 		if ((rc = drain_one(p)) != 0)
 			return rc;
