@@ -301,8 +301,9 @@ static uint32_t claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max
 	return k;
 }
 
-/* Ends the load of e with result err (under the lock). */
-static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stamp)
+/* Ends the load of e with result err (under the lock); a prefetch (pf) enters the policy as kind. */
+static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi_pol_kind kind,
+                    uint64_t stamp)
 {
 	if (err) {
 		if (e->flags & F_INHASH)
@@ -321,7 +322,7 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 	e->flags |= F_INPOL | (pf ? F_UNUSED_PF : 0);
 	e->stamp = pf ? stamp : c->clock;
 	e->pol.id = APBI_POL_ID(e->model, e->page);
-	c->cfg.policy->insert(c->pol, &e->pol, pf ? APBI_POL_PREFETCH : APBI_POL_DEMAND);
+	c->cfg.policy->insert(c->pol, &e->pol, pf ? kind : APBI_POL_DEMAND);
 	if (pf)
 		c->st.prefetches += counted(c, e->model);
 }
@@ -360,12 +361,12 @@ static void populate(apbi_page *const *pages, uint32_t k)
  * Loads claimed pages[0..k) (from page lo on) with one loader call; the
  * lock is not held on entry or exit.  Pages [skip, skip+want) are the
  * demand: counted as misses and, when they loaded, left pinned; the others
- * enter as prefetches (stamp) and are unpinned.  Returns, for want > 0,
+ * enter as prefetches (stamp; policy entry kind) and are unpinned.  Returns, for want > 0,
  * the number of demand pages that loaded in a row from skip, or the error
  * of the first; for want == 0 the number of pages that loaded.
  */
 static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_page **pages,
-                    uint32_t skip, uint32_t want, uint64_t stamp)
+                    uint32_t skip, uint32_t want, uint64_t stamp, enum apbi_pol_kind kind)
 {
 	uint8_t *dst[MAX_RUN] = { 0 };
 	int res[MAX_RUN] = { 0 };
@@ -382,7 +383,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 	for (i = 0; i < k; i++) {
 		bool demand = i >= skip && i - skip < want;
 		int e = got < 0 ? (int)got : res[i];
-		publish(c, pages[i], e, !demand, demand ? 0 : stamp);
+		publish(c, pages[i], e, !demand, kind, demand ? 0 : stamp);
 		if (demand) {
 			count_lookup(c, m, lo + i, false);
 			if (i == skip && e)
@@ -463,7 +464,7 @@ static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, ui
 	pthread_mutex_unlock(&c->lock);
 	if (!k)
 		return -ENOBUFS;
-	r = load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c));
+	r = load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c), APBI_POL_PREFETCH);
 	if (r < 0)
 		return r;
 	memcpy(pages, run + skip, (size_t)r * sizeof *pages);
@@ -541,14 +542,40 @@ ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8
 	return apbi_cache_page_len(c, m, page);
 }
 
-/** See cache.h. */
-uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
-                             uint64_t stamp)
+/*
+ * A prefetch claim of pages[0..k) from page on that stopped short of end
+ * in the middle of a load unit gives the unit's claimed part back (lock
+ * held; nobody else has seen them): loading part of a unit reads the whole
+ * unit, and the rest would read it again.  Returns the pages kept.
+ */
+static uint32_t whole_units(apbi_cache *c, uint32_t m, uint64_t page, uint64_t end, uint32_t k,
+                            apbi_page **pages)
+{
+	uint32_t al = c->cfg.model_align ? c->cfg.model_align[m] : 1, keep;
+	uint64_t stop = page + k;
+	if (al <= 1 || stop >= end || stop % al == 0)
+		return k;
+	keep = stop / al * al > page ? (uint32_t)(stop / al * al - page) : 0;
+	for (uint32_t i = keep; i < k; i++) {
+		publish(c, pages[i], -ENOBUFS, true, APBI_POL_PREFETCH, 0);
+		apbi_cache_unpin_one(c, pages[i]);
+	}
+	return keep;
+}
+
+/*
+ * apbi_cache_prefetch and apbi_cache_readahead: the loaded pages enter the
+ * policy as kind; *stopped is the first page not loaded (the end when all
+ * are resident now).
+ */
+static uint64_t prefetch_pages(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
+                               uint64_t stamp, enum apbi_pol_kind kind, uint64_t *stopped)
 {
 	apbi_page *pages[MAX_RUN];
 	uint64_t end, done = 0;
 	uint32_t k;
 	int r;
+	*stopped = page;
 	if (m >= c->cfg.n_models || page >= (end = apbi_cache_npages(c, m)))
 		return 0;
 	if (n < end - page)
@@ -561,16 +588,38 @@ uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t 
 		if (page < end)
 			k = claim_run(c, m, page, end - page < c->max_run ? (uint32_t)(end - page) : c->max_run,
 			              true, stamp, pages);
+		k = whole_units(c, m, page, end, k, pages);
 		pthread_mutex_unlock(&c->lock);
+		*stopped = page;
 		if (!k)
 			break;
-		r = load_run(c, m, page, k, pages, 0, 0, stamp);
+		r = load_run(c, m, page, k, pages, 0, 0, stamp, kind);
 		done += (uint64_t)r;
+		*stopped = page + (uint64_t)r;
 		if ((uint32_t)r < k)
 			break;
 		page += k;
 	}
+	if (page >= end)
+		*stopped = end;
 	return done;
+}
+
+/** See cache.h. */
+uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
+                             uint64_t stamp)
+{
+	uint64_t stopped;
+	return prefetch_pages(c, m, page, n, stamp, APBI_POL_PREFETCH, &stopped);
+}
+
+/** See cache.h. */
+uint64_t apbi_cache_readahead(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
+                              uint64_t stamp)
+{
+	uint64_t stopped;
+	prefetch_pages(c, m, page, n, stamp, APBI_POL_READAHEAD, &stopped);
+	return stopped;
 }
 
 /** See cache.h. */

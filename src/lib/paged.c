@@ -131,6 +131,17 @@ static uint32_t run_pages(const apb_paging_config *cfg)
 	return run ? (uint32_t)run : 1;
 }
 
+/*
+ * Readahead loads in flight at once: one for a local file (the reader's
+ * own loads run beside it; more would only compete for the CPU that
+ * verifies), APBI_PREFETCH_MAX_WORKERS for a source with network latency,
+ * where a read window is worth only what is in flight.
+ */
+static uint32_t prefetch_workers(const apb_paged *pb)
+{
+	return strcmp(pb->src->ops->kind, "file") ? APBI_PREFETCH_MAX_WORKERS : 1;
+}
+
 static int open_cache(apb_paged *pb)
 {
 	uint64_t n = pb->man->n_models;
@@ -152,6 +163,8 @@ static int open_cache(apb_paged *pb)
 		apbi_prefetch_config pc = {
 			.n_models = (uint32_t)n, .prefetch_count = pb->cfg.prefetch_count,
 			.max_memory = pb->cfg.max_memory, .page_size = pb->cfg.page_size,
+			.run_pages = cc.max_run, .model_align = cc.model_align,
+			.workers = prefetch_workers(pb),
 		};
 		if ((r = apbi_prefetch_new(pb->cache, &pc, &pb->pf)) < 0)
 			return apbi_set_error(r, "out of memory for the prefetcher");

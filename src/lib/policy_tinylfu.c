@@ -7,7 +7,9 @@
  *
  * Demand inserts and touches record the identity in the sketch (prefetches
  * do not: they are not accesses).  New entries enter the window (a
- * prefetch at its old end).  When the window is over its share, victim()
+ * prefetch at its old end; readahead, which its reader is about to use,
+ * at probation's new end, where it is not weighed as a candidate before
+ * that use).  When the window is over its share, victim()
  * moves its oldest entry (the candidate) into probation and weighs it
  * against probation's oldest: the candidate stays if the sketch has seen
  * it strictly more often, else it is the victim.  A touch in
@@ -69,6 +71,13 @@ static void move_to(tinylfu *t, apbi_pol_node *n, uint32_t q)
 static void tl_insert(void *pol, apbi_pol_node *n, enum apbi_pol_kind kind)
 {
 	tinylfu *t = pol;
+	if (kind == APBI_POL_READAHEAD) {
+		/* not the admission candidate while unused: its use counts it */
+		n->flags = PROBATION;
+		t->n[PROBATION]++;
+		apbi_pol_link_after(&t->q[PROBATION], n);
+		return;
+	}
 	n->flags = WINDOW;
 	t->n[WINDOW]++;
 	if (kind == APBI_POL_PREFETCH) {
