@@ -341,6 +341,153 @@ START_TEST(sequential_pass_loads_each_byte_once)
 }
 END_TEST
 
+/* ---- per-reader read windows (apb_reader) ---- */
+
+static uint64_t reader_window(apb_reader *r)
+{
+	apb_reader_stats rs;
+	apb_reader_info(r, &rs);
+	return rs.window;
+}
+
+static void reader_read(apb_reader *r, const tb *t, int m, uint64_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	ssize_t got = apb_reader_read(r, buf, len, off);
+	ck_assert_msg(got == (ssize_t)len, "reader read at %lu: %zd (%s)", (unsigned long)off, got,
+	              apb_last_error());
+	ck_assert_mem_eq(buf, t->data[m] + off, len);
+	free(buf);
+}
+
+/*
+ * Issue 13: a reader's window opens at 1 MiB, doubles while its reads stay
+ * sequential, is capped by a quarter of the budget (4 MiB of 16) shared
+ * among the readers streaming, and resets on a seek.
+ */
+START_TEST(reader_window_grows_resets_and_is_capped)
+{
+	size_t sizes[1] = { 32u << 20 };
+	const uint64_t K64 = 64u << 10, MiB = 1u << 20;
+	apb_reader *r1, *r2;
+	apb_reader_stats rs;
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 1, sizes, 0);
+	pb = tb_open(&t, 16u << 20, 4096, APB_EVICT_TINYLFU, true);
+	ck_assert_int_eq(apb_reader_open(pb, 0, &r1), 0);
+	ck_assert_uint_eq(reader_window(r1), 0);
+	reader_read(r1, &t, 0, 0, K64);
+	ck_assert_uint_eq(reader_window(r1), MiB);
+	reader_read(r1, &t, 0, K64, K64);
+	ck_assert_uint_eq(reader_window(r1), 2 * MiB);
+	reader_read(r1, &t, 0, 2 * K64, K64);
+	ck_assert_uint_eq(reader_window(r1), 4 * MiB);
+	reader_read(r1, &t, 0, 3 * K64, K64);
+	ck_assert_uint_eq(reader_window(r1), 4 * MiB);    /* a quarter of the budget */
+	/* a second streaming reader: the quarter is shared */
+	ck_assert_int_eq(apb_reader_open(pb, 0, &r2), 0);
+	reader_read(r2, &t, 0, 0, K64);
+	ck_assert_uint_eq(reader_window(r2), MiB);
+	ck_assert_uint_eq(reader_window(r1), 2 * MiB);
+	/* a seek resets r1's window; reading on from there opens it again */
+	reader_read(r1, &t, 0, 20 * MiB, K64);
+	apb_reader_info(r1, &rs);
+	ck_assert_uint_eq(rs.window, 0);
+	ck_assert_uint_eq(rs.seeks, 1);
+	ck_assert_uint_eq(rs.sequential_reads, 3);
+	reader_read(r1, &t, 0, 20 * MiB + K64, K64);
+	ck_assert_uint_eq(reader_window(r1), MiB);
+	apb_reader_close(r2);
+	reader_read(r1, &t, 0, 20 * MiB + 2 * K64, K64);
+	ck_assert_uint_eq(reader_window(r1), 2 * MiB);
+	apb_reader_close(r1);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
+/* Readers are bounded in number, refuse bad arguments, and read plainly without prefetch. */
+START_TEST(reader_limits_and_no_prefetch)
+{
+	size_t sizes[2] = { 100000, 5000 };
+	static apb_reader *rs[APB_MAX_READERS];
+	apb_reader *r;
+	uint8_t buf[3000];
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 2, sizes, 0);
+	pb = tb_open(&t, 1 << 20, 4096, APB_EVICT_LRU, false);
+	ck_assert_int_eq(apb_reader_open(pb, 2, &r), -ENOENT);
+	ck_assert_int_eq(apb_reader_open(NULL, 0, &r), -EINVAL);
+	ck_assert_int_eq(apb_reader_read(NULL, buf, 1, 0), -EINVAL);
+	for (unsigned i = 0; i < APB_MAX_READERS; i++)
+		ck_assert_int_eq(apb_reader_open(pb, i % 2, &rs[i]), 0);
+	ck_assert_int_eq(apb_reader_open(pb, 0, &r), -EMFILE);
+	ck_assert_ptr_null(r);
+	apb_reader_close(rs[0]);
+	ck_assert_int_eq(apb_reader_open(pb, 1, &rs[0]), 0);
+	ck_assert_int_eq(apb_reader_read(rs[0], buf, sizeof buf, 4000), 1000);
+	ck_assert_mem_eq(buf, t.data[1] + 4000, 1000);
+	ck_assert_uint_eq(reader_window(rs[0]), 0);   /* prefetch off: no window */
+	for (unsigned i = 0; i < APB_MAX_READERS; i++)
+		apb_reader_close(rs[i]);
+	apb_reader_close(NULL);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
+/* Reads model m backwards in len-byte steps (each a seek: no readahead). */
+static void read_backwards(apb_paged *pb, const tb *t, int m, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	for (uint64_t end = t->size[m]; end >= len; end -= len)
+		ck_assert_int_eq(apb_paged_read(pb, t->names[m], buf, len, end - len), (ssize_t)len);
+	free(buf);
+}
+
+/*
+ * Issue 14: the window cap halves when read-ahead pages are evicted unused
+ * and grows back while prefetches are used.  A reads 1 MiB sequentially
+ * (4 MiB read ahead), B then fills the budget without readahead, evicting
+ * A's unused pages; A's next sequential reads find the cap halved, and a
+ * long sequential pass restores it.
+ */
+START_TEST(window_shrinks_when_wasted_and_grows_back)
+{
+	size_t sizes[2] = { 32u << 20, 16u << 20 };
+	apb_paging_stats st;
+	apb_reader *r;
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 2, sizes, 0);
+	pb = tb_open(&t, 16u << 20, 4096, APB_EVICT_LRU, true);
+	ck_assert_int_eq(apb_reader_open(pb, 0, &r), 0);
+	for (uint64_t off = 0; off < (1u << 20); off += 128u << 10)
+		reader_read(r, &t, 0, off, 128u << 10);
+	wait_quiet(pb);
+	read_backwards(pb, &t, 1, 256u << 10);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_gt(st.prefetch_wasted, 0);
+	for (uint64_t off = 1u << 20; off < (2u << 20); off += 128u << 10)
+		reader_read(r, &t, 0, off, 128u << 10);
+	wait_quiet(pb);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_ge(st.readahead_shrinks, 1);
+	ck_assert_uint_lt(st.readahead_window, 4u << 20);
+	for (uint64_t off = 2u << 20; off < sizes[0] - (1u << 20); off += 128u << 10) {
+		reader_read(r, &t, 0, off, 128u << 10);
+		usleep(200);
+	}
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_eq(st.readahead_window, 4u << 20);
+	apb_reader_close(r);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("prefetch");
@@ -356,6 +503,12 @@ Suite *test_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, threads_read_random_ranges, 0, 2);
 	tcase_add_loop_test(tc, sequential_pass_loads_each_byte_once, 0, 3);
+	tcase_add_test(tc, window_shrinks_when_wasted_and_grows_back);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("reader");
+	tu_add_fixture(tc);
+	tcase_add_test(tc, reader_window_grows_resets_and_is_capped);
+	tcase_add_test(tc, reader_limits_and_no_prefetch);
 	suite_add_tcase(s, tc);
 	return s;
 }

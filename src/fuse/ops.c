@@ -6,7 +6,9 @@
  * snapshots of generated files (snap.c).  Invariants: inode = node index
  * + 1 (tree.h); every request gets exactly one reply; nothing is ever
  * written to the bundle and every modifying operation answers EROFS.
- * Model reads reply straight from pinned cache pages (fuse_reply_iov) and
+ * A model file's fh is its apb_reader (its own read window; 0 when the
+ * library refused one), closed at release; a generated file's is its
+ * snapshot.  Model reads reply straight from pinned cache pages (fuse_reply_iov) and
  * unpin only after the reply was written; a bounded pool of copy buffers
  * (APBM_POOL_BUFS, outside max_memory) serves what cannot be pinned.
  */
@@ -232,6 +234,25 @@ static void open_control(fuse_req_t req, apbm_fs *fs, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/*
+ * A model file: fh is its reader (its own read window), or 0 when the
+ * library refused one (APB_MAX_READERS open, or no memory): its reads then
+ * share the model's window.
+ */
+static void open_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n,
+                       struct fuse_file_info *fi)
+{
+	apb_reader *rd = NULL;
+
+	if (apb_reader_open(fs->pb, (size_t)n->model, &rd) != 0)
+		rd = NULL;
+	fi->fh = (uint64_t)(uintptr_t)rd;
+	fi->direct_io = fs->direct_io;
+	fi->keep_cache = !fs->direct_io;
+	if (fuse_reply_open(req, fi) != 0)
+		apb_reader_close(rd);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
@@ -253,10 +274,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->noflush = 1;
 	if (n->model >= 0) {
-		fi->fh = 0;
-		fi->direct_io = fs->direct_io;
-		fi->keep_cache = !fs->direct_io;
-		fuse_reply_open(req, fi);
+		open_model(req, fs, n, fi);
 		return;
 	}
 	rc = apbm_snap_open(fs, n->model, &snap);
@@ -272,7 +290,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	apbm_snap_put(fs_of(req), (apbm_snap *)(uintptr_t)fi->fh);
+	const apbm_node *n = apbm_tree_node(&fs_of(req)->tree, ino);
+
+	if (n && n->model >= 0)
+		apb_reader_close((apb_reader *)(uintptr_t)fi->fh);
+	else
+		apbm_snap_put(fs_of(req), (apbm_snap *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -360,14 +383,16 @@ static void read_failed(apbm_fs *fs, fuse_ino_t ino, uint64_t off, const read_er
  * followed by the copy.  Returns the bytes copied, or the library's error
  * (nothing replied, the error's details in *re).
  */
-static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, uint64_t off,
-                          size_t size, struct iovec *pre, int n_pre, read_error *re)
+static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, apb_reader *rd,
+                          uint64_t off, size_t size, struct iovec *pre, int n_pre,
+                          read_error *re)
 {
 	void *buf = pool_get(fs);
 	ssize_t r = -ENOMEM;
 
 	if (buf) {
-		r = apb_paged_read_index(fs->pb, (size_t)n->model, buf, size, off);
+		r = rd ? apb_reader_read(rd, buf, size, off) :
+		         apb_paged_read_index(fs->pb, (size_t)n->model, buf, size, off);
 		if (r < 0)
 			capture_error(re);
 	} else {
@@ -389,7 +414,7 @@ static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, uint6
  * replied, or -1 after replying with an error.
  */
 static int64_t read_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n, fuse_ino_t ino,
-                          size_t size, off_t off)
+                          apb_reader *rd, size_t size, off_t off)
 {
 	struct iovec iov[APBM_MAX_IOV + 1];
 	apb_pinned *pins = NULL;
@@ -405,8 +430,9 @@ static int64_t read_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n, fuse_
 		size = fs->max_read;
 	if ((uint64_t)size > n->size - (uint64_t)off)
 		size = (size_t)(n->size - (uint64_t)off);
-	r = apb_paged_pin_range(fs->pb, (size_t)n->model, (uint64_t)off, size, iov,
-	                        APBM_MAX_IOV, &n_iov, &pins);
+	r = rd ? apb_reader_pin(rd, (uint64_t)off, size, iov, APBM_MAX_IOV, &n_iov, &pins) :
+	         apb_paged_pin_range(fs->pb, (size_t)n->model, (uint64_t)off, size, iov,
+	                             APBM_MAX_IOV, &n_iov, &pins);
 	if (r < 0 && r != -ENOBUFS)
 		capture_error(&re);
 	if (r == (ssize_t)size) {
@@ -419,8 +445,8 @@ static int64_t read_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n, fuse_
 			n_iov = 0;
 		}
 		ssize_t pinned = r;
-		r = reply_copy(req, fs, n, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov, n_iov,
-		               &re);
+		r = reply_copy(req, fs, n, rd, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov,
+		               n_iov, &re);
 		if (r >= 0)
 			r += pinned;
 	}
@@ -452,7 +478,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	t0 = apbm_now_ns();
-	r = read_model(req, fs, n, ino, size, off);
+	r = read_model(req, fs, n, ino, (apb_reader *)(uintptr_t)fi->fh, size, off);
 	apbm_metrics_read(&fs->metrics, apbm_now_ns() - t0, r);
 }
 

@@ -328,8 +328,25 @@ static int page_error(apb_paged *pb, int r, uint32_t m, uint64_t pos)
 	return apbi_paged_read_error(pb, r, m, lo, lo + pb->cfg.page_size);
 }
 
+/* A demand read of pages [page, page+n) of model m, for the prefetcher: through
+ * the reader's own stream ra, else the model's. */
+static void note(apb_paged *pb, apbi_ra *ra, uint32_t m, uint64_t page, uint64_t n)
+{
+	if (ra)
+		apbi_prefetch_note_ra(pb->pf, ra, page, n);
+	else
+		apbi_prefetch_note(pb->pf, m, page, n);
+}
+
 /** See apbundle.h. */
 ssize_t apb_paged_read_index(apb_paged *pb, size_t index, void *buf, size_t len, uint64_t offset)
+{
+	return apbi_paged_read(pb, index, buf, len, offset, NULL);
+}
+
+/** See paged_priv.h. */
+ssize_t apbi_paged_read(apb_paged *pb, size_t index, void *buf, size_t len, uint64_t offset,
+                        apbi_ra *ra)
 {
 	apbi_page *pages[APBI_CACHE_MAX_RUN];
 	uint64_t size, end, pos, first;
@@ -361,7 +378,7 @@ ssize_t apb_paged_read_index(apb_paged *pb, size_t index, void *buf, size_t len,
 		pos += copy_pages(pb, pages, n, p, pos, end, (uint8_t *)buf + (pos - offset));
 		apbi_cache_unpin(pb->cache, pages, n);
 	}
-	apbi_prefetch_note(pb->pf, m, first, (end - 1) / pb->cfg.page_size - first + 1);
+	note(pb, ra, m, first, (end - 1) / pb->cfg.page_size - first + 1);
 	return (ssize_t)(end - offset);
 }
 
@@ -452,6 +469,7 @@ int apb_paged_prefetch_hint(apb_paged *pb, const char *name)
 /** See apbundle.h. */
 void apb_paged_stats(apb_paged *pb, apb_paging_stats *out)
 {
+	apbi_prefetch_counters pc;
 	apbi_cache_counters c;
 	if (!out)
 		return;
@@ -469,6 +487,11 @@ void apb_paged_stats(apb_paged *pb, apb_paging_stats *out)
 	out->prefetch_wasted = c.prefetch_wasted;
 	out->cached_pages = c.cached_pages;
 	out->checksum_failures = apbi_blocks_failures(pb->bl);
+	apbi_prefetch_stats(pb->pf, &pc);
+	out->readahead_window = pc.window_cap;
+	out->sequential_reads = pc.seq_reads;
+	out->readahead_seeks = pc.seeks;
+	out->readahead_shrinks = pc.shrinks;
 	apbi_blocks_decode_stats(pb->bl, &out->bytes_decoded, &out->decode_ns);
 }
 
@@ -542,6 +565,14 @@ static ssize_t pin_pages(apb_paged *pb, uint32_t m, uint64_t pos, uint64_t end,
 ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t len,
                             struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins)
 {
+	return apbi_paged_pin(pb, index, offset, len, iov, max_iov, n_iov, pins, NULL);
+}
+
+/** See paged_priv.h. */
+ssize_t apbi_paged_pin(apb_paged *pb, size_t index, uint64_t offset, size_t len,
+                       struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins,
+                       apbi_ra *ra)
+{
 	apb_pinned *pn;
 	uint64_t end;
 	ssize_t r;
@@ -569,8 +600,8 @@ ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t
 		return page_error(pb, (int)r, (uint32_t)index, offset);
 	}
 	*pins = pn;
-	apbi_prefetch_note(pb->pf, (uint32_t)index, offset / pb->cfg.page_size,
-	                   (offset + (uint64_t)r - 1) / pb->cfg.page_size - offset / pb->cfg.page_size + 1);
+	note(pb, ra, (uint32_t)index, offset / pb->cfg.page_size,
+	     (offset + (uint64_t)r - 1) / pb->cfg.page_size - offset / pb->cfg.page_size + 1);
 	return r;
 }
 

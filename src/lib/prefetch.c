@@ -26,8 +26,10 @@
  *
  * Bounds, so that readahead pays for itself: every window is at most the
  * cap; the cap is at most max_window (a quarter of the budget, at most
- * RA_MAX_BYTES) divided among the streams that have a window, so all the
- * readahead in flight fits a quarter of the budget; the cap halves
+ * RA_MAX_BYTES) divided among the streams that have a window and were
+ * read by one of the last RECENT reads (a reader that stopped reading
+ * gives its share back), so the readahead in flight fits a quarter of the
+ * budget; the cap halves
  * whenever prefetched pages were evicted unused (prefetch_wasted grew) and
  * doubles again after a cap's worth of prefetched pages were used.  A
  * readahead load that stops short (the cache would have had to evict pages
@@ -55,6 +57,7 @@
 #define RA_INIT_BYTES (1u << 20)
 #define RA_MAX_BYTES (64u << 20)
 #define PREDICT_GAP 64u
+#define RECENT 16u          /* reads remembered to count the streams sharing the cap */
 
 typedef struct request {
 	uint32_t m;
@@ -76,7 +79,8 @@ struct apbi_prefetch {
 	uint64_t *predicted;  /* per model: note count + 1 when its successors were queued */
 	succ *next;           /* TOPK per model, allocated on the first switch */
 	uint32_t init_window, min_window, max_window, cap;   /* pages */
-	uint32_t streams;     /* streams with a window */
+	apbi_ra *recent[RECENT];   /* the streams of the last RECENT reads (ring) */
+	uint32_t recent_at;
 	uint64_t seen_wasted, grow_from;   /* cache counters at the last adaptation */
 	uint64_t seq_reads, seeks, shrinks;
 	int64_t last_model;
@@ -99,10 +103,26 @@ static uint64_t min64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* Distinct streams with a window among the last RECENT reads (lock held). */
+static uint32_t live_streams(const apbi_prefetch *pf)
+{
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < RECENT; i++) {
+		const apbi_ra *s = pf->recent[i];
+		uint32_t j = 0;
+		if (!s || !s->window)
+			continue;
+		while (j < i && pf->recent[j] != s)
+			j++;
+		n += j == i;
+	}
+	return n;
+}
+
 /* The bound on every window now: the cap, shared among the live streams (lock held). */
 static uint32_t limit(const apbi_prefetch *pf)
 {
-	uint32_t share = pf->max_window / (pf->streams ? pf->streams : 1);
+	uint32_t live = live_streams(pf), share = pf->max_window / (live ? live : 1);
 	uint32_t l = pf->cap < share ? pf->cap : share;
 	return l ? l : 1;
 }
@@ -273,15 +293,6 @@ static void issue(apbi_prefetch *pf, apbi_ra *s, uint64_t from, uint64_t to, uin
 	}
 }
 
-/* Sets s's window to w pages (0: ends the stream), counting live streams (lock held). */
-static void set_window(apbi_prefetch *pf, apbi_ra *s, uint32_t w)
-{
-	if (!s->window && w)
-		pf->streams++;
-	else if (s->window && !w)
-		pf->streams--;
-	s->window = w;
-}
 
 /* Readahead for a demand read of pages [page, end) through stream s (lock held). */
 static void readahead(apbi_prefetch *pf, apbi_ra *s, uint64_t page, uint64_t end)
@@ -293,7 +304,7 @@ static void readahead(apbi_prefetch *pf, apbi_ra *s, uint64_t page, uint64_t end
 		s->seq_reads++;
 		pf->seq_reads++;
 	} else if (page == 0 || (page == s->next && s->next)) {
-		set_window(pf, s, 1);
+		s->window = 1;   /* live: counted in limit() */
 		s->window = (uint32_t)min64(pf->init_window, limit(pf));
 		s->ra_end = end;
 	} else {
@@ -301,14 +312,14 @@ static void readahead(apbi_prefetch *pf, apbi_ra *s, uint64_t page, uint64_t end
 			s->seeks++;
 			pf->seeks++;
 		}
-		set_window(pf, s, 0);
+		s->window = 0;
 		s->next = end;
 		return;
 	}
 	if (end > s->next)
 		s->next = end;
 	if (s->next >= np) {
-		set_window(pf, s, 0);   /* read to its end: nothing left to read ahead */
+		s->window = 0;   /* read to its end: nothing left to read ahead */
 		return;
 	}
 	w = min64(s->window, limit(pf));
@@ -380,6 +391,7 @@ static void switched(apbi_prefetch *pf, uint32_t m, uint64_t page)
 /* A demand read of [page, page+n) of model m through stream s (lock held). */
 static void noted(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, uint64_t n)
 {
+	pf->recent[pf->recent_at++ % RECENT] = s;
 	if (pf->max_window >= 2)
 		readahead(pf, s, page, page + n);
 	if (pf->last_model != (int64_t)m && pf->cfg.prefetch_count)
@@ -426,7 +438,9 @@ void apbi_prefetch_ra_done(apbi_prefetch *pf, apbi_ra *s)
 	for (uint32_t i = 0; i < APBI_PREFETCH_MAX_WORKERS; i++)
 		if (pf->inflight[i] == s)
 			pf->inflight[i] = NULL;
-	set_window(pf, s, 0);
+	for (uint32_t i = 0; i < RECENT; i++)
+		if (pf->recent[i] == s)
+			pf->recent[i] = NULL;
 	pthread_mutex_unlock(&pf->lock);
 }
 
@@ -439,6 +453,7 @@ void apbi_prefetch_ra_info(apbi_prefetch *pf, const apbi_ra *s, apbi_ra *out)
 	}
 	pthread_mutex_lock(&pf->lock);
 	*out = *s;
+	out->window = (uint32_t)min64(s->window, limit(pf));
 	pthread_mutex_unlock(&pf->lock);
 }
 
@@ -453,7 +468,7 @@ void apbi_prefetch_stats(apbi_prefetch *pf, apbi_prefetch_counters *out)
 	out->seq_reads = pf->seq_reads;
 	out->seeks = pf->seeks;
 	out->shrinks = pf->shrinks;
-	out->streams = pf->streams;
+	out->streams = live_streams(pf);
 	pthread_mutex_unlock(&pf->lock);
 }
 

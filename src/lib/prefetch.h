@@ -53,7 +53,7 @@ typedef struct apbi_prefetch_counters {
 	uint64_t seq_reads;    /* reads that continued a sequential stream */
 	uint64_t seeks;        /* reads that ended one */
 	uint64_t shrinks;      /* times wasted prefetches or a full budget shrank windows */
-	uint32_t streams;      /* streams with a window now */
+	uint32_t streams;      /* streams with a window among the last reads */
 } apbi_prefetch_counters;
 
 /** Creates the prefetcher for cache c (borrowed).  Errors: -ENOMEM. */
@@ -86,7 +86,7 @@ void apbi_prefetch_ra_init(apbi_prefetch *pf, apbi_ra *s, uint32_t m);
  */
 void apbi_prefetch_ra_done(apbi_prefetch *pf, apbi_ra *s);
 
-/** Copies s (under the lock) into *out. */
+/** Copies s (under the lock) into *out, with the window it has now (capped). */
 void apbi_prefetch_ra_info(apbi_prefetch *pf, const apbi_ra *s, apbi_ra *out);
 
 /** The prefetcher's counters (zeros for NULL). */
