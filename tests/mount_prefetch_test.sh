@@ -16,19 +16,8 @@ J=$M/.stats.json
 
 # check_pass LABEL: asserts the counters of the pass just made.
 check_pass() {
-	cp "$J" "$WORK/$1.json"
-	loaded=$(json_of "$WORK/$1.json" bytes_loaded)
-	pf=$(json_of "$WORK/$1.json" prefetches)
-	used=$(json_of "$WORK/$1.json" prefetch_hits)
-	wasted=$(json_of "$WORK/$1.json" prefetch_wasted)
-	pages=$((SIZE / 65536))
-	echo "# $1: bytes_loaded $loaded for $SIZE, prefetches $pf, used $used, wasted $wasted"
-	[ $((loaded * 100)) -le $((SIZE * 102)) ] ||
-		fail "$1: $loaded bytes loaded for a $SIZE-byte model (> 1.02x)"
-	# how much of the model readahead fetched depends on how fast the reader
-	# is; a tenth of it keeps the accuracy check meaningful
-	[ $((pf * 10)) -ge $pages ] || fail "$1: readahead barely ran ($pf prefetches, $pages pages)"
-	[ $((used * 100)) -ge $((pf * 95)) ] || fail "$1: prefetch accuracy $used / $pf < 0.95"
+	readahead_counters "$1"
+	check_loaded_once "$1"
 }
 
 for policy in tinylfu lru; do
