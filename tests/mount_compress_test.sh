@@ -14,13 +14,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/mount_lib.sh"
 
 APB=$top_builddir/apbundle
-# numpy comes from Debian's python3-numpy (scripts/deps.sh test): an
-# earlier python3 on PATH may not have it.
-NPY=
-for py in python3 /usr/bin/python3; do
-	"$py" -c 'import numpy' 2>/dev/null && { NPY=$py; break; }
-done
-[ -n "$NPY" ] || { echo "SKIP: no python3 with numpy (python3-numpy)"; exit 77; }
+numpy_python
 
 SRC=$WORK/src
 mkdir -p "$SRC/sub"
