@@ -48,6 +48,8 @@ echo "# stored $stored of $size bytes ($((stored * 1000 / size)) per mille)"
 
 M=$WORK/mnt
 start_fg "$M" "$WORK/log" -o "max_memory=${MAXMEM_MIB}M" "$B"
+sanitized=no
+grep -q 'lib[at]san' "/proc/$DAEMON_PID/maps" && sanitized=yes
 r0=$(awk '$1 == "rchar:" { print $2 }' "/proc/$DAEMON_PID/io")
 timeout 120 cmp "$WORK/w.f32" "$M/w" >&2 || fail "the model read through the mount differs"
 r1=$(awk '$1 == "rchar:" { print $2 }' "/proc/$DAEMON_PID/io")
@@ -62,8 +64,14 @@ bound=$((stored + stored / 20 + (1 << 20)))
 limit=$(((MAXMEM_MIB + 24) * 1024))
 echo "# VmHWM ${hwm} KiB (limit ${limit}); rchar $read bytes, source bytes_read $src_read," \
 	"bound $bound ($((read * 1000 / stored)) per mille of stored); decoded $decoded; memory_used $used"
-[ "$hwm" -le "$limit" ] || fail "peak RSS ${hwm} KiB > max_memory + 24 MiB (${limit} KiB)"
-ok "peak RSS ${hwm} KiB <= max_memory + 24 MiB while reading 256 MiB compressed with max_memory=${MAXMEM_MIB}M"
+if [ "$sanitized" = yes ]; then
+	# ASan's shadow memory and quarantine are not the daemon's (measured
+	# 29 MiB under ASan here, 18.8 MiB without): as in mount_stats_test.sh
+	echo "# sanitizer build: RSS bound not asserted"
+else
+	[ "$hwm" -le "$limit" ] || fail "peak RSS ${hwm} KiB > max_memory + 24 MiB (${limit} KiB)"
+	ok "peak RSS ${hwm} KiB <= max_memory + 24 MiB reading 256 MiB compressed, max_memory=${MAXMEM_MIB}M"
+fi
 [ "$used" -le $((MAXMEM_MIB << 20)) ] || fail "memory_used $used > max_memory"
 [ "$read" -ge "$stored" ] && [ "$read" -le "$bound" ] ||
 	fail "the daemon read $read bytes for $stored stored (bound $bound)"

@@ -13,6 +13,8 @@
 #  - through the mount (direct_io and the page cache), reads touching the
 #    block give EIO, every other block of the model and the other models read
 #    correctly, and the daemon logs the model, block and range exactly once.
+# Then compressed 4 KiB blocks under 64 KiB pages: a bad block fails only
+# its own bytes, not the page's other blocks.
 # The stored range of a block comes from the block table, read by
 # tests/bundle_block.py from the file itself (docs/FORMAT.md 10.3).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/mount_lib.sh"
@@ -120,4 +122,23 @@ for case in 2:mid 4:first; do
 		ok "block $K, $mode: EIO for reads touching block $K only, logged once: $(grep -F "$named" "$log")"
 	done
 done
+
+# Compressed 4 KiB blocks under the mount's 64 KiB pages: the page holding
+# bad block 5 fails whole, its good blocks are still served (paged.c).
+B=$WORK/small.apbundle
+"$APB" create --compress zstd --block-size 4K "$B" "victim=$SRC/victim" >/dev/null 2>"$WORK/err" ||
+	{ cat "$WORK/err" >&2; fail "create --block-size 4K"; }
+BS=4096
+bad_bundle "$WORK/bad.small.apbundle" 5 mid
+start_fg "$M" "$WORK/log.small" -o direct_io,page_size=64K "$WORK/bad.small.apbundle"
+$VERIFY pread_errno EIO "$M/victim" "$FIRST" $BS || fail "4K blocks: block 5"
+$VERIFY pread_errno EIO "$M/victim" $((FIRST - 100)) 200 || fail "4K blocks: across block 5"
+$VERIFY pread_ok "$SRC/victim" "$M/victim" 0 "$FIRST" || fail "4K blocks: blocks 0-4 in one read"
+$VERIFY pread_ok "$SRC/victim" "$M/victim" $((LAST + 1)) $((65536 - LAST - 1)) ||
+	fail "4K blocks: blocks 6-15, the rest of the page"
+$VERIFY pread_ok "$SRC/victim" "$M/victim" 65536 65536 || fail "4K blocks: the next page"
+stop_fg "$M"
+grep -qF "model \"victim\": block 5 (bytes $FIRST-$LAST) fails its checksum" "$WORK/log.small" ||
+	{ cat "$WORK/log.small" >&2; fail "4K blocks: the log does not name block 5"; }
+ok "compressed 4 KiB blocks in 64 KiB pages: EIO for block 5 only, the page's other blocks served"
 exit 0
