@@ -479,7 +479,11 @@ int apb_paged_open(const char *path, const apb_paging_config *cfg, apb_paged **o
  * Copies up to len bytes of model name starting at offset into buf, through
  * the cache.  Returns the number of bytes copied (0 at or past the end).
  * Errors: -ENOENT (no such model), APB_E_CHECKSUM (a block in the range is
- * corrupt; nothing from it is cached), -EIO and other negative errno.
+ * corrupt; nothing from it is cached), APB_E_CORRUPT (a compressed block in
+ * the range does not decode), -EIO and other negative errno.  Only blocks
+ * in the range matter: when blocks are smaller than pages, a page holding a
+ * bad block is not cached, and the good blocks of it that the range asks
+ * for are read and verified uncached, block by block.
  */
 ssize_t apb_paged_read(apb_paged *pb, const char *name, void *buf, size_t len, uint64_t offset);
 
@@ -673,8 +677,10 @@ typedef struct apb_pinned apb_pinned;
  * of the range can be pinned right now (everything else is pinned): the
  * caller must fall back to copying with apb_paged_read_index, which then
  * reads the file directly; -ENOENT (index out of range), -EINVAL (NULL
- * argument, max_iov <= 0), APB_E_CHECKSUM (the first page touches a bad
- * block), -EIO and other negative errno, -ENOMEM.
+ * argument, max_iov <= 0), APB_E_CHECKSUM or APB_E_CORRUPT (the first
+ * page holds a bad block: it fails whole, so a caller that must serve the
+ * good blocks of it, when blocks are smaller than pages, copies with
+ * apb_paged_read_index), -EIO and other negative errno, -ENOMEM.
  */
 ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t len,
                             struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins);

@@ -382,6 +382,15 @@ static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, uint6
 	return r;
 }
 
+/* true when the last failure named a data block outside [off, off + size) */
+static bool bad_block_outside(uint64_t off, size_t size)
+{
+	apb_block_error e;
+
+	return apb_last_block_error(&e) && e.where == APB_WHERE_BLOCK &&
+	       (e.offset >= off + size || e.offset + e.length <= off);
+}
+
 /*
  * Replies straight from pinned cache pages (no copy in the daemon); what
  * cannot be pinned, or does not fit the iovec array, is copied.  The pins
@@ -395,6 +404,7 @@ static int64_t read_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n, fuse_
 	apb_pinned *pins = NULL;
 	read_error re = { 0 };
 	int n_iov = 0;
+	bool copy;
 	ssize_t r;
 
 	if (off < 0 || (uint64_t)off >= n->size || size == 0) {
@@ -407,13 +417,18 @@ static int64_t read_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n, fuse_
 		size = (size_t)(n->size - (uint64_t)off);
 	r = apb_paged_pin_range(fs->pb, (size_t)n->model, (uint64_t)off, size, iov,
 	                        APBM_MAX_IOV, &n_iov, &pins);
-	if (r < 0 && r != -ENOBUFS)
+	/* Nothing pinnable, or the first page holds a bad block outside the
+	 * bytes asked for (blocks smaller than pages: the page fails whole):
+	 * copy instead, apb_paged_read_index serves the page's good blocks. */
+	copy = r == -ENOBUFS ||
+	       ((r == APB_E_CHECKSUM || r == APB_E_CORRUPT) && bad_block_outside((uint64_t)off, size));
+	if (r < 0 && !copy)
 		capture_error(&re);
 	if (r == (ssize_t)size) {
 		fuse_reply_iov(req, iov, n_iov);
 	} else if (r == 0) {
 		fuse_reply_buf(req, NULL, 0);	/* the model ended after all */
-	} else if (r > 0 || r == -ENOBUFS) {
+	} else if (r > 0 || copy) {
 		if (r < 0) {
 			r = 0;
 			n_iov = 0;

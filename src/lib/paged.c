@@ -315,6 +315,38 @@ static int page_error(apb_paged *pb, int r, uint32_t m, uint64_t pos)
 	return apbi_paged_read_error(pb, r, m, lo, lo + pb->cfg.page_size);
 }
 
+/*
+ * A page that holds a bad block fails whole, but with blocks smaller than
+ * pages the caller's bytes in it may all lie in good blocks.  After page
+ * load error r, when the bad block it recorded lies outside [pos, min(end,
+ * the page's end)), reads the blocks under that range uncached and verified
+ * into dst (through a buffer of one page, outside the budget like
+ * read_uncached's): returns the bytes served, or the error naming a bad
+ * block among them.  Otherwise (a bad table, or the bad block asked for)
+ * returns the page's error without reading again.
+ */
+static ssize_t read_good_blocks(apb_paged *pb, int r, uint32_t m, uint64_t pos, uint64_t end,
+                                uint8_t *dst)
+{
+	uint64_t bs = apbi_blocks_block_size(pb->bl, m), ps = pb->cfg.page_size;
+	uint64_t stop = (pos / ps + 1) * ps, b0;
+	apb_block_error be;
+	uint8_t *tmp;
+	stop = stop < end ? stop : end;
+	if ((r != APB_E_CHECKSUM && r != APB_E_CORRUPT) || !bs || bs >= ps ||
+	    !apbi_blocks_find_bad(pb->bl, m, pos / ps * ps, pos / ps * ps + ps, &be) ||
+	    be.where != APB_WHERE_BLOCK || (be.offset < stop && be.offset + be.length > pos))
+		return page_error(pb, r, m, pos);
+	b0 = pos / bs;
+	if (!(tmp = malloc((size_t)ps)))
+		return apbi_set_error(-ENOMEM, "out of memory");
+	r = apbi_blocks_read(pb->bl, m, b0, (stop - 1) / bs + 1 - b0, tmp, NULL, NULL);
+	if (r == 0)
+		memcpy(dst, tmp + (pos - b0 * bs), (size_t)(stop - pos));
+	free(tmp);
+	return r ? apbi_paged_read_error(pb, r, m, pos, stop) : (ssize_t)(stop - pos);
+}
+
 /** See apbundle.h. */
 ssize_t apb_paged_read_index(apb_paged *pb, size_t index, void *buf, size_t len, uint64_t offset)
 {
@@ -336,15 +368,16 @@ ssize_t apb_paged_read_index(apb_paged *pb, size_t index, void *buf, size_t len,
 		uint32_t n = 0;
 		int r = apbi_cache_get_run(pb->cache, m, p, last - p + 1 < APBI_CACHE_MAX_RUN ? (uint32_t)(last - p + 1) : APBI_CACHE_MAX_RUN,
 		                           pages, &n);
-		if (r == -ENOBUFS) {
-			ssize_t k = read_uncached(pb, m, p, pos, end, (uint8_t *)buf + (pos - offset));
+		if (r < 0) {
+			uint8_t *dst = (uint8_t *)buf + (pos - offset);
+			ssize_t k = r == -ENOBUFS ? read_uncached(pb, m, p, pos, end, dst) : r;
 			if (k < 0)
-				return page_error(pb, (int)k, m, pos);
+				k = read_good_blocks(pb, (int)k, m, pos, end, dst);
+			if (k < 0)
+				return k;
 			pos += (uint64_t)k;
 			continue;
 		}
-		if (r < 0)
-			return page_error(pb, r, m, pos);
 		pos += copy_pages(pb, pages, n, p, pos, end, (uint8_t *)buf + (pos - offset));
 		apbi_cache_unpin(pb->cache, pages, n);
 	}
