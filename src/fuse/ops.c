@@ -492,9 +492,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, !n || n->model != APBM_DIR ? EBADF : EISDIR);
 		return;
 	}
+	/*
+	 * The read's own reference: the kernel may send RELEASE as soon as it
+	 * has the reply, while this thread still unpins the pages.
+	 */
+	apbm_gen_get(fs, g);
 	t0 = apbm_now_ns();
 	r = read_model(req, fs, g->pb, n, ino, size, off);
 	apbm_metrics_read(&fs->metrics, apbm_now_ns() - t0, r);
+	apbm_gen_put(fs, g);
 }
 
 /* ------------------------------------------------------------------ */
