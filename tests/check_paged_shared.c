@@ -4,9 +4,12 @@
  * their pages (hits, no misses), changed ones read the new bytes through the
  * new handle and the old bytes through the old one, either handle may close
  * first (the shared objects are then loaded by the other), a bad bundle
- * changes nothing, and memory_used stays within the one max_memory.
+ * changes nothing, and memory_used stays within the one max_memory; a
+ * reader of the old handle keeps reading right bytes while newer handles
+ * open and close around it (threads: run under TSan too).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +178,63 @@ START_TEST(bad_bundle_changes_nothing)
 }
 END_TEST
 
+typedef struct reader {
+	apb_paged *pb;
+	const tb *t;
+	int stop;       /* atomic */
+	long rounds;
+} reader;
+
+/* Reads "A" and "B" of the old handle, clearing the cache now and then,
+ * so that loads run through whichever handle "A" is bound to. */
+static void *read_loop(void *arg)
+{
+	reader *r = arg;
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		read_eq(r->pb, "A", r->t->data[0], r->t->size[0]);
+		read_eq(r->pb, "B", r->t->data[1], r->t->size[1]);
+		if (++r->rounds % 3 == 0)
+			apb_paged_clear_cache(r->pb);
+	}
+	return NULL;
+}
+
+START_TEST(reader_across_opens_and_closes)
+{
+	apb_paged *p1, *p2;
+	pthread_t th;
+	reader r = { 0 };
+	tb t;
+	v2 v;
+	open_pair(&t, &v, &p1, &p2);
+	r.pb = p1;
+	r.t = &t;
+	ck_assert_int_eq(pthread_create(&th, NULL, read_loop, &r), 0);
+	for (int i = 0; i < 10; i++) {
+		apb_paged *next;
+		read_eq(p2, "A", t.data[0], t.size[0]);
+		read_eq(p2, "B", v.b, v.nb);
+		ck_assert_int_eq(apb_paged_open_shared(p2, i % 2 ? v.path : t.path, NULL, &next), 0);
+		apb_paged_close(p2);    /* its "A" goes to next, after loads in flight */
+		p2 = next;
+		if (i % 2 == 0) {       /* next is v1 again: every model shared with p1 */
+			read_eq(p2, "B", t.data[1], t.size[1]);
+			apb_paged_close(p2);
+			ck_assert_int_eq(apb_paged_open_shared(p1, v.path, NULL, &p2), 0);
+		}
+		check_budget(p1, MAXMEM);
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_gt(r.rounds, 0);
+	apb_paged_close(p2);
+	read_eq(p1, "A", t.data[0], t.size[0]);
+	apb_paged_close(p1);
+	free_v2(&v);
+	tb_free(&t);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("paged_shared");
@@ -184,6 +244,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, new_handle_closes_first);
 	tcase_add_test(tc, chain_of_generations);
 	tcase_add_test(tc, bad_bundle_changes_nothing);
+	tcase_add_test(tc, reader_across_opens_and_closes);
 	suite_add_tcase(s, tc);
 	return s;
 }
