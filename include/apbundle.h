@@ -518,12 +518,20 @@ void apb_paged_clear_cache(apb_paged *pb);
  */
 int apb_paged_prefetch_hint(apb_paged *pb, const char *name);
 
-/** Snapshot of the statistics (consistent per counter). */
+/**
+ * Snapshot of the statistics (consistent per counter).  The cache's
+ * counters (hits, misses, evictions, bytes_loaded, memory_used,
+ * prefetches, cached_pages) are those of the cache, shared by every
+ * handle of apb_paged_open_shared; checksum_failures and the decode
+ * counters are this handle's.
+ */
 void apb_paged_stats(apb_paged *pb, apb_paging_stats *out);
 
 /**
- * Stops the worker, frees every page and closes the file.  Views still
- * held become invalid.  NULL is allowed.
+ * Stops the worker and closes the file.  Views still held become invalid.
+ * The pages are freed with the last handle sharing the cache
+ * (apb_paged_open_shared); before that, the pages only this handle used
+ * are dropped.  NULL is allowed.
  */
 void apb_paged_close(apb_paged *pb);
 
@@ -845,6 +853,33 @@ bool apb_is_url(const char *s);
  */
 int apb_paged_open_with(const char *path, const apb_paging_config *cfg,
                         const apb_open_options *opt, apb_paged **out);
+
+/**
+ * Opens path (a file or URL, opt as in apb_paged_open_with) as a new
+ * handle that shares old's page cache, budget (max_memory bounds both
+ * together) and paging config: for a bundle replaced under a running
+ * service.  The new bundle is validated like apb_paged_open's; a model
+ * whose name, checksum, size, block size and block table checksum are
+ * the same in both keeps its cached pages and per-model counters (one
+ * cache object serves both handles).  old stays open and usable; each
+ * handle is closed with apb_paged_close, in any order, and the cache
+ * lives until the last handle sharing it closes.  Closing and opening
+ * handles of one share from several threads is safe; reads through a
+ * handle must end before it is closed.  The new handle's prefetch worker
+ * starts like apb_paged_open's.
+ * Errors: -EINVAL (NULL argument; old's max_memory cannot hold one load
+ * of the new bundle), -ENOMEM, and apb_paged_open's codes for a bundle
+ * that does not open or validate (old is unchanged then).
+ */
+int apb_paged_open_shared(apb_paged *old, const char *path, const apb_open_options *opt,
+                          apb_paged **out);
+
+/**
+ * The generation of pb within its cache share: 1 for a handle from
+ * apb_paged_open / apb_paged_open_with, one more than the last for each
+ * apb_paged_open_shared.  0 for NULL.
+ */
+uint64_t apb_paged_generation(apb_paged *pb);
 
 /** apb_bundle_load for a path or URL, with opt as in apb_paged_open_with. */
 int apb_bundle_load_with(const char *path, const apb_open_options *opt, apb_bundle **out);

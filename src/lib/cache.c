@@ -60,14 +60,14 @@ static void hash_remove(apbi_cache *c, apbi_page *e)
 /** Number of pages of model m. */
 uint64_t apbi_cache_npages(const apbi_cache *c, uint32_t m)
 {
-	uint64_t sz = c->cfg.model_sizes[m];
+	uint64_t sz = OBJ(c, m)->size;
 	return (sz >> c->shift) + ((sz & (c->cfg.page_size - 1)) != 0);
 }
 
 /** Length of page p of model m (the last page may be short). */
 uint32_t apbi_cache_page_len(const apbi_cache *c, uint32_t m, uint64_t p)
 {
-	uint64_t left = c->cfg.model_sizes[m] - (p << c->shift);
+	uint64_t left = OBJ(c, m)->size - (p << c->shift);
 	return left < c->cfg.page_size ? (uint32_t)left : c->cfg.page_size;
 }
 
@@ -140,10 +140,10 @@ static uint8_t *buf_alloc(apbi_cache *c, apbi_page *e)
 /* Frees e's buffer and gives its bytes back to the budget. */
 static void buf_free(apbi_cache *c, apbi_page *e)
 {
-	CACHE_CHECK(c->used >= ((e->flags & F_VIEW) ? c->cfg.model_sizes[e->model] : e->len));
+	CACHE_CHECK(c->used >= ((e->flags & F_VIEW) ? OBJ(c, e->model)->size : e->len));
 	if (e->flags & F_VIEW) {
-		apbi_view_unmap(e->data, c->cfg.model_sizes[e->model]);
-		c->used -= c->cfg.model_sizes[e->model];
+		apbi_view_unmap(e->data, OBJ(c, e->model)->size);
+		c->used -= OBJ(c, e->model)->size;
 	} else {
 		if (e->flags & F_SLAB)
 			c->slots[c->nfree_slots++] = (uint32_t)((uint64_t)(e->data - c->slab) >> c->shift);
@@ -168,7 +168,7 @@ void apbi_cache_detach(apbi_cache *c, apbi_page *e)
 		hash_remove(c, v);
 		if (v->state == ST_READY) {
 			c->st.cached_pages--;
-			c->mst[v->model].cached_bytes -= v->len;
+			OBJ(c, v->model)->st.cached_bytes -= v->len;
 		}
 	}
 }
@@ -316,7 +316,7 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 	if (!(e->flags & F_INHASH))
 		return;   /* replaced by a view meanwhile: freed at last unpin */
 	c->st.cached_pages++;
-	c->mst[e->model].cached_bytes += e->len;
+	OBJ(c, e->model)->st.cached_bytes += e->len;
 	CACHE_CHECK(c->used <= c->cfg.max_memory && c->st.cached_pages <= c->ndesc);
 	e->flags |= F_INPOL | (pf ? F_UNUSED_PF : 0);
 	e->stamp = pf ? stamp : c->clock;
@@ -374,9 +374,13 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 	int err = -ENOBUFS;
 	for (i = 0; i < k; i++)
 		dst[i] = pages[i]->data;
+	void *ctx;
+	uint32_t local;
 	populate(pages, k);
-	got = c->cfg.load(c->cfg.load_ctx, m, lo, k, dst, res);
+	apbi_cache_binding(c, m, &ctx, &local);
+	got = c->cfg.load(ctx, local, lo, k, dst, res);
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_binding_done(c, m);
 	if (got > 0)
 		c->st.bytes_loaded += (uint64_t)got;
 	for (i = 0; i < k; i++) {
@@ -446,7 +450,7 @@ static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, ui
                     apbi_page **pages, uint32_t *n)
 {
 	apbi_page *run[MAX_RUN];
-	uint32_t al = c->cfg.model_align ? c->cfg.model_align[m] : 1, k, skip;
+	uint32_t al = OBJ(c, m)->align, k, skip;
 	uint64_t lo = page, hi = page + (max_n < c->max_run ? max_n : c->max_run);
 	int r;
 	if (al > 1) {
@@ -479,7 +483,7 @@ int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
 	uint64_t np;
 	int r;
 	*n = 0;
-	if (m >= c->cfg.n_models || page >= (np = apbi_cache_npages(c, m)) || !max_n)
+	if (!obj_ok(c, m) || page >= (np = apbi_cache_npages(c, m)) || !max_n)
 		return -EINVAL;
 	if (max_n > np - page)
 		max_n = (uint32_t)(np - page);
@@ -528,8 +532,13 @@ ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8
 {
 	uint8_t *dst[1] = { buf };
 	int res[1] = { 0 };
-	ssize_t got = c->cfg.load(c->cfg.load_ctx, m, page, 1, dst, res);
+	void *ctx;
+	uint32_t local;
+	ssize_t got;
+	apbi_cache_binding(c, m, &ctx, &local);
+	got = c->cfg.load(ctx, local, page, 1, dst, res);
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_binding_done(c, m);
 	count_lookup(c, m, page, false);
 	if (got > 0)
 		c->st.bytes_loaded += (uint64_t)got;
@@ -549,7 +558,7 @@ uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t 
 	uint64_t end, done = 0;
 	uint32_t k;
 	int r;
-	if (m >= c->cfg.n_models || page >= (end = apbi_cache_npages(c, m)))
+	if (!obj_ok(c, m) || page >= (end = apbi_cache_npages(c, m)))
 		return 0;
 	if (n < end - page)
 		end = page + n;
@@ -663,7 +672,7 @@ apbi_trace *apbi_cache_take_trace(apbi_cache *c)
 void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
 {
 	pthread_mutex_lock(&c->lock);
-	*out = c->mst[m];
+	*out = OBJ(c, m)->st;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -710,10 +719,11 @@ static int cache_alloc(apbi_cache *c)
 	c->hmask = nb - 1;
 	c->buckets = calloc(nb, sizeof *c->buckets);
 	c->pool = calloc(c->pool_cap, sizeof *c->pool);
-	c->mst = calloc(c->cfg.n_models ? c->cfg.n_models : 1, sizeof *c->mst);
 	c->slots = calloc(c->nslots ? c->nslots : 1, sizeof *c->slots);
 	c->pol = c->cfg.policy->create(c->pool_cap);
-	if (!c->buckets || !c->pool || !c->mst || !c->slots || !c->pol)
+	if (!c->buckets || !c->pool || !c->slots || !c->pol)
+		return -ENOMEM;
+	if (apbi_cache_objs_init(c) < 0)
 		return -ENOMEM;
 	return c->nslots ? slab_map(c) : 0;
 }
@@ -755,7 +765,7 @@ void apbi_cache_free(apbi_cache *c)
 		if (e->state == ST_FREE || e->state == ST_FAILED || e->owner)
 			continue;
 		if (e->flags & F_VIEW)
-			apbi_view_unmap(e->data, c->cfg.model_sizes[e->model]);
+			apbi_view_unmap(e->data, OBJ(c, e->model)->size);
 		else if (!(e->flags & F_SLAB))
 			free(e->data);
 	}
@@ -772,7 +782,7 @@ void apbi_cache_free(apbi_cache *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->loaded);
 	free(c->slots);
-	free(c->mst);
+	apbi_cache_objs_free(c);
 	free(c->pool);
 	free(c->buckets);
 	free(c);

@@ -45,6 +45,28 @@ typedef struct vref {
 	struct vref *next;
 } vref;
 
+/*
+ * One cache object (a model's bytes, a block table or its index) as the
+ * cache numbers it (cache_obj.c).  size, align and meta never change while
+ * the object is live; ctx and local (who loads it, under which number)
+ * change only by apbi_cache_bind_objects, under the lock.
+ */
+typedef struct apbi_cobj {
+	uint64_t size;
+	void *ctx;             /* the loader's ctx */
+	uint32_t local;        /* the object's number for that loader */
+	uint32_t align;        /* pages per load unit (model_align), >= 1 */
+	uint32_t next_free;    /* free list link while not live */
+	uint32_t loading;      /* loader calls in flight through ctx */
+	bool meta, live;       /* meta: lookups not counted (first_meta) */
+	apb_model_stats st;
+} apbi_cobj;
+
+#define OBJ_SHIFT 12u
+#define OBJ_CHUNK (1u << OBJ_SHIFT)
+#define OBJ_MAX_CHUNKS (1u << (32 - OBJ_SHIFT))
+#define OBJ_NONE UINT32_MAX
+
 struct apbi_cache {
 	pthread_mutex_t lock;
 	pthread_cond_t loaded;
@@ -63,7 +85,9 @@ struct apbi_cache {
 	uint64_t nslots, nfree_slots, slab_hw;
 	uint64_t used, clock;
 	apbi_cache_counters st;
-	apb_model_stats *mst;
+	apbi_cobj **objs;      /* OBJ_MAX_CHUNKS chunk pointers; chunks never move */
+	uint32_t nobj;         /* ids below this were handed out (atomic) */
+	uint32_t free_obj;     /* head of the free ids, OBJ_NONE: none */
 	vref *views;
 	apbi_page *last_view;  /* root of the latest use (see apbi_cache_use) */
 	apbi_trace *trace;     /* records every counted lookup; NULL: off */
@@ -71,10 +95,22 @@ struct apbi_cache {
 
 #define ROOT(e) ((e)->owner ? (e)->owner : (e))
 
+/** The record of object m (m < nobj). */
+static inline apbi_cobj *OBJ(const apbi_cache *c, uint32_t m)
+{
+	return &c->objs[m >> OBJ_SHIFT][m & (OBJ_CHUNK - 1)];
+}
+
+/** True when m names an object that exists (a live one, for callers that own it). */
+static inline bool obj_ok(const apbi_cache *c, uint32_t m)
+{
+	return m < __atomic_load_n(&c->nobj, __ATOMIC_ACQUIRE);
+}
+
 /** True when lookups of model m count in the statistics (not metadata). */
 static inline bool counted(const apbi_cache *c, uint32_t m)
 {
-	return !c->cfg.first_meta || m < c->cfg.first_meta;
+	return !OBJ(c, m)->meta;
 }
 
 /*
@@ -125,10 +161,10 @@ static inline void count_lookup(apbi_cache *c, uint32_t m, uint64_t page, bool h
 		return;   /* metadata (block tables): no counters, not traced */
 	if (hit) {
 		c->st.hits++;
-		c->mst[m].hits++;
+		OBJ(c, m)->st.hits++;
 	} else {
 		c->st.misses++;
-		c->mst[m].misses++;
+		OBJ(c, m)->st.misses++;
 	}
 	if (c->trace)
 		apbi_trace_add(c->trace, m, page);
@@ -153,6 +189,17 @@ void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p);
 void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit);
 /** Buffer for a view of size bytes (mmap from MMAP_MIN on); NULL when out of memory (cache.c). */
 uint8_t *apbi_view_alloc(uint64_t size);
+/** Creates the object table with cfg's objects, ids 0..n_models-1 (cache_obj.c). */
+int apbi_cache_objs_init(apbi_cache *c);
+/** Frees the object table (cache_obj.c). */
+void apbi_cache_objs_free(apbi_cache *c);
+/**
+ * The loader ctx and local number of object m, for one loader call: the
+ * binding cannot change until apbi_cache_binding_done (cache_obj.c).
+ */
+void apbi_cache_binding(apbi_cache *c, uint32_t m, void **ctx, uint32_t *local);
+/** Ends the loader call begun by apbi_cache_binding (lock held). */
+void apbi_cache_binding_done(apbi_cache *c, uint32_t m);
 /** Frees a buffer from apbi_view_alloc of that size; NULL ok. */
 void apbi_view_unmap(uint8_t *p, uint64_t size);
 

@@ -67,6 +67,12 @@ struct apbi_prefetch {
 	pthread_t thread;
 };
 
+/* The cache's id of model m (a shared cache numbers objects its own way). */
+static uint32_t gid(const apbi_prefetch *pf, uint32_t m)
+{
+	return pf->cfg.gid ? pf->cfg.gid[m] : m;
+}
+
 static void *worker(void *arg)
 {
 	apbi_prefetch *pf = arg;
@@ -82,7 +88,7 @@ static void *worker(void *arg)
 		pf->len--;
 		pf->busy = true;
 		pthread_mutex_unlock(&pf->lock);
-		apbi_cache_prefetch(pf->c, r.m, r.page, r.n, r.stamp);
+		apbi_cache_prefetch(pf->c, gid(pf, r.m), r.page, r.n, r.stamp);
 		pthread_mutex_lock(&pf->lock);
 		pf->busy = false;
 	}
@@ -155,7 +161,7 @@ static void readahead(apbi_prefetch *pf, uint32_t m, uint64_t page, uint64_t end
 		s->next = end;
 	if (s->ra_end >= s->next + s->window / 2)
 		return;
-	np = apbi_cache_npages(pf->c, m);
+	np = apbi_cache_npages(pf->c, gid(pf, m));
 	from = s->ra_end > s->next ? s->ra_end : s->next;
 	s->ra_end = s->next + s->window < np ? s->next + s->window : np;
 	if (from < s->ra_end && enqueue(pf, m, from, s->ra_end - from))
@@ -196,7 +202,7 @@ static void predict(apbi_prefetch *pf, uint32_t m)
 		top[best] = tmp;
 		if (!top[i].count)
 			break;
-		uint64_t np = apbi_cache_npages(pf->c, top[i].m);
+		uint64_t np = apbi_cache_npages(pf->c, gid(pf, top[i].m));
 		(void)enqueue(pf, top[i].m, 0, np < cap ? np : (cap ? cap : 1));
 	}
 }
@@ -237,7 +243,7 @@ int apbi_prefetch_hint(apbi_prefetch *pf, uint32_t m)
 	if (m >= pf->cfg.n_models)
 		return -ENOENT;
 	pthread_mutex_lock(&pf->lock);
-	r = enqueue(pf, m, 0, apbi_cache_npages(pf->c, m));
+	r = enqueue(pf, m, 0, apbi_cache_npages(pf->c, gid(pf, m)));
 	pthread_mutex_unlock(&pf->lock);
 	return r;
 }

@@ -23,6 +23,7 @@ typedef struct apbi_prefetch_config {
 	uint32_t prefetch_count;   /* successors to prefetch on a model switch (0: none) */
 	uint64_t max_memory;       /* bounds the readahead window and predicted loads */
 	uint32_t page_size;
+	const uint32_t *gid;       /* model i is cache object gid[i] (NULL: i); outlives pf */
 } apbi_prefetch_config;
 
 /** Creates the prefetcher for cache c (borrowed).  Errors: -ENOMEM. */
