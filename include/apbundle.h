@@ -485,7 +485,11 @@ int apb_paged_open(const char *path, const apb_paging_config *cfg, apb_paged **o
  * Copies up to len bytes of model name starting at offset into buf, through
  * the cache.  Returns the number of bytes copied (0 at or past the end).
  * Errors: -ENOENT (no such model), APB_E_CHECKSUM (a block in the range is
- * corrupt; nothing from it is cached), -EIO and other negative errno.
+ * corrupt; nothing from it is cached), APB_E_CORRUPT (a compressed block in
+ * the range does not decode), -EIO and other negative errno.  Only blocks
+ * in the range matter: when blocks are smaller than pages, a page holding a
+ * bad block is not cached, and the good blocks of it that the range asks
+ * for are read and verified uncached, block by block.
  */
 ssize_t apb_paged_read(apb_paged *pb, const char *name, void *buf, size_t len, uint64_t offset);
 
@@ -520,12 +524,20 @@ void apb_paged_clear_cache(apb_paged *pb);
  */
 int apb_paged_prefetch_hint(apb_paged *pb, const char *name);
 
-/** Snapshot of the statistics (consistent per counter). */
+/**
+ * Snapshot of the statistics (consistent per counter).  The cache's
+ * counters (hits, misses, evictions, bytes_loaded, memory_used,
+ * prefetches, cached_pages) are those of the cache, shared by every
+ * handle of apb_paged_open_shared; checksum_failures and the decode
+ * counters are this handle's.
+ */
 void apb_paged_stats(apb_paged *pb, apb_paging_stats *out);
 
 /**
- * Stops the worker, frees every page and closes the file.  Views still
- * held become invalid.  NULL is allowed.
+ * Stops the worker and closes the file.  Views still held become invalid.
+ * The pages are freed with the last handle sharing the cache
+ * (apb_paged_open_shared); before that, the pages only this handle used
+ * are dropped.  NULL is allowed.
  */
 void apb_paged_close(apb_paged *pb);
 
@@ -679,8 +691,10 @@ typedef struct apb_pinned apb_pinned;
  * of the range can be pinned right now (everything else is pinned): the
  * caller must fall back to copying with apb_paged_read_index, which then
  * reads the file directly; -ENOENT (index out of range), -EINVAL (NULL
- * argument, max_iov <= 0), APB_E_CHECKSUM (the first page touches a bad
- * block), -EIO and other negative errno, -ENOMEM.
+ * argument, max_iov <= 0), APB_E_CHECKSUM or APB_E_CORRUPT (the first
+ * page holds a bad block: it fails whole, so a caller that must serve the
+ * good blocks of it, when blocks are smaller than pages, copies with
+ * apb_paged_read_index), -EIO and other negative errno, -ENOMEM.
  */
 ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t len,
                             struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins);
@@ -907,6 +921,33 @@ bool apb_is_url(const char *s);
  */
 int apb_paged_open_with(const char *path, const apb_paging_config *cfg,
                         const apb_open_options *opt, apb_paged **out);
+
+/**
+ * Opens path (a file or URL, opt as in apb_paged_open_with) as a new
+ * handle that shares old's page cache, budget (max_memory bounds both
+ * together) and paging config: for a bundle replaced under a running
+ * service.  The new bundle is validated like apb_paged_open's; a model
+ * whose name, checksum, size, block size and block table checksum are
+ * the same in both keeps its cached pages and per-model counters (one
+ * cache object serves both handles).  old stays open and usable; each
+ * handle is closed with apb_paged_close, in any order, and the cache
+ * lives until the last handle sharing it closes.  Closing and opening
+ * handles of one share from several threads is safe; reads through a
+ * handle must end before it is closed.  The new handle's prefetch worker
+ * starts like apb_paged_open's.
+ * Errors: -EINVAL (NULL argument; old's max_memory cannot hold one load
+ * of the new bundle), -ENOMEM, and apb_paged_open's codes for a bundle
+ * that does not open or validate (old is unchanged then).
+ */
+int apb_paged_open_shared(apb_paged *old, const char *path, const apb_open_options *opt,
+                          apb_paged **out);
+
+/**
+ * The generation of pb within its cache share: 1 for a handle from
+ * apb_paged_open / apb_paged_open_with, one more than the last for each
+ * apb_paged_open_shared.  0 for NULL.
+ */
+uint64_t apb_paged_generation(apb_paged *pb);
 
 /** apb_bundle_load for a path or URL, with opt as in apb_paged_open_with. */
 int apb_bundle_load_with(const char *path, const apb_open_options *opt, apb_bundle **out);

@@ -10,7 +10,7 @@ libjson-c-dev check libxxhash-dev libzstd-dev libcurl4-openssl-dev python3"
 case "${1:-build}" in
 build) ;;
 test) pkgs="$pkgs valgrind clang libclang-rt-14-dev attr debhelper dpkg-dev lintian \
-bash-completion strace nginx-light" ;;
+bash-completion strace nginx-light python3-numpy" ;;
 bench) pkgs="$pkgs valgrind clang attr fio hyperfine squashfuse squashfs-tools \
 archivemount fuse-zip gnuplot-nox zip linux-perf zstd python3-numpy nginx-light httpfs2 rclone curl" ;;
 *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;

@@ -74,6 +74,9 @@ START_TEST(corrupted_block_is_refused_not_cached)
 	corrupt(t.path, info.file_offset + 999);               /* B: one block, no table */
 	apb_paged_close(pb);
 	pb = tb_open(&t, 1 << 20, ps, APB_EVICT_LRU, false);
+	/* the pages holding the bad block are never cached; reads fail only
+	 * where they touch the block itself (a 16 KiB page's other 4 KiB
+	 * blocks are served uncached) */
 	bad_lo = 8192 / ps * ps;
 	bad_hi = (12288 + ps - 1) / ps * ps;
 	ck_assert_int_eq(apb_paged_read(pb, "A", buf, 10, 8192 + 50), APB_E_CHECKSUM);
@@ -81,7 +84,7 @@ START_TEST(corrupted_block_is_refused_not_cached)
 	ck_assert_ptr_nonnull(strstr(apb_last_error(), "\"A\""));
 	for (uint64_t off = 0; off < 40000; off += 500) {
 		ssize_t r = apb_paged_read(pb, "A", buf, 500, off);
-		if (off + 500 > bad_lo && off < bad_hi) {
+		if (off + 500 > 8192 && off < 12288) {
 			ck_assert_int_eq(r, APB_E_CHECKSUM);
 		} else {
 			ck_assert_int_eq(r, 500);

@@ -187,3 +187,13 @@ rand_file() {
 make_bundle() {
 	"$MKBUNDLE" "$@" || fail "cannot build bundle $1"
 }
+
+# numpy_python: sets NPY to a python3 that has numpy (Debian's python3-numpy,
+# scripts/deps.sh test: an earlier python3 on PATH may lack it), else skips.
+numpy_python() {
+	for NPY in python3 /usr/bin/python3; do
+		"$NPY" -c 'import numpy' 2>/dev/null && return 0
+	done
+	echo "SKIP: no python3 with numpy (python3-numpy)"
+	exit 77
+}

@@ -4,7 +4,8 @@
 #  2. its Exec lines run by hand as systemd would run them (%i/%f from
 #     systemd-escape, Environment= then the EnvironmentFile, ${VAR} one
 #     argument, $VAR split), ExecStart under the unit's capability bounding
-#     set and no_new_privs (setpriv): mount, read, SIGTERM, clean exit;
+#     set and no_new_privs (setpriv): mount, read, ExecReload after the
+#     bundle was replaced (the new one served), SIGTERM, clean exit;
 #  3. ExecStopPost removes the mount a SIGKILLed daemon leaves, and leaves
 #     alone another bundle's mount on the same directory;
 #  4. every system call of the daemon is in the unit's SystemCallFilter
@@ -98,6 +99,15 @@ else fail "not mounted, or without allow_other"; fi
 cmp -s "$tmp/b" "$mnt/b" && cmp -s "$tmp/a" "$mnt/a" && echo "ok: models read back" || fail "model bytes differ"
 grep -q '^CapBnd:	0000000000200000$' "/proc/$MAINPID/status" && echo "ok: daemon has only CAP_SYS_ADMIN" \
 	|| fail "bounding set: $(grep CapBnd "/proc/$MAINPID/status")"
+# ExecReload: the bundle replaced by a rename, then SIGHUP as systemctl reload sends it.
+cp "$tmp/one.apbundle" "$tmp/one.saved"
+cp "$tmp/two.apbundle" "$tmp/next" && mv "$tmp/next" "$tmp/one.apbundle"
+eval "$(shcmd "$(key ExecReload)")" || fail "ExecReload"
+i=0; until grep -q '^generation: *2$' "$mnt/.stats"; do
+	i=$((i + 1)); [ $i -gt 100 ] && fail "no generation 2 after ExecReload"; sleep 0.1; done
+cmp -s "$tmp/b" "$mnt/a" && [ ! -e "$mnt/b" ] && echo "ok: ExecReload serves the new bundle" \
+	|| fail "ExecReload did not serve the new bundle"
+mv "$tmp/one.saved" "$tmp/one.apbundle"
 kill -TERM "$MAINPID"; wait "$MAINPID"; rc=$?
 [ "$rc" = 0 ] && echo "ok: SIGTERM ends the daemon with 0" || fail "daemon exit $rc after SIGTERM"
 findmnt -M "$mnt" >/dev/null && fail "mounted after SIGTERM"

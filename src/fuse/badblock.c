@@ -54,10 +54,10 @@ static bool first_time(apbm_fs *fs, const apb_block_error *e, bool *full_now)
 	return false;
 }
 
-static void log_block(apbm_fs *fs, const apb_block_error *e)
+static void log_block(apb_paged *pb, const apb_block_error *e)
 {
 	apb_model_info info;
-	const char *name = apb_paged_model_info(fs->pb, e->model, &info) == 0 ? info.name : "?";
+	const char *name = apb_paged_model_info(pb, e->model, &info) == 0 ? info.name : "?";
 	uint64_t last = e->length ? e->offset + e->length - 1 : e->offset;
 
 	switch (e->where) {
@@ -78,7 +78,7 @@ static void log_block(apbm_fs *fs, const apb_block_error *e)
 	}
 }
 
-void apbm_badblock_report(apbm_fs *fs, const apb_block_error *e)
+void apbm_badblock_report(apbm_fs *fs, apb_paged *pb, const apb_block_error *e)
 {
 	bool first, full_now;
 
@@ -86,7 +86,7 @@ void apbm_badblock_report(apbm_fs *fs, const apb_block_error *e)
 	first = first_time(fs, e, &full_now);
 	pthread_mutex_unlock(&fs->bad_lock);
 	if (first)
-		log_block(fs, e);
+		log_block(pb, e);
 	else if (full_now)
 		apbm_log(LOG_ERR, "%u corrupt blocks logged; further ones are counted in .stats "
 		         "(checksum failures) but not logged", APBM_BAD_MAX - 1);

@@ -71,7 +71,7 @@ int apbm_control_parse(const char *buf, size_t len, apbm_cmd *cmds, size_t max, 
 }
 
 /* The model index of a command's name, or -ENOENT. */
-static ssize_t find_model(apbm_fs *fs, const apbm_cmd *c)
+static ssize_t find_model(apb_paged *pb, const apbm_cmd *c)
 {
 	char name[APB_MAX_NAME_LEN + 1];
 
@@ -79,7 +79,37 @@ static ssize_t find_model(apbm_fs *fs, const apbm_cmd *c)
 		return -ENOENT;
 	memcpy(name, c->name, c->name_len);
 	name[c->name_len] = '\0';
-	return apb_paged_find(fs->pb, name);
+	return apb_paged_find(pb, name);
+}
+
+/*
+ * Runs the parsed commands on generation g (the current one when the
+ * write came).  A reload that fails stops there with its error; the
+ * commands after a reload still act on g's models (names were checked
+ * against g), which share the cache with the new generation.
+ */
+static int run_commands(apbm_fs *fs, apbm_gen *g, const apbm_cmd *cmds, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		char name[APB_MAX_NAME_LEN + 1] = "";
+		if (cmds[i].name) {
+			memcpy(name, cmds[i].name, cmds[i].name_len);
+			name[cmds[i].name_len] = '\0';
+		}
+		apbm_log(LOG_INFO, ".control: %s%s%s", commands[cmds[i].op].word,
+		         cmds[i].name ? " " : "", cmds[i].name ? name : "");
+		if (cmds[i].op == APBM_CMD_EVICT)
+			apb_paged_evict(g->pb, name);
+		else if (cmds[i].op == APBM_CMD_PREFETCH && (rc = apb_paged_prefetch_hint(g->pb, name)) != 0)
+			return rc;
+		else if (cmds[i].op == APBM_CMD_CLEAR)
+			apb_paged_clear_cache(g->pb);
+		else if (cmds[i].op == APBM_CMD_RELOAD && (rc = apbm_reload(fs, ".control")) != 0)
+			return -(apb_errno(rc) ? apb_errno(rc) : EIO);
+	}
+	return 0;
 }
 
 int apbm_control_write(apbm_fs *fs, const char *buf, size_t len)
@@ -87,29 +117,17 @@ int apbm_control_write(apbm_fs *fs, const char *buf, size_t len)
 	apbm_cmd cmds[APBM_CONTROL_MAX_CMDS];
 	size_t n;
 	int rc = apbm_control_parse(buf, len, cmds, APBM_CONTROL_MAX_CMDS, &n);
+	apbm_gen *g;
 
 	if (rc != 0)
 		return rc;
-	for (size_t i = 0; i < n; i++) {
-		if (cmds[i].op == APBM_CMD_RELOAD)
-			return -EOPNOTSUPP;	/* not implemented yet: nothing has run */
-		if (cmds[i].name && find_model(fs, &cmds[i]) < 0)
+	g = apbm_gen_cur(fs);
+	for (size_t i = 0; i < n; i++)
+		if (cmds[i].name && find_model(g->pb, &cmds[i]) < 0) {
+			apbm_gen_put(fs, g);
 			return -ENOENT;
-	}
-	for (size_t i = 0; i < n; i++) {
-		char name[APB_MAX_NAME_LEN + 1] = "";
-		if (cmds[i].name) {
-			memcpy(name, cmds[i].name, cmds[i].name_len);
-			name[cmds[i].name_len] = '\0';
 		}
-		if (cmds[i].op == APBM_CMD_EVICT)
-			apb_paged_evict(fs->pb, name);
-		else if (cmds[i].op == APBM_CMD_PREFETCH && (rc = apb_paged_prefetch_hint(fs->pb, name)) != 0)
-			return rc;
-		else if (cmds[i].op == APBM_CMD_CLEAR)
-			apb_paged_clear_cache(fs->pb);
-		apbm_log(LOG_INFO, ".control: %s%s%s", commands[cmds[i].op].word,
-		         cmds[i].name ? " " : "", cmds[i].name ? name : "");
-	}
-	return 0;
+	rc = run_commands(fs, g, cmds, n);
+	apbm_gen_put(fs, g);
+	return rc;
 }

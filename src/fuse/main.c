@@ -74,7 +74,8 @@ static void usage(const char *argv0)
 	       "    -o uid=N,gid=N         owner of every file (default: the bundle's owner)\n"
 	       "    -o metrics_per_model   per-model series in .metrics (default: totals only)\n"
 	       "    -o control             a write-only .control file for the owner:\n"
-	       "                           evict NAME, prefetch NAME, clear\n"
+	       "                           evict NAME, prefetch NAME, clear, reload\n"
+	       "    -o watch               reload when the bundle file is replaced (rename)\n"
 	       "  BUNDLE may be an http:// or https:// URL (read with range requests):\n"
 	       "    -o disk_cache=DIR      keep fetched blocks on disk; serves offline later\n"
 	       "    -o disk_cache_size=SIZE  bytes the disk tier may hold (default 1G)\n"
@@ -117,17 +118,20 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 }
 
-/* The generated files, in inode order (inodes 2 to 5; .control only with -o control). */
-#define N_VFILES 4u
-#define MAX_HIDDEN_LOGGED 20u
-
-/* Logs the first models the tree cannot show, with the reason. */
-static void report_hidden(void *ctx, const char *name, const char *why)
+/*
+ * What a reload opens: a URL as given (with its secrets: never logged), or
+ * the path made absolute without resolving symlinks (the daemon changes
+ * directory; a deployment may point a symlink at each new version).
+ */
+static char *absolute_path(const char *path)
 {
-	apbm_fs *fs = ctx;
+	char cwd[PATH_MAX], *out;
 
-	if (fs->tree.n_hidden <= MAX_HIDDEN_LOGGED)
-		apbm_log(LOG_WARNING, "model \"%s\" is not shown: %s", name, why);
+	if (apb_is_url(path) || path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)) || asprintf(&out, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return out;
 }
 
 /*
@@ -155,11 +159,14 @@ static void redact_url(char *url)
  * mounting user (the object's Last-Modified is not exposed by the library,
  * and a server's clock says nothing about local ownership).
  */
-static int locate_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_gid)
+static int locate_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_gid,
+                         struct stat *stp)
 {
 	struct stat st = { 0 };
 
 	fs->remote = apb_is_url(path);
+	if (!(fs->open_path = absolute_path(path)))
+		return -1;
 	if (fs->remote) {
 		if (!(fs->bundle_path = strdup(path)))
 			return -1;
@@ -179,10 +186,7 @@ static int locate_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have
 			return -1;
 		}
 	}
-	fs->atime = st.st_atim;
-	fs->mtime = st.st_mtim;
-	fs->ctime = st.st_ctim;
-	fs->bundle_size = (uint64_t)st.st_size;
+	*stp = st;
 	if (!have_uid)
 		fs->uid = st.st_uid;
 	if (!have_gid)
@@ -194,36 +198,34 @@ static int locate_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have
 static int open_bundle(const char *path, apbm_fs *fs, bool have_uid, bool have_gid)
 {
 	apb_source_stats src;
+	struct stat st;
+	apb_paged *pb;
 	int rc;
 
-	if (locate_bundle(path, fs, have_uid, have_gid) != 0)
+	if (locate_bundle(path, fs, have_uid, have_gid, &st) != 0)
 		return -1;
-	rc = apb_paged_open_with(fs->remote ? path : fs->bundle_path, &fs->cfg, &fs->net.opt,
-	                         &fs->pb);
+	if (fs->watch && fs->remote) {
+		fprintf(stderr, PROG ": -o watch needs a local bundle file (reload a URL with "
+		        "SIGHUP or .control)\n");
+		return -1;
+	}
+	rc = apb_paged_open_with(fs->remote ? path : fs->bundle_path, &fs->cfg, &fs->net.opt, &pb);
 	if (rc != 0) {
 		fprintf(stderr, PROG ": cannot open bundle '%s': %s\n", fs->bundle_path,
 		        apb_last_error());
 		return -1;
 	}
-	apb_paged_config(fs->pb, &fs->cfg);
-	apb_paged_source_stats(fs->pb, &src);
+	apb_paged_config(pb, &fs->cfg);
+	apb_paged_source_stats(pb, &src);
 	if (src.offline)
 		apbm_log(LOG_WARNING, "offline: serving the version the disk tier saw last");
-	const apbm_vfile_spec vfile_specs[N_VFILES] = {
-		{ ".stats", APBM_VSTATS, true },
-		{ ".stats.json", APBM_VJSON, true },
-		{ ".metrics", APBM_VMETRICS, true },
-		{ ".control", APBM_VCONTROL, fs->control },
-	};
-	rc = apbm_tree_build(&fs->tree, fs->pb, vfile_specs, N_VFILES, report_hidden, fs);
-	if (fs->tree.n_hidden > MAX_HIDDEN_LOGGED)
-		apbm_log(LOG_WARNING, "%u models in all are not shown (the first %u are named above)",
-		         fs->tree.n_hidden, MAX_HIDDEN_LOGGED);
-	if (rc != 0) {
+	if ((rc = apbm_gen_new(fs, pb, 1, &st, &fs->cur)) != 0) {
 		fprintf(stderr, PROG ": cannot serve bundle '%s': %s\n", path, strerror(-rc));
 		return -1;
 	}
-	apbm_snap_init(fs);
+	fs->gens = fs->cur;
+	fs->first_model_node = fs->cur->tree.first_model_node;
+	apbm_snap_init(fs, pb);
 	return 0;
 }
 
@@ -436,10 +438,15 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 	fuse_daemonize(co->foreground);
 	if (!co->foreground)
 		apbm_log_to_syslog(PROG);
-	if (apb_paged_start_worker(fs->pb) != 0)
+	fs->se = se;
+	if (apb_paged_start_worker(fs->cur->pb) != 0)
 		apbm_log(LOG_WARNING, "prefetch worker not started: %s", apb_last_error());
-	if (fs->trace_path && apb_paged_trace_start(fs->pb, fs->trace_path) != 0) {
+	if (fs->trace_path && apb_paged_trace_start(fs->cur->pb, fs->trace_path) != 0) {
 		apbm_log(LOG_ERR, "trace not started: %s", apb_last_error());
+		status = EXIT_RUNTIME;
+		goto out_unmount;
+	}
+	if (apbm_reload_start(fs) != 0) {
 		status = EXIT_RUNTIME;
 		goto out_unmount;
 	}
@@ -467,7 +474,8 @@ static int serve(apbm_fs *fs, struct fuse_args *args, const struct fuse_cmdline_
 		status = EXIT_RUNTIME;
 	}
 out_unmount:
-	if (fs->trace_path && apb_paged_trace_stop(fs->pb) != 0 && !status) {
+	apbm_reload_stop(fs);	/* no reload from here on; the generations stay */
+	if (fs->trace_path && apb_paged_trace_stop(fs->cur->pb) != 0 && !status) {
 		apbm_log(LOG_ERR, "%s", apb_last_error());
 		status = EXIT_RUNTIME;
 	}
@@ -496,22 +504,28 @@ static void fs_init(apbm_fs *fs)
 	pthread_mutex_init(&fs->bad_lock, NULL);
 	pthread_mutex_init(&fs->snap_lock, NULL);
 	fs->snap_cap = APBM_SNAP_MIN_CAP;
+	pthread_mutex_init(&fs->gen_lock, NULL);
+	pthread_mutex_init(&fs->reload_lock, NULL);
+	fs->watch_fd = fs->wake_fd[0] = fs->wake_fd[1] = -1;
 }
 
 static void fs_fini(apbm_fs *fs)
 {
-	apbm_tree_free(&fs->tree);
-	apb_paged_close(fs->pb);
+	apbm_reload_stop(fs);
+	apbm_gens_free(fs);
 	apbm_pool_free(fs);
 	apbm_snaps_free(fs);
 	apbm_badblock_free(fs);
 	free(fs->bundle_path);
+	free(fs->open_path);
 	free(fs->trace_path);
 	apbm_remote_free(&fs->net);
 	pthread_mutex_destroy(&fs->pool_lock);
 	pthread_cond_destroy(&fs->pool_cond);
 	pthread_mutex_destroy(&fs->bad_lock);
 	pthread_mutex_destroy(&fs->snap_lock);
+	pthread_mutex_destroy(&fs->gen_lock);
+	pthread_mutex_destroy(&fs->reload_lock);
 }
 
 /* True when the arguments ask for --help or --version (nothing is mounted then). */

@@ -134,7 +134,7 @@ static const struct {
 
 static int per_model(apbm_fs *fs, apbm_obuf *b)
 {
-	size_t n = apb_paged_model_count(fs->pb);
+	size_t n = apb_paged_model_count(fs->rgen->pb);
 
 	for (int k = 0; k < 3; k++) {
 		apbm_obuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", model_series[k].name,
@@ -205,7 +205,7 @@ static void source_metrics(apbm_fs *fs, apbm_obuf *b)
 	size_t n = sizeof(source_series) / sizeof(source_series[0]);
 	apb_source_stats s;
 
-	apb_paged_source_stats(fs->pb, &s);
+	apb_paged_source_stats(fs->rgen->pb, &s);
 	for (size_t i = 0; i < (fs->remote ? n : 2); i++) {
 		uint64_t v;
 
@@ -245,7 +245,17 @@ int apbm_metrics_render(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	metric(b, "apbundle_memory_max_bytes", "gauge", "The cache's budget, max_memory.",
 	       fs->cfg.max_memory);
 	metric(b, "apbundle_cached_pages", "gauge", "Pages resident now.", st->cached_pages);
-	metric(b, "apbundle_models", "gauge", "Models in the bundle.", apb_paged_model_count(fs->pb));
+	metric(b, "apbundle_models", "gauge", "Models in the bundle.", apb_paged_model_count(fs->rgen->pb));
+	metric(b, "apbundle_bundle_generation", "gauge",
+	       "Generation of the bundle new opens see (1 at mount, +1 per reload).", fs->rgen->id);
+	metric(b, "apbundle_generations_open", "gauge",
+	       "Bundle generations open: the current one and those with open files.",
+	       apbm_gens_live(fs));
+	metric(b, "apbundle_reloads_total", "counter", "Reloads that replaced the bundle.",
+	       __atomic_load_n(&fs->reloads, __ATOMIC_RELAXED));
+	metric(b, "apbundle_reload_failures_total", "counter",
+	       "Reloads refused because the new bundle did not open or validate.",
+	       __atomic_load_n(&fs->reload_failures, __ATOMIC_RELAXED));
 	metric(b, "apbundle_fuse_reads_total", "counter", "Model READ requests answered.",
 	       load(&m->reads));
 	metric(b, "apbundle_fuse_read_errors_total", "counter",
@@ -254,7 +264,7 @@ int apbm_metrics_render(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	       load(&m->read_bytes));
 	read_histogram(b, m);
 	source_metrics(fs, b);
-	apb_paged_source_stats(fs->pb, &ss);
+	apb_paged_source_stats(fs->rgen->pb, &ss);
 	load_histogram(b, &ss);
 	if (fs->metrics_per_model && per_model(fs, b) != 0)
 		return -EIO;

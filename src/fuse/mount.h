@@ -1,10 +1,12 @@
 /*
  * mount.h - shared state of apbundle-mount: options, the open bundle, ops.
  *
- * The mount serves one apb_paged handle as a read-only tree (tree.h).
- * Everything in struct apbm_fs is read-only once the session loop runs,
- * except the members guarded by their own mutex (buffer pool, bad-block
- * log, snapshots).  Memory outside max_memory, all bounded: the tree (per
+ * The mount serves a generation (apbm_gen: one apb_paged handle and its
+ * read-only tree, tree.h) at a time; a reload (reload.c) replaces the
+ * current one while older ones keep serving the descriptors opened on
+ * them.  Everything in struct apbm_fs is read-only once the session loop
+ * runs, except the members guarded by their own mutex (generations,
+ * buffer pool, bad-block log, snapshots).  Memory outside max_memory, all bounded: the tree (per
  * model, tree.h), the copy-buffer pool (APBM_POOL_BUFS x max_read), the
  * bad-block log (APBM_BAD_MAX keys) and the open snapshots of the
  * generated files (fs->snap_cap bytes, snap.c).  Cross-file helpers of the
@@ -47,14 +49,44 @@ typedef struct apbm_remote {
 	char *disk_cache;
 } apbm_remote;
 
-typedef struct apbm_fs {
+/*
+ * One opened version of the bundle.  Immutable once published, except
+ * refs (under apbm_fs.gen_lock).  Who holds a reference: fs->cur (the
+ * current one), every open model file (fi->fh) and every request while
+ * it uses the generation.  The last reference of a replaced generation
+ * closes it.
+ */
+typedef struct apbm_gen {
 	apb_paged *pb;
+	apbm_tree tree;
+	uint64_t id;               /* 1 at mount, then +1 per reload */
+	uint64_t refs;
+	uint64_t bundle_size;
+	struct timespec atime, mtime, ctime;
+	struct apbm_gen *next;     /* list of live generations (fs->gens) */
+} apbm_gen;
+
+typedef struct apbm_fs {
+	pthread_mutex_t gen_lock;  /* cur, gens, every gen's refs */
+	apbm_gen *cur;             /* what new lookups and opens see */
+	apbm_gen *gens;            /* every live generation, newest first */
+	uint32_t first_model_node; /* the same in every generation's tree */
+	apbm_gen *rgen;            /* the one a render uses (under snap_lock, snap.c) */
+	pthread_mutex_t reload_lock; /* one reload at a time */
+	uint64_t reloads, reload_failures; /* under reload_lock; read atomically */
+	struct fuse_session *se;   /* for the kernel notifications of a reload */
+	char *open_path;           /* what a reload opens: the path as given
+	                              (absolute, symlinks kept) or the full URL
+	                              (a secret: never logged) */
+	bool watch;                /* -o watch: reload when the path is replaced */
+	int watch_fd, wake_fd[2];  /* inotify, and the pipe SIGHUP writes to */
+	pthread_t watch_thread;
+	bool watch_started;
 	char *bundle_path;     /* absolute, or the URL as given */
 	bool remote;           /* bundle_path is an http(s):// URL */
 	apbm_remote net;       /* -o ca_file, header_file, disk_cache, timeouts */
 	char *trace_path;      /* absolute; NULL: no trace=FILE */
 	apb_paging_config cfg;
-	apbm_tree tree;
 	bool direct_io;
 	bool foreground;
 	bool metrics_per_model;    /* -o metrics_per_model */
@@ -64,8 +96,6 @@ typedef struct apbm_fs {
 	uint64_t readahead;    /* bytes for the bdi; 0 = leave the kernel's */
 	uid_t uid;
 	gid_t gid;
-	struct timespec atime, mtime, ctime;
-	uint64_t bundle_size;
 
 	pthread_mutex_t pool_lock;  /* read buffers, when no zero-copy path */
 	pthread_cond_t pool_cond;
@@ -82,6 +112,60 @@ typedef struct apbm_fs {
 	size_t snap_cap;            /* ... at most this many */
 } apbm_fs;
 
+/* ---- reload.c ---- */
+
+/** The current generation, with a reference (drop it with apbm_gen_put). */
+apbm_gen *apbm_gen_cur(apbm_fs *fs);
+
+/**
+ * The generation inode ino belongs to, with a reference, and its node in
+ * *n; NULL when there is none (the generation was closed, or no such
+ * node).  The root and the generated files belong to every generation:
+ * they resolve in the current one.
+ */
+apbm_gen *apbm_gen_of_ino(apbm_fs *fs, uint64_t ino, const apbm_node **n);
+
+/** Generations open now (the current one and those with open files). */
+uint64_t apbm_gens_live(apbm_fs *fs);
+
+/** Takes one more reference on g (an open file). */
+void apbm_gen_get(apbm_fs *fs, apbm_gen *g);
+
+/** Drops a reference; the last one of a replaced generation closes it.  NULL ok. */
+void apbm_gen_put(apbm_fs *fs, apbm_gen *g);
+
+/** The inode number of node n of g. */
+uint64_t apbm_gen_ino(const apbm_gen *g, const apbm_node *n);
+
+/**
+ * Builds generation id from the opened pb (taken: closed on error),
+ * with the bundle file's times in st (NULL: now).  Returns 0, -ENOMEM or
+ * -EFBIG (the tree; logged).
+ */
+int apbm_gen_new(apbm_fs *fs, apb_paged *pb, uint64_t id, const struct stat *st, apbm_gen **out);
+
+/**
+ * Opens fs->open_path again and, when it opens and validates, makes it
+ * the current generation (the old one serves its open files until they
+ * close) and tells the kernel to forget the old names.  why names the
+ * trigger in the log.  Returns 0, or the library's error code (logged
+ * with its reason; the current generation stays).
+ */
+int apbm_reload(apbm_fs *fs, const char *why);
+
+/**
+ * Starts the thread that reloads on SIGHUP and, with -o watch, when the
+ * bundle's path is replaced by a rename.  Installs the SIGHUP handler
+ * (after libfuse's, which would end the session).  0 or -errno (logged).
+ */
+int apbm_reload_start(apbm_fs *fs);
+
+/** Stops that thread (after the session loop).  Safe when it never started. */
+void apbm_reload_stop(apbm_fs *fs);
+
+/** Frees every generation (at exit: the kernel may unmount without every RELEASE). */
+void apbm_gens_free(apbm_fs *fs);
+
 /* ---- ops.c ---- */
 
 /** The low-level operations table; userdata is the apbm_fs. */
@@ -97,7 +181,7 @@ void apbm_pool_free(apbm_fs *fs);
  * first time it is reported; later reports of it are silent.  Safe from
  * any request thread.
  */
-void apbm_badblock_report(apbm_fs *fs, const apb_block_error *e);
+void apbm_badblock_report(apbm_fs *fs, apb_paged *pb, const apb_block_error *e);
 
 /** Frees the set of logged blocks (at exit). */
 void apbm_badblock_free(apbm_fs *fs);
@@ -108,7 +192,7 @@ void apbm_badblock_free(apbm_fs *fs);
  * Sets fs->snap_cap for the open bundle: two .stats.json renders' worth
  * (estimated from the model names), at least APBM_SNAP_MIN_CAP.
  */
-void apbm_snap_init(apbm_fs *fs);
+void apbm_snap_init(apbm_fs *fs, apb_paged *pb);
 
 /**
  * Gives the caller a reference to a snapshot of generated file kind
@@ -152,8 +236,10 @@ uint64_t apbm_source_mean_us(const apb_source_stats *src);
 /**
  * Runs the commands of one write to .control: all parsed and their models
  * looked up before any runs.  Returns 0, or -EINVAL / -E2BIG (see
- * apbm_control_parse), -ENOENT (no such model), -EOPNOTSUPP (reload: not
- * implemented yet), -EAGAIN (prefetch queue full or prefetch off).
+ * apbm_control_parse), -ENOENT (no such model), -EAGAIN (prefetch queue
+ * full or prefetch off), or for a reload that failed (the old bundle
+ * stays; the log says why) the errno of its error (EINVAL for a bundle
+ * that does not validate, ENOENT, EIO, ...).
  */
 int apbm_control_write(apbm_fs *fs, const char *buf, size_t len);
 
@@ -188,7 +274,7 @@ typedef struct apbm_opts {
 	char *ca_file, *header_file, *disk_cache, *disk_cache_size;
 	char *timeout, *connect_timeout, *retries;
 	char *huge_pages;
-	bool direct_io, metrics_per_model, control;
+	bool direct_io, metrics_per_model, control, watch;
 } apbm_opts;
 
 /**

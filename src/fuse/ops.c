@@ -1,14 +1,17 @@
 /*
  * ops.c - the FUSE low-level operations of apbundle-mount.
  *
- * The inode tree (tree.c) is immutable once mounted, so every operation
- * here is lock-free except the read buffer pool, the bad-block log and the
- * snapshots of generated files (snap.c).  Invariants: inode = node index
- * + 1 (tree.h); every request gets exactly one reply; nothing is ever
- * written to the bundle and every modifying operation answers EROFS.
- * A model file's fh is its apb_reader (its own read window; 0 when the
- * library refused one), closed at release; a generated file's is its
- * snapshot.  Model reads reply straight from pinned cache pages (fuse_reply_iov) and
+ * Each generation's inode tree (tree.c) is immutable, so the operations
+ * take only the generations' lock (a reference for the request, reload.c),
+ * the read buffer pool, the bad-block log and the snapshots of generated
+ * files (snap.c).  Invariants: inode = the generation's bits and node
+ * index + 1 (apbm_gen_ino); an open model file's fh (apbm_open) holds
+ * its generation, so it reads the bundle it opened until it is closed, and
+ * its reader on that generation's handle (its own read window), closed at
+ * release before the generation is let go; a generated file's fh is its
+ * snapshot; every request gets exactly one reply; nothing is ever written
+ * to the bundle and every modifying operation answers EROFS.  Model reads
+ * reply straight from pinned cache pages (fuse_reply_iov) and
  * unpin only after the reply was written; a bounded pool of copy buffers
  * (APBM_POOL_BUFS, outside max_memory) serves what cannot be pinned.
  */
@@ -36,15 +39,21 @@ static apbm_fs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void fill_attr(const apbm_fs *fs, const apbm_node *n, struct stat *st)
+/* True when ino is a model's or a bundle directory's (not the root's or a generated file's). */
+static bool bundle_ino(const apbm_fs *fs, uint64_t ino)
+{
+	return (ino & 0xffffffffu) > fs->first_model_node;
+}
+
+static void fill_attr(const apbm_fs *fs, const apbm_gen *g, const apbm_node *n, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_ino = (ino_t)(n - fs->tree.nodes) + 1;
+	st->st_ino = (ino_t)apbm_gen_ino(g, n);
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
-	st->st_atim = fs->atime;
-	st->st_mtim = fs->mtime;
-	st->st_ctim = fs->ctime;
+	st->st_atim = g->atime;
+	st->st_mtim = g->mtime;
+	st->st_ctim = g->ctime;
 	st->st_blksize = (blksize_t)fs->cfg.page_size;
 	if (n->model == APBM_DIR) {
 		st->st_mode = S_IFDIR | 0555;
@@ -61,63 +70,71 @@ static void fill_attr(const apbm_fs *fs, const apbm_node *n, struct stat *st)
 	st->st_blocks = (st->st_size + 511) / 512;
 }
 
-static void fill_entry(const apbm_fs *fs, const apbm_node *n, struct fuse_entry_param *e)
+static void fill_entry(const apbm_fs *fs, const apbm_gen *g, const apbm_node *n,
+                       struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->ino = (fuse_ino_t)(n - fs->tree.nodes) + 1;
+	e->ino = (fuse_ino_t)apbm_gen_ino(g, n);
 	e->generation = 1;
 	e->attr_timeout = TIMEOUT;
 	e->entry_timeout = TIMEOUT;
-	fill_attr(fs, n, &e->attr);
+	fill_attr(fs, g, n, &e->attr);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *p = apbm_tree_node(&fs->tree, parent);
+	const apbm_node *p;
+	apbm_gen *g = apbm_gen_of_ino(fs, parent, &p);
 	struct fuse_entry_param e;
 	size_t len = strlen(name);
 
 	if (!p || p->model != APBM_DIR) {
 		fuse_reply_err(req, p ? ENOTDIR : ENOENT);
+		apbm_gen_put(fs, g);
 		return;
 	}
-	uint32_t i = apbm_tree_find(&fs->tree, (uint32_t)(p - fs->tree.nodes), name, len);
+	uint32_t i = apbm_tree_find(&g->tree, (uint32_t)(p - g->tree.nodes), name, len);
 	if (i == UINT32_MAX) {
-		/* The tree never changes: let the kernel cache the negative entry. */
+		/* A tree never changes (a reload invalidates the entry): cache the negative entry. */
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = TIMEOUT;
 		fuse_reply_entry(req, &e);
-		return;
+	} else {
+		fill_entry(fs, g, &g->tree.nodes[i], &e);
+		fuse_reply_entry(req, &e);
 	}
-	fill_entry(fs, &fs->tree.nodes[i], &e);
-	fuse_reply_entry(req, &e);
+	apbm_gen_put(fs, g);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	const apbm_node *n;
+	apbm_gen *g = apbm_gen_of_ino(fs, ino, &n);
 	struct stat st;
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	fill_attr(fs, n, &st);
+	fill_attr(fs, g, n, &st);
+	apbm_gen_put(fs, g);
 	fuse_reply_attr(req, &st, TIMEOUT);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	apbm_fs *fs = fs_of(req);
+	apbm_gen *g = apbm_gen_cur(fs);
 	struct statvfs sv;
 
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = fs->cfg.page_size;
 	sv.f_frsize = fs->cfg.page_size;
-	sv.f_blocks = (fs->bundle_size + fs->cfg.page_size - 1) / fs->cfg.page_size;
-	sv.f_files = fs->tree.n_nodes;
+	sv.f_blocks = (g->bundle_size + fs->cfg.page_size - 1) / fs->cfg.page_size;
+	sv.f_files = g->tree.n_nodes;
+	apbm_gen_put(fs, g);
 	sv.f_namemax = 255;
 	sv.f_flag = ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
@@ -129,9 +146,13 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	const apbm_node *n = apbm_tree_node(&fs_of(req)->tree, ino);
+	const apbm_node *n;
+	apbm_gen *g = apbm_gen_of_ino(fs_of(req), ino, &n);
 
-	if (!n || n->model != APBM_DIR) {
+	bool dir = n && n->model == APBM_DIR;
+
+	apbm_gen_put(fs_of(req), g);
+	if (!dir) {
 		fuse_reply_err(req, n ? ENOTDIR : ENOENT);
 		return;
 	}
@@ -141,16 +162,16 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 }
 
 /* Entry k of directory d: 0 ".", 1 "..", then the children.  Returns its node. */
-static const apbm_node *dir_entry(const apbm_fs *fs, const apbm_node *d, size_t k,
+static const apbm_node *dir_entry(const apbm_gen *g, const apbm_node *d, size_t k,
                                   char name[NAME_MAX + 1])
 {
 	const apbm_node *c;
 
 	if (k < 2) {
 		strcpy(name, k == 0 ? "." : "..");
-		return k == 0 ? d : &fs->tree.nodes[d->parent];
+		return k == 0 ? d : &g->tree.nodes[d->parent];
 	}
-	c = &fs->tree.nodes[fs->tree.children[d->first_child + k - 2]];
+	c = &g->tree.nodes[g->tree.children[d->first_child + k - 2]];
 	if (c->name_len > NAME_MAX)
 		return NULL;
 	memcpy(name, c->name, c->name_len);
@@ -161,31 +182,28 @@ static const apbm_node *dir_entry(const apbm_fs *fs, const apbm_node *d, size_t 
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *d = apbm_tree_node(&fs->tree, ino);
-	char name[NAME_MAX + 1], *buf;
+	const apbm_node *d;
+	apbm_gen *g = apbm_gen_of_ino(fs, ino, &d);
+	char name[NAME_MAX + 1], *buf = NULL;
 	size_t used = 0, total;
 
-	if (!d || d->model != APBM_DIR) {
-		fuse_reply_err(req, d ? ENOTDIR : ENOENT);
-		return;
-	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+	if (!d || d->model != APBM_DIR || !(buf = malloc(size ? size : 1))) {
+		fuse_reply_err(req, !d ? ENOENT : d->model != APBM_DIR ? ENOTDIR : ENOMEM);
+		apbm_gen_put(fs, g);
 		return;
 	}
 	total = (size_t)d->n_children + 2;
 	for (size_t k = off < 0 ? 0 : (size_t)off; k < total; k++) {
-		const apbm_node *c = dir_entry(fs, d, k, name);
+		const apbm_node *c = dir_entry(g, d, k, name);
 		size_t want;
 		if (!c)
 			continue;
 		if (plus) {
 			struct fuse_entry_param e;
-			fill_entry(fs, c, &e);
+			fill_entry(fs, g, c, &e);
 			want = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, (off_t)k + 1);
 		} else {
-			struct stat st = { .st_ino = (ino_t)(c - fs->tree.nodes) + 1,
+			struct stat st = { .st_ino = (ino_t)apbm_gen_ino(g, c),
 			                   .st_mode = c->model == APBM_DIR ? S_IFDIR : S_IFREG };
 			want = fuse_add_direntry(req, buf + used, size - used, name, &st, (off_t)k + 1);
 		}
@@ -195,6 +213,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+	apbm_gen_put(fs, g);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -235,36 +254,67 @@ static void open_control(fuse_req_t req, apbm_fs *fs, struct fuse_file_info *fi)
 }
 
 /*
- * A model file: fh is its reader (its own read window), or 0 when the
- * library refused one (APB_MAX_READERS open, or no memory): its reads then
- * share the model's window.
+ * What an open model file's fh points to (one small allocation per open
+ * file, outside max_memory like the reader's): the reference to the
+ * generation it opened, and its reader on that generation's handle (its
+ * own read window), or NULL when the library refused one (APB_MAX_READERS
+ * open, or no memory): its reads then share the model's window.  Freed at
+ * RELEASE: the reader is closed first, then the reference is dropped
+ * (which may close the generation's handle the reader was on).
  */
-static void open_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n,
+typedef struct apbm_open {
+	apbm_gen *g;
+	apb_reader *rd;
+} apbm_open;
+
+static void open_free(apbm_fs *fs, apbm_open *o)
+{
+	apb_reader_close(o->rd);
+	apbm_gen_put(fs, o->g);	/* may close an old generation */
+	free(o);
+}
+
+/* A model file: fi->fh holds g (the reference the caller took) and a reader, until RELEASE. */
+static void open_model(fuse_req_t req, apbm_fs *fs, apbm_gen *g, const apbm_node *n,
                        struct fuse_file_info *fi)
 {
-	apb_reader *rd = NULL;
+	apbm_open *o = malloc(sizeof *o);
 
-	if (apb_reader_open(fs->pb, (size_t)n->model, &rd) != 0)
-		rd = NULL;
-	fi->fh = (uint64_t)(uintptr_t)rd;
+	if (!o) {
+		apbm_gen_put(fs, g);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	o->g = g;
+	if (apb_reader_open(g->pb, (size_t)n->model, &o->rd) != 0)
+		o->rd = NULL;
+	fi->fh = (uint64_t)(uintptr_t)o;
 	fi->direct_io = fs->direct_io;
 	fi->keep_cache = !fs->direct_io;
 	if (fuse_reply_open(req, fi) != 0)
-		apb_reader_close(rd);
+		open_free(fs, o);	/* the open was interrupted: no RELEASE comes */
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	const apbm_node *n;
+	apbm_gen *g = apbm_gen_of_ino(fs, ino, &n);
+	int64_t kind = n ? n->model : APBM_DIR;
 	apbm_snap *snap;
 	int rc;
 
-	if (!n || n->model == APBM_DIR) {
+	if (kind >= 0 && (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC)) {
+		fi->noflush = 1;
+		open_model(req, fs, g, n, fi);
+		return;
+	}
+	apbm_gen_put(fs, g);	/* the rest does not use the tree */
+	if (!n || kind == APBM_DIR) {
 		fuse_reply_err(req, n ? EISDIR : ENOENT);
 		return;
 	}
-	if (n->model == APBM_VCONTROL) {
+	if (kind == APBM_VCONTROL) {
 		open_control(req, fs, fi);
 		return;
 	}
@@ -273,11 +323,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->noflush = 1;
-	if (n->model >= 0) {
-		open_model(req, fs, n, fi);
-		return;
-	}
-	rc = apbm_snap_open(fs, n->model, &snap);
+	rc = apbm_snap_open(fs, kind, &snap);
 	if (rc != 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -290,12 +336,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	const apbm_node *n = apbm_tree_node(&fs_of(req)->tree, ino);
+	apbm_fs *fs = fs_of(req);
 
-	if (n && n->model >= 0)
-		apb_reader_close((apb_reader *)(uintptr_t)fi->fh);
+	if (bundle_ino(fs, ino))
+		open_free(fs, (apbm_open *)(uintptr_t)fi->fh);
 	else
-		apbm_snap_put(fs_of(req), (apbm_snap *)(uintptr_t)fi->fh);
+		apbm_snap_put(fs, (apbm_snap *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -368,10 +414,11 @@ static void read_vfile(fuse_req_t req, apbm_fs *fs, apbm_snap *snap, size_t size
  * Logs a failed model read: a block the library names is logged once
  * (badblock.c), with no second read; anything else on every failure.
  */
-static void read_failed(apbm_fs *fs, fuse_ino_t ino, uint64_t off, const read_error *re)
+static void read_failed(apbm_fs *fs, apb_paged *pb, fuse_ino_t ino, uint64_t off,
+                        const read_error *re)
 {
 	if (re->has_block)
-		apbm_badblock_report(fs, &re->block);
+		apbm_badblock_report(fs, pb, &re->block);
 	else
 		apbm_log(LOG_ERR, "read of inode %lu at %llu: %s", (unsigned long)ino,
 		         (unsigned long long)off, re->detail);
@@ -383,8 +430,8 @@ static void read_failed(apbm_fs *fs, fuse_ino_t ino, uint64_t off, const read_er
  * followed by the copy.  Returns the bytes copied, or the library's error
  * (nothing replied, the error's details in *re).
  */
-static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, apb_reader *rd,
-                          uint64_t off, size_t size, struct iovec *pre, int n_pre,
+static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, apb_paged *pb, const apbm_node *n,
+                          apb_reader *rd, uint64_t off, size_t size, struct iovec *pre, int n_pre,
                           read_error *re)
 {
 	void *buf = pool_get(fs);
@@ -392,7 +439,7 @@ static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, apb_r
 
 	if (buf) {
 		r = rd ? apb_reader_read(rd, buf, size, off) :
-		         apb_paged_read_index(fs->pb, (size_t)n->model, buf, size, off);
+		         apb_paged_read_index(pb, (size_t)n->model, buf, size, off);
 		if (r < 0)
 			capture_error(re);
 	} else {
@@ -407,19 +454,29 @@ static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, const apbm_node *n, apb_r
 	return r;
 }
 
+/* true when the last failure named a data block outside [off, off + size) */
+static bool bad_block_outside(uint64_t off, size_t size)
+{
+	apb_block_error e;
+
+	return apb_last_block_error(&e) && e.where == APB_WHERE_BLOCK &&
+	       (e.offset >= off + size || e.offset + e.length <= off);
+}
+
 /*
  * Replies straight from pinned cache pages (no copy in the daemon); what
  * cannot be pinned, or does not fit the iovec array, is copied.  The pins
  * are released only after the reply has been written.  Returns the bytes
  * replied, or -1 after replying with an error.
  */
-static int64_t read_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n, fuse_ino_t ino,
-                          apb_reader *rd, size_t size, off_t off)
+static int64_t read_model(fuse_req_t req, apbm_fs *fs, apb_paged *pb, const apbm_node *n,
+                          fuse_ino_t ino, apb_reader *rd, size_t size, off_t off)
 {
 	struct iovec iov[APBM_MAX_IOV + 1];
 	apb_pinned *pins = NULL;
 	read_error re = { 0 };
 	int n_iov = 0;
+	bool copy;
 	ssize_t r;
 
 	if (off < 0 || (uint64_t)off >= n->size || size == 0) {
@@ -431,29 +488,34 @@ static int64_t read_model(fuse_req_t req, apbm_fs *fs, const apbm_node *n, fuse_
 	if ((uint64_t)size > n->size - (uint64_t)off)
 		size = (size_t)(n->size - (uint64_t)off);
 	r = rd ? apb_reader_pin(rd, (uint64_t)off, size, iov, APBM_MAX_IOV, &n_iov, &pins) :
-	         apb_paged_pin_range(fs->pb, (size_t)n->model, (uint64_t)off, size, iov,
+	         apb_paged_pin_range(pb, (size_t)n->model, (uint64_t)off, size, iov,
 	                             APBM_MAX_IOV, &n_iov, &pins);
-	if (r < 0 && r != -ENOBUFS)
+	/* Nothing pinnable, or the first page holds a bad block outside the
+	 * bytes asked for (blocks smaller than pages: the page fails whole):
+	 * copy instead, apb_paged_read_index serves the page's good blocks. */
+	copy = r == -ENOBUFS ||
+	       ((r == APB_E_CHECKSUM || r == APB_E_CORRUPT) && bad_block_outside((uint64_t)off, size));
+	if (r < 0 && !copy)
 		capture_error(&re);
 	if (r == (ssize_t)size) {
 		fuse_reply_iov(req, iov, n_iov);
 	} else if (r == 0) {
 		fuse_reply_buf(req, NULL, 0);	/* the model ended after all */
-	} else if (r > 0 || r == -ENOBUFS) {
+	} else if (r > 0 || copy) {
 		if (r < 0) {
 			r = 0;
 			n_iov = 0;
 		}
 		ssize_t pinned = r;
-		r = reply_copy(req, fs, n, rd, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov,
+		r = reply_copy(req, fs, pb, n, rd, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov,
 		               n_iov, &re);
 		if (r >= 0)
 			r += pinned;
 	}
-	apb_paged_unpin(fs->pb, pins);
+	apb_paged_unpin(pb, pins);
 	if (r < 0) {
 		int err = apb_errno((int)r);
-		read_failed(fs, ino, (uint64_t)off, &re);
+		read_failed(fs, pb, ino, (uint64_t)off, &re);
 		fuse_reply_err(req, err ? err : EIO);
 		return -1;
 	}
@@ -465,21 +527,35 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	/* a model file's: its generation and reader (only until the reply, see below) */
+	const apbm_open *o = (const apbm_open *)(uintptr_t)fi->fh;
+	apbm_gen *g;
+	const apbm_node *n;
 	uint64_t t0;
 	int64_t r;
 
-	if (!n || n->model == APBM_DIR || n->model == APBM_VCONTROL) {
-		fuse_reply_err(req, !n ? EBADF : n->model == APBM_DIR ? EISDIR : EBADF);
+	if (!bundle_ino(fs, ino)) {
+		if (ino == FUSE_ROOT_ID || ino == fs->first_model_node)
+			fuse_reply_err(req, ino == FUSE_ROOT_ID ? EISDIR : EBADF);
+		else
+			read_vfile(req, fs, (apbm_snap *)(uintptr_t)fi->fh, size, off);
 		return;
 	}
-	if (n->model < 0) {
-		read_vfile(req, fs, (apbm_snap *)(uintptr_t)fi->fh, size, off);
+	g = o ? o->g : NULL;
+	n = g ? apbm_tree_node(&g->tree, ino & 0xffffffffu) : NULL;
+	if (!n || n->model < 0) {
+		fuse_reply_err(req, !n || n->model != APBM_DIR ? EBADF : EISDIR);
 		return;
 	}
+	/*
+	 * The read's own reference: the kernel may send RELEASE as soon as it
+	 * has the reply, while this thread still unpins the pages.
+	 */
+	apbm_gen_get(fs, g);
 	t0 = apbm_now_ns();
-	r = read_model(req, fs, n, ino, (apb_reader *)(uintptr_t)fi->fh, size, off);
+	r = read_model(req, fs, g->pb, n, ino, o->rd, size, off);
 	apbm_metrics_read(&fs->metrics, apbm_now_ns() - t0, r);
+	apbm_gen_put(fs, g);
 }
 
 /* ------------------------------------------------------------------ */
@@ -491,17 +567,20 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                        struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	const apbm_node *n;
+	apbm_gen *g = apbm_gen_of_ino(fs, ino, &n);
 	const int ok = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 	               FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
 	struct stat st;
 
 	if (!n || n->model != APBM_VCONTROL || (to_set & ~ok) ||
 	    ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0)) {
+		apbm_gen_put(fs, g);
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	fill_attr(fs, n, &st);
+	fill_attr(fs, g, n, &st);
+	apbm_gen_put(fs, g);
 	fuse_reply_attr(req, &st, TIMEOUT);
 }
 
@@ -541,10 +620,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
                      struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	const apbm_node *n;
+	apbm_gen *g = apbm_gen_of_ino(fs, ino, &n);
+	bool control = n && n->model == APBM_VCONTROL;
 	int rc;
 
-	if (!n || n->model != APBM_VCONTROL) {
+	apbm_gen_put(fs, g);
+	if (!control) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}

@@ -64,9 +64,10 @@ int apbm_opts_set(apbm_opts *o, const char *arg)
 {
 	const char *eq = strchr(arg, '=');
 
-	if (!strcmp(arg, "direct_io") || !strcmp(arg, "metrics_per_model") || !strcmp(arg, "control")) {
+	if (!strcmp(arg, "direct_io") || !strcmp(arg, "metrics_per_model") || !strcmp(arg, "control") ||
+	    !strcmp(arg, "watch")) {
 		bool *flag = arg[0] == 'd' ? &o->direct_io : arg[0] == 'm' ? &o->metrics_per_model
-		                                                           : &o->control;
+		           : arg[0] == 'w' ? &o->watch : &o->control;
 		*flag = true;
 		return 1;
 	}
@@ -95,7 +96,7 @@ void apbm_opts_free(apbm_opts *o)
 		free(*slot);
 		*slot = NULL;
 	}
-	o->direct_io = o->metrics_per_model = o->control = false;
+	o->direct_io = o->metrics_per_model = o->control = o->watch = false;
 }
 
 void apbm_opts_defaults(apbm_fs *fs)
@@ -394,6 +395,7 @@ int apbm_opts_check(const apbm_opts *o, apbm_fs *fs, char *err, size_t errlen)
 	fs->direct_io = o->direct_io;
 	fs->metrics_per_model = o->metrics_per_model;
 	fs->control = o->control;
+	fs->watch = o->watch;
 	apbm_remote_free(&fs->net);
 	fs->net = net;
 	return 0;

@@ -19,7 +19,8 @@
  * last reference frees it.  Every live snapshot is on fs->snaps, so those
  * whose RELEASE never arrives (a close racing an unmount) are freed at
  * exit by apbm_snaps_free.  Renders are serialized by fs->snap_lock, so at
- * most one is being built at any time.
+ * most one is being built at any time; a render shows fs->rgen, the
+ * current generation when it began (referenced while it runs).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct apbm_snap {
 	apb_paging_stats at;           /* the statistics it was rendered from */
 	uint64_t reads_at;             /* and the FUSE read count (.metrics) */
 	apb_source_stats src_at;       /* and the source's counters */
+	uint64_t gen_at;               /* and the generation it showed */
 	struct apbm_snap *prev, *next; /* fs->snaps, under fs->snap_lock */
 };
 
@@ -65,7 +67,8 @@ static int render_new(apbm_fs *fs, int64_t kind, const apb_paging_stats *st, apb
 		return -ENOMEM;
 	s->text.limit = fs->snap_cap - fs->snap_bytes;
 	s->reads_at = __atomic_load_n(&fs->metrics.reads, __ATOMIC_RELAXED);
-	apb_paged_source_stats(fs->pb, &s->src_at);
+	apb_paged_source_stats(fs->rgen->pb, &s->src_at);
+	s->gen_at = fs->rgen->id;
 	rc = apbm_vfile_render(fs, kind, st, &s->text);
 	if (rc != 0) {
 		bool over = s->text.over_limit;
@@ -92,10 +95,11 @@ int apbm_snap_open(apbm_fs *fs, int64_t kind, apbm_snap **out)
 	int rc = 0;
 
 	pthread_mutex_lock(&fs->snap_lock);
-	apb_paged_stats(fs->pb, &st);
-	apb_paged_source_stats(fs->pb, &src);
+	fs->rgen = apbm_gen_cur(fs);
+	apb_paged_stats(fs->rgen->pb, &st);
+	apb_paged_source_stats(fs->rgen->pb, &src);
 	s = fs->newest[slot_of(kind)];
-	if (s && memcmp(&s->at, &st, sizeof(st)) == 0 &&
+	if (s && memcmp(&s->at, &st, sizeof(st)) == 0 && s->gen_at == fs->rgen->id &&
 	    memcmp(&s->src_at, &src, sizeof(src)) == 0 &&
 	    s->reads_at == __atomic_load_n(&fs->metrics.reads, __ATOMIC_RELAXED)) {
 		__atomic_add_fetch(&s->refs, 1, __ATOMIC_ACQ_REL);
@@ -104,6 +108,8 @@ int apbm_snap_open(apbm_fs *fs, int64_t kind, apbm_snap **out)
 		if (rc == 0)
 			fs->newest[slot_of(kind)] = s;
 	}
+	apbm_gen_put(fs, fs->rgen);
+	fs->rgen = NULL;
 	pthread_mutex_unlock(&fs->snap_lock);
 	*out = rc == 0 ? s : NULL;
 	return rc;
@@ -164,16 +170,19 @@ void apbm_snaps_free(apbm_fs *fs)
 	}
 }
 
-void apbm_snap_init(apbm_fs *fs)
+void apbm_snap_init(apbm_fs *fs, apb_paged *pb)
 {
-	size_t n = apb_paged_model_count(fs->pb), est = 1024;
+	size_t n = apb_paged_model_count(pb), est = 1024;
 
 	/* A .stats.json record is about 60 bytes plus the name (more with large
 	 * counters or escapes: the cap then grows to two actual renders). */
 	for (size_t i = 0; i < n; i++) {
 		apb_model_info info;
-		if (apb_paged_model_info(fs->pb, i, &info) == 0)
+		if (apb_paged_model_info(pb, i, &info) == 0)
 			est += 64 + strlen(info.name);
 	}
-	fs->snap_cap = 2 * est > APBM_SNAP_MIN_CAP ? 2 * est : APBM_SNAP_MIN_CAP;
+	pthread_mutex_lock(&fs->snap_lock);
+	if (2 * est > fs->snap_cap)
+		fs->snap_cap = 2 * est;	/* a reload may bring more models, never fewer bytes */
+	pthread_mutex_unlock(&fs->snap_lock);
 }

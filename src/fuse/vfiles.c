@@ -49,7 +49,7 @@ static void render_source_text(apbm_fs *fs, apbm_obuf *b)
 {
 	apb_source_stats src;
 
-	apb_paged_source_stats(fs->pb, &src);
+	apb_paged_source_stats(fs->rgen->pb, &src);
 	apbm_obuf_printf(b, "%-19s%s\n", "source:", src.kind ? src.kind : "file");
 	size_line(b, "source bytes read:", src.bytes_read);
 	num_line(b, "source reads:", src.reads);
@@ -70,8 +70,12 @@ static void render_source_text(apbm_fs *fs, apbm_obuf *b)
 static void render_text(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 {
 	apbm_obuf_printf(b, "%-19s%s\n", "bundle:", fs->bundle_path);
-	num_line(b, "models:", apb_paged_model_count(fs->pb));
-	num_line(b, "hidden models:", fs->tree.n_hidden);
+	num_line(b, "generation:", fs->rgen->id);
+	num_line(b, "generations open:", apbm_gens_live(fs));
+	num_line(b, "reloads:", __atomic_load_n(&fs->reloads, __ATOMIC_RELAXED));
+	num_line(b, "reload failures:", __atomic_load_n(&fs->reload_failures, __ATOMIC_RELAXED));
+	num_line(b, "models:", apb_paged_model_count(fs->rgen->pb));
+	num_line(b, "hidden models:", fs->rgen->tree.n_hidden);
 	apbm_obuf_printf(b, "%-19s%s\n", "eviction:", apbm_eviction_name(fs->cfg.eviction));
 	num_line(b, "page size:", fs->cfg.page_size);
 	size_line(b, "max memory:", fs->cfg.max_memory);
@@ -98,16 +102,16 @@ static void render_text(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 int apbm_model_row(apbm_fs *fs, size_t i, apb_model_info *info, apb_model_stats *ms)
 {
 	*ms = (apb_model_stats){ 0 };
-	if (apb_paged_model_info(fs->pb, i, info) != 0)
+	if (apb_paged_model_info(fs->rgen->pb, i, info) != 0)
 		return -EIO;
-	apb_paged_model_stats(fs->pb, i, ms);
+	apb_paged_model_stats(fs->rgen->pb, i, ms);
 	return 0;
 }
 
 /* The "models" array, one object per model. */
 static int render_models(apbm_fs *fs, apbm_obuf *b)
 {
-	size_t n = apb_paged_model_count(fs->pb);
+	size_t n = apb_paged_model_count(fs->rgen->pb);
 
 	apbm_obuf_put(b, "[", 1);
 	for (size_t i = 0; i < n && !b->failed; i++) {
@@ -131,7 +135,7 @@ static void render_source_json(apbm_fs *fs, apbm_obuf *b)
 {
 	apb_source_stats src;
 
-	apb_paged_source_stats(fs->pb, &src);
+	apb_paged_source_stats(fs->rgen->pb, &src);
 	apbm_obuf_printf(b, ",\"source\":{\"kind\":\"%s\",\"bytes_read\":%" PRIu64
 	                 ",\"reads\":%" PRIu64 ",\"net_bytes\":%" PRIu64 ",\"net_requests\":%" PRIu64
 	                 ",\"net_retries\":%" PRIu64 ",\"net_errors\":%" PRIu64
@@ -154,12 +158,15 @@ static int render_json(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	                 ",\"bytes_decoded\":%" PRIu64 ",\"decode_ns\":%" PRIu64
 	                 ",\"readahead_window\":%" PRIu64 ",\"sequential_reads\":%" PRIu64
 	                 ",\"readahead_seeks\":%" PRIu64 ",\"readahead_shrinks\":%" PRIu64
-	                 ",\"models\":",
+	                 ",\"generation\":%" PRIu64 ",\"generations_open\":%" PRIu64
+	                 ",\"reloads\":%" PRIu64 ",\"reload_failures\":%" PRIu64 ",\"models\":",
 	                 st->hits, st->misses, st->evictions, apb_paging_stats_hit_rate(st),
 	                 st->memory_used, fs->cfg.max_memory, st->bytes_loaded, st->prefetches,
 	                 st->prefetch_hits, fs->cfg.page_size, apbm_eviction_name(fs->cfg.eviction),
 	                 st->prefetch_wasted, st->bytes_decoded, st->decode_ns, st->readahead_window,
-	                 st->sequential_reads, st->readahead_seeks, st->readahead_shrinks);
+	                 st->sequential_reads, st->readahead_seeks, st->readahead_shrinks, fs->rgen->id,
+	                 apbm_gens_live(fs), __atomic_load_n(&fs->reloads, __ATOMIC_RELAXED),
+	                 __atomic_load_n(&fs->reload_failures, __ATOMIC_RELAXED));
 	if (render_models(fs, b) != 0)
 		return -EIO;
 	render_source_json(fs, b);

@@ -35,12 +35,12 @@ static int each_kv(const apb_kv *kv, size_t n, const char *group, xattr_fn fn, v
 	return 0;
 }
 
-static int each_xattr(apbm_fs *fs, const apbm_node *n, xattr_fn fn, void *ctx)
+static int each_xattr(apb_paged *pb, const apbm_node *n, xattr_fn fn, void *ctx)
 {
 	apb_model_info info;
 	char num[32];
 
-	if (n->model < 0 || apb_paged_model_info(fs->pb, (size_t)n->model, &info) != 0)
+	if (n->model < 0 || apb_paged_model_info(pb, (size_t)n->model, &info) != 0)
 		return 0;
 	if (info.has_checksum) {
 		snprintf(num, sizeof(num), "xxh3:%016" PRIx64, info.checksum);
@@ -118,7 +118,8 @@ static void reply_xattr(fuse_req_t req, const char *data, size_t len, size_t siz
 void apbm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	apbm_fs *fs = fuse_req_userdata(req);
-	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	const apbm_node *n;
+	apbm_gen *gen = apbm_gen_of_ino(fs, ino, &n);
 	xa_get g = { .want = name };
 
 	if (!n) {
@@ -126,7 +127,8 @@ void apbm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 		return;
 	}
 	if (strncmp(name, XA_PREFIX, strlen(XA_PREFIX)) == 0)
-		each_xattr(fs, n, xa_get_fn, &g);
+		each_xattr(gen->pb, n, xa_get_fn, &g);
+	apbm_gen_put(fs, gen);
 	if (!g.value) {
 		fuse_reply_err(req, ENODATA);
 		return;
@@ -139,14 +141,16 @@ void apbm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 void apbm_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	apbm_fs *fs = fuse_req_userdata(req);
-	const apbm_node *n = apbm_tree_node(&fs->tree, ino);
+	const apbm_node *n;
+	apbm_gen *gen = apbm_gen_of_ino(fs, ino, &n);
 	xa_list l = { 0 };
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	each_xattr(fs, n, xa_list_fn, &l);
+	each_xattr(gen->pb, n, xa_list_fn, &l);
+	apbm_gen_put(fs, gen);
 	if (l.oom)
 		fuse_reply_err(req, ENOMEM);
 	else

@@ -56,9 +56,11 @@ const uint32_t *apbi_blocks_units(const apbi_blocks *bl);
 
 /**
  * Gives bl the cache its tables are read through (the cache whose loader
- * is apbi_blocks_load with ctx bl).  Call once, before any load.
+ * is apbi_blocks_load with ctx bl) and the cache's id of each of its
+ * objects (gid, borrowed, outlives bl; NULL: object i is id i).  Call
+ * once, before any load.
  */
-void apbi_blocks_attach(apbi_blocks *bl, apbi_cache *c);
+void apbi_blocks_attach(apbi_blocks *bl, apbi_cache *c, const uint32_t *gid);
 
 /**
  * The cache's loader (apbi_cache_load_fn, ctx = bl): fills pages

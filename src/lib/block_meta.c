@@ -171,9 +171,10 @@ const uint32_t *apbi_blocks_units(const apbi_blocks *bl)
 	return bl->units;
 }
 
-void apbi_blocks_attach(apbi_blocks *bl, apbi_cache *c)
+void apbi_blocks_attach(apbi_blocks *bl, apbi_cache *c, const uint32_t *gid)
 {
 	bl->cache = c;
+	bl->gid = gid;
 }
 
 uint64_t apbi_blocks_block_size(const apbi_blocks *bl, uint32_t m)
@@ -200,7 +201,7 @@ void apbi_cursor_init(cursor *c, apbi_blocks *bl, uint32_t obj, uint32_t esize)
 {
 	memset(c, 0, sizeof *c);
 	c->bl = bl;
-	c->obj = obj;
+	c->obj = bl->gid && obj < bl->nobj ? bl->gid[obj] : obj;   /* the cache's id of it */
 	c->esize = esize;
 }
 

@@ -52,6 +52,7 @@ struct apbi_blocks {
 	apbi_source *src;
 	const apbi_manifest *m;
 	apbi_cache *cache;
+	const uint32_t *gid;     /* per object: its cache id (NULL: the same number) */
 	uint32_t page_size, shift;
 	uint32_t n, ntab, nobj;
 	uint32_t *tslot;         /* per model: its table slot, or APBI_NO_OBJ */

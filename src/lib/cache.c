@@ -1,7 +1,8 @@
 /*
  * cache.c - byte-budgeted page cache: hash of page descriptors, pins,
  * single-flight loads, pluggable eviction policy (see cache.h; whole-model
- * views are in cache_view.c, the shared internals in cache_priv.h).
+ * views are in cache_view.c, the prefetch path in cache_ahead.c, the shared
+ * internals in cache_priv.h).
  *
  * One mutex guards all metadata; it is held only for hash lookups, policy
  * calls and counters, never across the loader or a memcpy of page data,
@@ -60,14 +61,14 @@ static void hash_remove(apbi_cache *c, apbi_page *e)
 /** Number of pages of model m. */
 uint64_t apbi_cache_npages(const apbi_cache *c, uint32_t m)
 {
-	uint64_t sz = c->cfg.model_sizes[m];
+	uint64_t sz = OBJ(c, m)->size;
 	return (sz >> c->shift) + ((sz & (c->cfg.page_size - 1)) != 0);
 }
 
 /** Length of page p of model m (the last page may be short). */
 uint32_t apbi_cache_page_len(const apbi_cache *c, uint32_t m, uint64_t p)
 {
-	uint64_t left = c->cfg.model_sizes[m] - (p << c->shift);
+	uint64_t left = OBJ(c, m)->size - (p << c->shift);
 	return left < c->cfg.page_size ? (uint32_t)left : c->cfg.page_size;
 }
 
@@ -140,10 +141,10 @@ static uint8_t *buf_alloc(apbi_cache *c, apbi_page *e)
 /* Frees e's buffer and gives its bytes back to the budget. */
 static void buf_free(apbi_cache *c, apbi_page *e)
 {
-	CACHE_CHECK(c->used >= ((e->flags & F_VIEW) ? c->cfg.model_sizes[e->model] : e->len));
+	CACHE_CHECK(c->used >= ((e->flags & F_VIEW) ? OBJ(c, e->model)->size : e->len));
 	if (e->flags & F_VIEW) {
-		apbi_view_unmap(e->data, c->cfg.model_sizes[e->model]);
-		c->used -= c->cfg.model_sizes[e->model];
+		apbi_view_unmap(e->data, OBJ(c, e->model)->size);
+		c->used -= OBJ(c, e->model)->size;
 	} else {
 		if (e->flags & F_SLAB)
 			c->slots[c->nfree_slots++] = (uint32_t)((uint64_t)(e->data - c->slab) >> c->shift);
@@ -168,7 +169,7 @@ void apbi_cache_detach(apbi_cache *c, apbi_page *e)
 		hash_remove(c, v);
 		if (v->state == ST_READY) {
 			c->st.cached_pages--;
-			c->mst[v->model].cached_bytes -= v->len;
+			OBJ(c, v->model)->st.cached_bytes -= v->len;
 		}
 	}
 }
@@ -266,13 +267,13 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 	e->pins++;
 }
 
-/*
+/* See cache_priv.h.
  * Claims up to max_n absent pages from page on as LOADING, pinned once
  * each, with budget reserved.  pages[0] must be known absent.  Returns the
  * number claimed (0 when even the first does not fit).
  */
-static uint32_t claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
-                          bool pf, uint64_t stamp, apbi_page **pages)
+uint32_t apbi_cache_claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                              bool pf, uint64_t stamp, apbi_page **pages)
 {
 	uint32_t k = 0;
 	while (k < max_n) {
@@ -301,9 +302,10 @@ static uint32_t claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max
 	return k;
 }
 
-/* Ends the load of e with result err (under the lock); a prefetch (pf) enters the policy as kind. */
-static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi_pol_kind kind,
-                    uint64_t stamp)
+/* See cache_priv.h.  Ends the load of e with result err (under the lock); a
+ * prefetch (pf) enters the policy as kind. */
+void apbi_cache_publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi_pol_kind kind,
+                        uint64_t stamp)
 {
 	if (err) {
 		if (e->flags & F_INHASH)
@@ -317,7 +319,7 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi_pol
 	if (!(e->flags & F_INHASH))
 		return;   /* replaced by a view meanwhile: freed at last unpin */
 	c->st.cached_pages++;
-	c->mst[e->model].cached_bytes += e->len;
+	OBJ(c, e->model)->st.cached_bytes += e->len;
 	CACHE_CHECK(c->used <= c->cfg.max_memory && c->st.cached_pages <= c->ndesc);
 	e->flags |= F_INPOL | (pf ? F_UNUSED_PF : 0);
 	e->stamp = pf ? stamp : c->clock;
@@ -357,7 +359,7 @@ static void populate(apbi_page *const *pages, uint32_t k)
 #endif
 }
 
-/*
+/* See cache_priv.h.
  * Loads claimed pages[0..k) (from page lo on) with one loader call; the
  * lock is not held on entry or exit.  Pages [skip, skip+want) are the
  * demand: counted as misses and, when they loaded, left pinned; the others
@@ -365,8 +367,8 @@ static void populate(apbi_page *const *pages, uint32_t k)
  * the number of demand pages that loaded in a row from skip, or the error
  * of the first; for want == 0 the number of pages that loaded.
  */
-static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_page **pages,
-                    uint32_t skip, uint32_t want, uint64_t stamp, enum apbi_pol_kind kind)
+int apbi_cache_load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_page **pages,
+                        uint32_t skip, uint32_t want, uint64_t stamp, enum apbi_pol_kind kind)
 {
 	uint8_t *dst[MAX_RUN] = { 0 };
 	int res[MAX_RUN] = { 0 };
@@ -375,15 +377,19 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 	int err = -ENOBUFS;
 	for (i = 0; i < k; i++)
 		dst[i] = pages[i]->data;
+	void *ctx;
+	uint32_t local;
 	populate(pages, k);
-	got = c->cfg.load(c->cfg.load_ctx, m, lo, k, dst, res);
+	apbi_cache_binding(c, m, &ctx, &local);
+	got = c->cfg.load(ctx, local, lo, k, dst, res);
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_binding_done(c, m);
 	if (got > 0)
 		c->st.bytes_loaded += (uint64_t)got;
 	for (i = 0; i < k; i++) {
 		bool demand = i >= skip && i - skip < want;
 		int e = got < 0 ? (int)got : res[i];
-		publish(c, pages[i], e, !demand, kind, demand ? 0 : stamp);
+		apbi_cache_publish(c, pages[i], e, !demand, kind, demand ? 0 : stamp);
 		if (demand) {
 			count_lookup(c, m, lo + i, false);
 			if (i == skip && e)
@@ -447,7 +453,7 @@ static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, ui
                     apbi_page **pages, uint32_t *n)
 {
 	apbi_page *run[MAX_RUN];
-	uint32_t al = c->cfg.model_align ? c->cfg.model_align[m] : 1, k, skip;
+	uint32_t al = OBJ(c, m)->align, k, skip;
 	uint64_t lo = page, hi = page + (max_n < c->max_run ? max_n : c->max_run);
 	int r;
 	if (al > 1) {
@@ -460,11 +466,11 @@ static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, ui
 			hi = lo + MAX_RUN;
 	}
 	skip = (uint32_t)(page - lo);
-	k = claim_run(c, m, lo, (uint32_t)(hi - lo), false, 0, run);
+	k = apbi_cache_claim_run(c, m, lo, (uint32_t)(hi - lo), false, 0, run);
 	pthread_mutex_unlock(&c->lock);
 	if (!k)
 		return -ENOBUFS;
-	r = load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c), APBI_POL_PREFETCH);
+	r = apbi_cache_load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c), APBI_POL_PREFETCH);
 	if (r < 0)
 		return r;
 	memcpy(pages, run + skip, (size_t)r * sizeof *pages);
@@ -480,7 +486,7 @@ int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
 	uint64_t np;
 	int r;
 	*n = 0;
-	if (m >= c->cfg.n_models || page >= (np = apbi_cache_npages(c, m)) || !max_n)
+	if (!obj_ok(c, m) || page >= (np = apbi_cache_npages(c, m)) || !max_n)
 		return -EINVAL;
 	if (max_n > np - page)
 		max_n = (uint32_t)(np - page);
@@ -529,8 +535,13 @@ ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8
 {
 	uint8_t *dst[1] = { buf };
 	int res[1] = { 0 };
-	ssize_t got = c->cfg.load(c->cfg.load_ctx, m, page, 1, dst, res);
+	void *ctx;
+	uint32_t local;
+	ssize_t got;
+	apbi_cache_binding(c, m, &ctx, &local);
+	got = c->cfg.load(ctx, local, page, 1, dst, res);
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_binding_done(c, m);
 	count_lookup(c, m, page, false);
 	if (got > 0)
 		c->st.bytes_loaded += (uint64_t)got;
@@ -540,86 +551,6 @@ ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8
 	if (res[0])
 		return res[0];
 	return apbi_cache_page_len(c, m, page);
-}
-
-/*
- * A prefetch claim of pages[0..k) from page on that stopped short of end
- * in the middle of a load unit gives the unit's claimed part back (lock
- * held; nobody else has seen them): loading part of a unit reads the whole
- * unit, and the rest would read it again.  Returns the pages kept.
- */
-static uint32_t whole_units(apbi_cache *c, uint32_t m, uint64_t page, uint64_t end, uint32_t k,
-                            apbi_page **pages)
-{
-	uint32_t al = c->cfg.model_align ? c->cfg.model_align[m] : 1, keep;
-	uint64_t stop = page + k;
-	if (al <= 1 || stop >= end || stop % al == 0)
-		return k;
-	keep = stop / al * al > page ? (uint32_t)(stop / al * al - page) : 0;
-	for (uint32_t i = keep; i < k; i++) {
-		publish(c, pages[i], -ENOBUFS, true, APBI_POL_PREFETCH, 0);
-		apbi_cache_unpin_one(c, pages[i]);
-	}
-	return keep;
-}
-
-/*
- * apbi_cache_prefetch and apbi_cache_readahead: the loaded pages enter the
- * policy as kind; *stopped is the first page not loaded (the end when all
- * are resident now).
- */
-static uint64_t prefetch_pages(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
-                               uint64_t stamp, enum apbi_pol_kind kind, uint64_t *stopped)
-{
-	apbi_page *pages[MAX_RUN];
-	uint64_t end, done = 0;
-	uint32_t k;
-	int r;
-	*stopped = page;
-	if (m >= c->cfg.n_models || page >= (end = apbi_cache_npages(c, m)))
-		return 0;
-	if (n < end - page)
-		end = page + n;
-	while (page < end) {
-		pthread_mutex_lock(&c->lock);
-		while (page < end && lookup(c, m, page))
-			page++;
-		k = 0;
-		if (page < end)
-			k = claim_run(c, m, page, end - page < c->max_run ? (uint32_t)(end - page) : c->max_run,
-			              true, stamp, pages);
-		k = whole_units(c, m, page, end, k, pages);
-		pthread_mutex_unlock(&c->lock);
-		*stopped = page;
-		if (!k)
-			break;
-		r = load_run(c, m, page, k, pages, 0, 0, stamp, kind);
-		done += (uint64_t)r;
-		*stopped = page + (uint64_t)r;
-		if ((uint32_t)r < k)
-			break;
-		page += k;
-	}
-	if (page >= end)
-		*stopped = end;
-	return done;
-}
-
-/** See cache.h. */
-uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
-                             uint64_t stamp)
-{
-	uint64_t stopped;
-	return prefetch_pages(c, m, page, n, stamp, APBI_POL_PREFETCH, &stopped);
-}
-
-/** See cache.h. */
-uint64_t apbi_cache_readahead(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
-                              uint64_t stamp)
-{
-	uint64_t stopped;
-	prefetch_pages(c, m, page, n, stamp, APBI_POL_READAHEAD, &stopped);
-	return stopped;
 }
 
 /** See cache.h. */
@@ -712,7 +643,7 @@ apbi_trace *apbi_cache_take_trace(apbi_cache *c)
 void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
 {
 	pthread_mutex_lock(&c->lock);
-	*out = c->mst[m];
+	*out = OBJ(c, m)->st;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -759,10 +690,11 @@ static int cache_alloc(apbi_cache *c)
 	c->hmask = nb - 1;
 	c->buckets = calloc(nb, sizeof *c->buckets);
 	c->pool = calloc(c->pool_cap, sizeof *c->pool);
-	c->mst = calloc(c->cfg.n_models ? c->cfg.n_models : 1, sizeof *c->mst);
 	c->slots = calloc(c->nslots ? c->nslots : 1, sizeof *c->slots);
 	c->pol = c->cfg.policy->create(c->pool_cap);
-	if (!c->buckets || !c->pool || !c->mst || !c->slots || !c->pol)
+	if (!c->buckets || !c->pool || !c->slots || !c->pol)
+		return -ENOMEM;
+	if (apbi_cache_objs_init(c) < 0)
 		return -ENOMEM;
 	return c->nslots ? slab_map(c) : 0;
 }
@@ -804,7 +736,7 @@ void apbi_cache_free(apbi_cache *c)
 		if (e->state == ST_FREE || e->state == ST_FAILED || e->owner)
 			continue;
 		if (e->flags & F_VIEW)
-			apbi_view_unmap(e->data, c->cfg.model_sizes[e->model]);
+			apbi_view_unmap(e->data, OBJ(c, e->model)->size);
 		else if (!(e->flags & F_SLAB))
 			free(e->data);
 	}
@@ -821,7 +753,7 @@ void apbi_cache_free(apbi_cache *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->loaded);
 	free(c->slots);
-	free(c->mst);
+	apbi_cache_objs_free(c);
 	free(c->pool);
 	free(c->buckets);
 	free(c);

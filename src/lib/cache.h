@@ -177,6 +177,43 @@ int apbi_cache_set_trace(apbi_cache *c, struct apbi_trace *t);
 /** Stops tracing; returns the trace (the caller closes it) or NULL. */
 struct apbi_trace *apbi_cache_take_trace(apbi_cache *c);
 
+/* A set of objects one loader serves, for apbi_cache_bind_objects. */
+typedef struct apbi_cache_objects {
+	void *ctx;                 /* the loader's ctx for all of them */
+	uint32_t n;
+	const uint64_t *sizes;     /* n entries */
+	const uint32_t *units;     /* n entries or NULL (as model_align) */
+	uint32_t first_meta;       /* as in apbi_cache_config */
+} apbi_cache_objects;
+
+/**
+ * Gives the n objects of o cache ids, loaded by cfg.load with o->ctx and
+ * their index in o as the model number.  On entry ids[i] is UINT32_MAX
+ * (a new id) or the id of a live object with the same bytes (size, units
+ * and kind checked): that object keeps its pages and counters and is
+ * loaded through o->ctx from now on.  The cache's own objects (cfg) are
+ * ids 0..n_models-1, bound to cfg.load_ctx.  Errors: -EINVAL (a reused
+ * id does not match; nothing changed), -ENOMEM (nothing changed).  Every
+ * id handed out here is the caller's until apbi_cache_unbind_objects.
+ */
+int apbi_cache_bind_objects(apbi_cache *c, const apbi_cache_objects *o, uint32_t *ids);
+
+/**
+ * Objects ids[0..n) (ids NULL: ids 0..n-1) that are loaded through from
+ * are loaded through to from now on, as number i: for a bundle that is
+ * closing, so that another bundle using the same objects loads them.
+ * Waits for the loader calls in flight through from on them.
+ */
+void apbi_cache_rebind_from(apbi_cache *c, void *from, void *to, uint32_t n, const uint32_t *ids);
+
+/**
+ * Frees the ids among ids[0..n) (NULL: 0..n-1) still loaded through ctx
+ * (those rebound stay), after their loader calls in flight, dropping
+ * their pages.  Call only when none of ctx's own readers pins or loads
+ * anything (its readers and prefetcher are done).
+ */
+void apbi_cache_unbind_objects(apbi_cache *c, void *ctx, uint32_t n, const uint32_t *ids);
+
 /** Per-model counters of model m. */
 void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out);
 

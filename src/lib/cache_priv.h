@@ -1,5 +1,6 @@
 /*
- * cache_priv.h - internals shared by cache.c and cache_view.c only.
+ * cache_priv.h - internals shared by cache.c, cache_view.c, cache_obj.c and
+ * cache_ahead.c only.
  *
  * Everything here runs under apbi_cache.lock unless said otherwise; the
  * invariants are listed at the top of cache.c.
@@ -45,6 +46,28 @@ typedef struct vref {
 	struct vref *next;
 } vref;
 
+/*
+ * One cache object (a model's bytes, a block table or its index) as the
+ * cache numbers it (cache_obj.c).  size, align and meta never change while
+ * the object is live; ctx and local (who loads it, under which number)
+ * change only by apbi_cache_bind_objects, under the lock.
+ */
+typedef struct apbi_cobj {
+	uint64_t size;
+	void *ctx;             /* the loader's ctx */
+	uint32_t local;        /* the object's number for that loader */
+	uint32_t align;        /* pages per load unit (model_align), >= 1 */
+	uint32_t next_free;    /* free list link while not live */
+	uint32_t loading;      /* loader calls in flight through ctx */
+	bool meta, live;       /* meta: lookups not counted (first_meta) */
+	apb_model_stats st;
+} apbi_cobj;
+
+#define OBJ_SHIFT 12u
+#define OBJ_CHUNK (1u << OBJ_SHIFT)
+#define OBJ_MAX_CHUNKS (1u << (32 - OBJ_SHIFT))
+#define OBJ_NONE UINT32_MAX
+
 struct apbi_cache {
 	pthread_mutex_t lock;
 	pthread_cond_t loaded;
@@ -63,7 +86,9 @@ struct apbi_cache {
 	uint64_t nslots, nfree_slots, slab_hw;
 	uint64_t used, clock;
 	apbi_cache_counters st;
-	apb_model_stats *mst;
+	apbi_cobj **objs;      /* OBJ_MAX_CHUNKS chunk pointers; chunks never move */
+	uint32_t nobj;         /* ids below this were handed out (atomic) */
+	uint32_t free_obj;     /* head of the free ids, OBJ_NONE: none */
 	vref *views;
 	apbi_page *last_view;  /* root of the latest use (see apbi_cache_use) */
 	apbi_trace *trace;     /* records every counted lookup; NULL: off */
@@ -71,10 +96,22 @@ struct apbi_cache {
 
 #define ROOT(e) ((e)->owner ? (e)->owner : (e))
 
+/** The record of object m (m < nobj). */
+static inline apbi_cobj *OBJ(const apbi_cache *c, uint32_t m)
+{
+	return &c->objs[m >> OBJ_SHIFT][m & (OBJ_CHUNK - 1)];
+}
+
+/** True when m names an object that exists (a live one, for callers that own it). */
+static inline bool obj_ok(const apbi_cache *c, uint32_t m)
+{
+	return m < __atomic_load_n(&c->nobj, __ATOMIC_ACQUIRE);
+}
+
 /** True when lookups of model m count in the statistics (not metadata). */
 static inline bool counted(const apbi_cache *c, uint32_t m)
 {
-	return !c->cfg.first_meta || m < c->cfg.first_meta;
+	return !OBJ(c, m)->meta;
 }
 
 /*
@@ -125,10 +162,10 @@ static inline void count_lookup(apbi_cache *c, uint32_t m, uint64_t page, bool h
 		return;   /* metadata (block tables): no counters, not traced */
 	if (hit) {
 		c->st.hits++;
-		c->mst[m].hits++;
+		OBJ(c, m)->st.hits++;
 	} else {
 		c->st.misses++;
-		c->mst[m].misses++;
+		OBJ(c, m)->st.misses++;
 	}
 	if (c->trace)
 		apbi_trace_add(c->trace, m, page);
@@ -147,12 +184,38 @@ void apbi_cache_destroy(apbi_cache *c, apbi_page *e);
  * in used on success.  pf: a prefetch made at stamp (see cache.c).
  */
 bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, uint64_t stamp);
+/**
+ * Claims up to max_n absent pages of m from page on as LOADING, pinned,
+ * budget reserved (pf: a prefetch made at stamp); returns how many (cache.c).
+ */
+uint32_t apbi_cache_claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                              bool pf, uint64_t stamp, apbi_page **pages);
+/** Ends the load of claimed e with result err; a prefetch enters the policy as kind (cache.c). */
+void apbi_cache_publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi_pol_kind kind,
+                        uint64_t stamp);
+/**
+ * Loads claimed pages[0..k) of m from page lo with one loader call, lock
+ * not held; [skip, skip+want) are demand pages (see cache.c).
+ */
+int apbi_cache_load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_page **pages,
+                        uint32_t skip, uint32_t want, uint64_t stamp, enum apbi_pol_kind kind);
 /** Drops one pin of p's root; the last pin frees or re-lists it. */
 void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p);
 /** Records a lookup that found p usable (hit or waited miss) and pins its root. */
 void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit);
 /** Buffer for a view of size bytes (mmap from MMAP_MIN on); NULL when out of memory (cache.c). */
 uint8_t *apbi_view_alloc(uint64_t size);
+/** Creates the object table with cfg's objects, ids 0..n_models-1 (cache_obj.c). */
+int apbi_cache_objs_init(apbi_cache *c);
+/** Frees the object table (cache_obj.c). */
+void apbi_cache_objs_free(apbi_cache *c);
+/**
+ * The loader ctx and local number of object m, for one loader call: the
+ * binding cannot change until apbi_cache_binding_done (cache_obj.c).
+ */
+void apbi_cache_binding(apbi_cache *c, uint32_t m, void **ctx, uint32_t *local);
+/** Ends the loader call begun by apbi_cache_binding (lock held). */
+void apbi_cache_binding_done(apbi_cache *c, uint32_t m);
 /** Frees a buffer from apbi_view_alloc of that size; NULL ok. */
 void apbi_view_unmap(uint8_t *p, uint64_t size);
 

@@ -76,9 +76,13 @@ static int view_fill(apbi_cache *c, uint32_t m, uint64_t np, uint8_t *buf)
 		         (!(e = lookup(c, m, i + k)) || e->state != ST_READY));
 		for (uint32_t j = 0; j < k; j++)
 			count_lookup(c, m, i + j, false);
+		void *ctx = OBJ(c, m)->ctx;
+		uint32_t local = OBJ(c, m)->local;
+		OBJ(c, m)->loading++;   /* see apbi_cache_binding */
 		pthread_mutex_unlock(&c->lock);
-		got = c->cfg.load(c->cfg.load_ctx, m, i, k, dst, res);
+		got = c->cfg.load(ctx, local, i, k, dst, res);
 		pthread_mutex_lock(&c->lock);
+		apbi_cache_binding_done(c, m);
 		c->st.bytes_loaded += got > 0 ? (uint64_t)got : 0;
 		pthread_mutex_unlock(&c->lock);
 		if (got < 0)
@@ -117,7 +121,7 @@ static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head
 	head->stamp = c->clock;
 	head->pol.id = APBI_POL_ID(m, 0);
 	c->st.cached_pages += np;
-	c->mst[m].cached_bytes += c->cfg.model_sizes[m];
+	OBJ(c, m)->st.cached_bytes += OBJ(c, m)->size;
 	CACHE_CHECK(c->used <= c->cfg.max_memory && c->st.cached_pages <= c->ndesc);
 	c->cfg.policy->insert(c->pol, &head->pol, APBI_POL_DEMAND);
 }
@@ -126,7 +130,7 @@ static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head
 static apbi_page *view_reserve(apbi_cache *c, uint32_t m, uint64_t np)
 {
 	apbi_page *head = NULL, **tail = &head;
-	if (!apbi_cache_reserve(c, c->cfg.model_sizes[m], np, false, 0))
+	if (!apbi_cache_reserve(c, OBJ(c, m)->size, np, false, 0))
 		return NULL;
 	for (uint64_t i = 0; i < np; i++) {
 		*tail = apbi_cache_desc_alloc(c);
@@ -139,7 +143,7 @@ static apbi_page *view_reserve(apbi_cache *c, uint32_t m, uint64_t np)
 static void view_unreserve(apbi_cache *c, uint32_t m, apbi_page *head)
 {
 	apbi_page *nv;
-	c->used -= c->cfg.model_sizes[m];
+	c->used -= OBJ(c, m)->size;
 	for (; head; head = nv) {
 		nv = head->vnext;
 		apbi_cache_desc_free(c, head);
@@ -161,7 +165,7 @@ static const uint8_t *view_hit(apbi_cache *c, apbi_page *head, uint64_t np)
 /** See cache.h. */
 int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data)
 {
-	uint64_t np = apbi_cache_npages(c, m), size = c->cfg.model_sizes[m];
+	uint64_t np = apbi_cache_npages(c, m), size = OBJ(c, m)->size;
 	apbi_page *e, *head;
 	uint8_t *buf;
 	uint32_t n;

@@ -86,7 +86,8 @@ static uint64_t load_unit(const apbi_model *mod, uint64_t page)
  * whole block again (a 64 KiB block read 16 times for 4 KiB pages): it is
  * refused with the minimum instead.
  */
-static int check_config(const apb_paging_config *c, const apbi_manifest *m)
+/** See paged_priv.h. */
+int apbi_paged_check_config(const apb_paging_config *c, const apbi_manifest *m)
 {
 	uint64_t need = 0, at = 0;
 	char h1[32], h2[32];
@@ -158,13 +159,25 @@ static int open_cache(apb_paged *pb)
 	if ((r = apbi_cache_new(&cc, &pb->cache)) < 0)
 		return apbi_set_error(r, "cannot create a %llu-byte page cache",
 		                      (unsigned long long)pb->cfg.max_memory);
-	apbi_blocks_attach(pb->bl, pb->cache);
+	if ((r = apbi_share_new(pb)) < 0) {
+		apbi_cache_free(pb->cache);
+		pb->cache = NULL;
+		return apbi_set_error(r, "out of memory");
+	}
+	apbi_blocks_attach(pb->bl, pb->cache, NULL);
+	return apbi_paged_start_prefetch(pb);
+}
+
+/** See paged_priv.h. */
+int apbi_paged_start_prefetch(apb_paged *pb)
+{
+	int r;
 	if (pb->cfg.prefetch) {
 		apbi_prefetch_config pc = {
-			.n_models = (uint32_t)n, .prefetch_count = pb->cfg.prefetch_count,
+			.n_models = (uint32_t)pb->man->n_models, .prefetch_count = pb->cfg.prefetch_count,
 			.max_memory = pb->cfg.max_memory, .page_size = pb->cfg.page_size,
-			.run_pages = cc.max_run, .model_align = cc.model_align,
-			.workers = prefetch_workers(pb),
+			.run_pages = run_pages(&pb->cfg), .model_align = apbi_blocks_units(pb->bl),
+			.workers = prefetch_workers(pb), .gid = pb->gid,
 		};
 		if ((r = apbi_prefetch_new(pb->cache, &pc, &pb->pf)) < 0)
 			return apbi_set_error(r, "out of memory for the prefetcher");
@@ -195,7 +208,7 @@ int apb_paged_open_with(const char *path, const apb_paging_config *cfg,
 	else
 		apb_paging_config_init(&pb->cfg);
 	pb->shift = (unsigned)__builtin_ctz(pb->cfg.page_size ? pb->cfg.page_size : 1);
-	if ((r = check_config(&pb->cfg, NULL)) < 0)
+	if ((r = apbi_paged_check_config(&pb->cfg, NULL)) < 0)
 		goto fail;
 	if (!(pb->path = strdup(path))) {
 		r = apbi_set_error(-ENOMEM, "out of memory");
@@ -206,7 +219,7 @@ int apb_paged_open_with(const char *path, const apb_paging_config *cfg,
 		goto fail;
 	if ((r = apbi_blocks_new(pb->src, pb->man, pb->cfg.page_size, &pb->bl)) < 0)
 		goto fail;
-	if ((r = check_config(&pb->cfg, pb->man)) < 0 || (r = open_cache(pb)) < 0)
+	if ((r = apbi_paged_check_config(&pb->cfg, pb->man)) < 0 || (r = open_cache(pb)) < 0)
 		goto fail;
 	*out = pb;
 	return 0;
@@ -221,8 +234,12 @@ void apb_paged_close(apb_paged *pb)
 	if (!pb)
 		return;
 	apbi_prefetch_free(pb->pf);
-	apbi_cache_free(pb->cache);
+	if (pb->share)
+		apbi_share_leave(pb);
+	else
+		apbi_cache_free(pb->cache);
 	apbi_blocks_free(pb->bl);
+	free(pb->gid);
 	apbi_manifest_free(pb->man);
 	apbi_source_close(pb->src);
 	free(pb->path);
@@ -277,7 +294,9 @@ static size_t copy_pages(const apb_paged *pb, apbi_page *const *pages, uint32_t 
 static ssize_t read_uncached(apb_paged *pb, uint32_t m, uint64_t p, uint64_t pos,
                              uint64_t end, uint8_t *dst)
 {
-	uint32_t len = apbi_cache_page_len(pb->cache, m, p);
+	uint32_t len;
+	m = apbi_paged_gid(pb, m);
+	len = apbi_cache_page_len(pb->cache, m, p);
 	uint64_t at = pos - p * pb->cfg.page_size, k = len - at;
 	uint8_t *tmp;
 	ssize_t r;
@@ -328,6 +347,38 @@ static int page_error(apb_paged *pb, int r, uint32_t m, uint64_t pos)
 	return apbi_paged_read_error(pb, r, m, lo, lo + pb->cfg.page_size);
 }
 
+/*
+ * A page that holds a bad block fails whole, but with blocks smaller than
+ * pages the caller's bytes in it may all lie in good blocks.  After page
+ * load error r, when the bad block it recorded lies outside [pos, min(end,
+ * the page's end)), reads the blocks under that range uncached and verified
+ * into dst (through a buffer of one page, outside the budget like
+ * read_uncached's): returns the bytes served, or the error naming a bad
+ * block among them.  Otherwise (a bad table, or the bad block asked for)
+ * returns the page's error without reading again.
+ */
+static ssize_t read_good_blocks(apb_paged *pb, int r, uint32_t m, uint64_t pos, uint64_t end,
+                                uint8_t *dst)
+{
+	uint64_t bs = apbi_blocks_block_size(pb->bl, m), ps = pb->cfg.page_size;
+	uint64_t stop = (pos / ps + 1) * ps, b0;
+	apb_block_error be;
+	uint8_t *tmp;
+	stop = stop < end ? stop : end;
+	if ((r != APB_E_CHECKSUM && r != APB_E_CORRUPT) || !bs || bs >= ps ||
+	    !apbi_blocks_find_bad(pb->bl, m, pos / ps * ps, pos / ps * ps + ps, &be) ||
+	    be.where != APB_WHERE_BLOCK || (be.offset < stop && be.offset + be.length > pos))
+		return page_error(pb, r, m, pos);
+	b0 = pos / bs;
+	if (!(tmp = malloc((size_t)ps)))
+		return apbi_set_error(-ENOMEM, "out of memory");
+	r = apbi_blocks_read(pb->bl, m, b0, (stop - 1) / bs + 1 - b0, tmp, NULL, NULL);
+	if (r == 0)
+		memcpy(dst, tmp + (pos - b0 * bs), (size_t)(stop - pos));
+	free(tmp);
+	return r ? apbi_paged_read_error(pb, r, m, pos, stop) : (ssize_t)(stop - pos);
+}
+
 /* A demand read of pages [page, page+n) of model m, for the prefetcher: through
  * the reader's own stream ra, else the model's. */
 static void note(apb_paged *pb, apbi_ra *ra, uint32_t m, uint64_t page, uint64_t n)
@@ -364,17 +415,18 @@ ssize_t apbi_paged_read(apb_paged *pb, size_t index, void *buf, size_t len, uint
 	for (pos = offset; pos < end;) {
 		uint64_t p = pos / pb->cfg.page_size, last = (end - 1) / pb->cfg.page_size;
 		uint32_t n = 0;
-		int r = apbi_cache_get_run(pb->cache, m, p, last - p + 1 < APBI_CACHE_MAX_RUN ? (uint32_t)(last - p + 1) : APBI_CACHE_MAX_RUN,
+		int r = apbi_cache_get_run(pb->cache, apbi_paged_gid(pb, m), p, last - p + 1 < APBI_CACHE_MAX_RUN ? (uint32_t)(last - p + 1) : APBI_CACHE_MAX_RUN,
 		                           pages, &n);
-		if (r == -ENOBUFS) {
-			ssize_t k = read_uncached(pb, m, p, pos, end, (uint8_t *)buf + (pos - offset));
+		if (r < 0) {
+			uint8_t *dst = (uint8_t *)buf + (pos - offset);
+			ssize_t k = r == -ENOBUFS ? read_uncached(pb, m, p, pos, end, dst) : r;
 			if (k < 0)
-				return page_error(pb, (int)k, m, pos);
+				k = read_good_blocks(pb, (int)k, m, pos, end, dst);
+			if (k < 0)
+				return k;
 			pos += (uint64_t)k;
 			continue;
 		}
-		if (r < 0)
-			return page_error(pb, r, m, pos);
 		pos += copy_pages(pb, pages, n, p, pos, end, (uint8_t *)buf + (pos - offset));
 		apbi_cache_unpin(pb->cache, pages, n);
 	}
@@ -403,7 +455,7 @@ int apb_paged_get_model(apb_paged *pb, const char *name, const void **data, size
 		return apbi_set_error(-EINVAL, "apb_paged_get_model: NULL argument");
 	if (pb->man->models[i].size > SIZE_MAX)
 		return apbi_set_error(-EFBIG, "model \"%.200s\" does not fit in memory", name);
-	r = apbi_cache_get_model(pb->cache, (uint32_t)i, &d);
+	r = apbi_cache_get_model(pb->cache, apbi_paged_gid(pb, (uint32_t)i), &d);
 	if (r == -EFBIG)
 		return apbi_set_error(r, "model \"%.200s\" (%llu bytes) is larger than max_memory "
 		                      "(%llu): use apb_paged_read", name,
@@ -415,7 +467,8 @@ int apb_paged_get_model(apb_paged *pb, const char *name, const void **data, size
 		return apbi_paged_read_error(pb, r, (uint32_t)i, 0, pb->man->models[i].size);
 	*data = d;
 	*size = (size_t)pb->man->models[i].size;
-	apbi_prefetch_note(pb->pf, (uint32_t)i, 0, apbi_cache_npages(pb->cache, (uint32_t)i));
+	apbi_prefetch_note(pb->pf, (uint32_t)i, 0,
+	                   apbi_cache_npages(pb->cache, apbi_paged_gid(pb, (uint32_t)i)));
 	return 0;
 }
 
@@ -430,7 +483,7 @@ void apb_paged_release(apb_paged *pb, const void *data)
 bool apb_paged_is_cached(apb_paged *pb, const char *name)
 {
 	int64_t i = pb && name ? apbi_manifest_find(pb->man, name) : -1;
-	return i >= 0 && apbi_cache_model_resident(pb->cache, (uint32_t)i);
+	return i >= 0 && apbi_cache_model_resident(pb->cache, apbi_paged_gid(pb, (uint32_t)i));
 }
 
 /** See apbundle.h. */
@@ -439,7 +492,7 @@ bool apb_paged_evict(apb_paged *pb, const char *name)
 	int64_t i = pb && name ? apbi_manifest_find(pb->man, name) : -1;
 	if (i < 0)
 		return false;
-	apbi_cache_drop(pb->cache, (uint32_t)i);
+	apbi_cache_drop(pb->cache, apbi_paged_gid(pb, (uint32_t)i));
 	return true;
 }
 
@@ -500,7 +553,7 @@ int apb_paged_model_stats(apb_paged *pb, size_t i, apb_model_stats *out)
 {
 	if (!pb || !out || i >= pb->man->n_models)
 		return apbi_set_error(-ENOENT, "no model with index %zu", i);
-	apbi_cache_model_stats(pb->cache, (uint32_t)i, out);
+	apbi_cache_model_stats(pb->cache, apbi_paged_gid(pb, (uint32_t)i), out);
 	return 0;
 }
 
@@ -546,7 +599,7 @@ static ssize_t pin_pages(apb_paged *pb, uint32_t m, uint64_t pos, uint64_t end,
 		int r;
 		if (want > (uint32_t)max_iov - pins->n)
 			want = (uint32_t)max_iov - pins->n;
-		r = apbi_cache_get_run(pb->cache, m, p, want, &pins->pages[pins->n], &n);
+		r = apbi_cache_get_run(pb->cache, apbi_paged_gid(pb, m), p, want, &pins->pages[pins->n], &n);
 		if (r < 0)
 			return pos > start ? (ssize_t)(pos - start) : r;
 		for (i = 0; i < n; i++) {

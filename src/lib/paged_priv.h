@@ -31,6 +31,10 @@ struct apb_paged {
 	apbi_cache *cache;
 	apbi_prefetch *pf;        /* NULL when prefetch is off */
 	uint32_t readers;         /* apb_reader handles open (atomic) */
+	struct apbi_share *share; /* the handles sharing cache (paged_shared.c) */
+	apb_paged *share_next;    /* next of them, under share->lock */
+	uint32_t *gid;            /* per object of bl: its cache id; NULL: the same */
+	uint64_t generation;      /* 1 for the first handle of a cache, then +1 */
 };
 
 /** apb_paged_read_index through reader stream ra (NULL: the model's). */
@@ -41,6 +45,32 @@ ssize_t apbi_paged_read(apb_paged *pb, size_t index, void *buf, size_t len, uint
 ssize_t apbi_paged_pin(apb_paged *pb, size_t index, uint64_t offset, size_t len,
                        struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins,
                        apbi_ra *ra);
+
+/** The cache's id of pb's object (model or table) o. */
+static inline uint32_t apbi_paged_gid(const apb_paged *pb, uint32_t o)
+{
+	return pb->gid ? pb->gid[o] : o;
+}
+
+/**
+ * Checks a paging config alone (m NULL) or against a bundle's manifest
+ * (max_memory holds one load of every model).  0 or -EINVAL with the
+ * error set.
+ */
+int apbi_paged_check_config(const apb_paging_config *c, const apbi_manifest *m);
+
+/** Creates pb's prefetcher (when configured) over its cache ids.  0 or an error. */
+int apbi_paged_start_prefetch(apb_paged *pb);
+
+/** Makes pb the first handle of a new share of its cache.  -ENOMEM. */
+int apbi_share_new(apb_paged *pb);
+
+/**
+ * Takes pb out of its share: the objects only it used are dropped and
+ * their ids freed, the others are loaded by the remaining handles; the
+ * last handle frees the cache.  Call after pb's prefetcher is stopped.
+ */
+void apbi_share_leave(apb_paged *pb);
 
 /**
  * Records a failed read of model bytes [lo, hi) of model m: names the

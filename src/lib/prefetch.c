@@ -93,6 +93,12 @@ struct apbi_prefetch {
 	pthread_t thread[APBI_PREFETCH_MAX_WORKERS];
 };
 
+/* The cache's id of model m (a shared cache numbers objects its own way). */
+static uint32_t gid(const apbi_prefetch *pf, uint32_t m)
+{
+	return pf->cfg.gid ? pf->cfg.gid[m] : m;
+}
+
 typedef struct worker_arg {
 	apbi_prefetch *pf;
 	uint32_t i;
@@ -172,11 +178,11 @@ static void stopped_short(apbi_prefetch *pf, apbi_ra *s, uint64_t stopped)
 static bool run_request(apbi_prefetch *pf, const request *r, uint64_t *stopped)
 {
 	if (!r->ra) {
-		apbi_cache_prefetch(pf->c, r->m, r->page, r->n, r->stamp);
+		apbi_cache_prefetch(pf->c, gid(pf, r->m), r->page, r->n, r->stamp);
 		return false;
 	}
-	*stopped = apbi_cache_readahead(pf->c, r->m, r->page, r->n, r->stamp);
-	return *stopped < min64(r->page + r->n, apbi_cache_npages(pf->c, r->m));
+	*stopped = apbi_cache_readahead(pf->c, gid(pf, r->m), r->page, r->n, r->stamp);
+	return *stopped < min64(r->page + r->n, apbi_cache_npages(pf->c, gid(pf, r->m)));
 }
 
 static void *worker(void *arg)
@@ -297,7 +303,7 @@ static void issue(apbi_prefetch *pf, apbi_ra *s, uint64_t from, uint64_t to, uin
 /* Readahead for a demand read of pages [page, end) through stream s (lock held). */
 static void readahead(apbi_prefetch *pf, apbi_ra *s, uint64_t page, uint64_t end)
 {
-	uint64_t tol = s->window > 8 ? s->window : 8, np = apbi_cache_npages(pf->c, s->m);
+	uint64_t tol = s->window > 8 ? s->window : 8, np = apbi_cache_npages(pf->c, gid(pf, s->m));
 	uint64_t from, to, w;
 	if (s->window && page + tol >= s->next && page <= s->next + tol) {
 		s->window = (uint32_t)min64((uint64_t)s->window * 2, limit(pf));
@@ -366,7 +372,7 @@ static void predict(apbi_prefetch *pf, uint32_t m)
 		top[best] = tmp;
 		if (!top[i].count)
 			break;
-		uint64_t np = apbi_cache_npages(pf->c, top[i].m);
+		uint64_t np = apbi_cache_npages(pf->c, gid(pf, top[i].m));
 		(void)enqueue(pf, top[i].m, 0, np < cap ? np : (cap ? cap : 1), NULL);
 	}
 }
@@ -479,7 +485,7 @@ int apbi_prefetch_hint(apbi_prefetch *pf, uint32_t m)
 	if (m >= pf->cfg.n_models)
 		return -ENOENT;
 	pthread_mutex_lock(&pf->lock);
-	r = enqueue(pf, m, 0, apbi_cache_npages(pf->c, m), NULL);
+	r = enqueue(pf, m, 0, apbi_cache_npages(pf->c, gid(pf, m)), NULL);
 	pthread_mutex_unlock(&pf->lock);
 	return r;
 }

@@ -30,6 +30,7 @@ typedef struct apbi_prefetch_config {
 	uint32_t run_pages;        /* pages one load reads at most (the cache's max_run) */
 	const uint32_t *model_align; /* per model: pages per load unit (borrowed; NULL: 1) */
 	uint32_t workers;          /* 1..APBI_PREFETCH_MAX_WORKERS (0: 1) */
+	const uint32_t *gid;       /* model i is cache object gid[i] (NULL: i); outlives pf */
 } apbi_prefetch_config;
 
 /**

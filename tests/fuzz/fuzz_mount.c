@@ -47,7 +47,7 @@ static void on_hidden(void *ctx, const char *name, const char *why)
 
 static void check_tree(const apbm_fs *fs, size_t n_models)
 {
-	const apbm_tree *t = &fs->tree;
+	const apbm_tree *t = &fs->cur->tree;
 	uint8_t *seen = calloc(n_models + 1, 1);
 	size_t shown = 0;
 
@@ -87,7 +87,7 @@ static void check_vfiles(apbm_fs *fs, size_t n_models)
 	json_tokener *tok;
 	json_object *o, *models;
 
-	apb_paged_stats(fs->pb, &st);
+	apb_paged_stats(fs->cur->pb, &st);
 	CHECK(apbm_vfile_render(fs, APBM_VSTATS, &st, &b) == 0);
 	for (size_t i = 0; i < b.len; i++)
 		CHECK(b.data[i] == '\n' || ((unsigned char)b.data[i] >= 0x20 && b.data[i] != 0x7f));
@@ -107,7 +107,7 @@ static void check_vfiles(apbm_fs *fs, size_t n_models)
 	for (size_t i = 0; i < n_models; i++) {
 		apb_model_info info;
 		json_object *m = json_object_array_get_idx(models, i), *name;
-		CHECK(apb_paged_model_info(fs->pb, i, &info) == 0);
+		CHECK(apb_paged_model_info(fs->cur->pb, i, &info) == 0);
 		CHECK(json_object_object_get_ex(m, "name", &name));
 		CHECK(strcmp(json_object_get_string(name), info.name) == 0);
 	}
@@ -120,6 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char path[64];
 	apbm_fs fs;
+	apbm_gen g = { .id = 1, .refs = 1 };
 	int fd = memfd_create("fuzz_mount", MFD_CLOEXEC);
 
 	if (fd < 0 || (size && write(fd, data, size) != (ssize_t)size))
@@ -131,20 +132,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fs.cfg.page_size = 512;
 	fs.cfg.prefetch = false;
 	fs.bundle_path = path;
-	if (apb_paged_open(path, &fs.cfg, &fs.pb) == -EINVAL) {
+	fs.cur = fs.gens = fs.rgen = &g;	/* one generation, as rendered under snap_lock */
+	pthread_mutex_init(&fs.gen_lock, NULL);
+	if (apb_paged_open(path, &fs.cfg, &g.pb) == -EINVAL) {
 		fs.cfg.max_memory = 1u << 20;   /* 4 KiB cannot hold one load (issue 15) */
-		apb_paged_open(path, &fs.cfg, &fs.pb);
+		apb_paged_open(path, &fs.cfg, &g.pb);
 	}
-	if (fs.pb) {
-		size_t n = apb_paged_model_count(fs.pb);
+	if (g.pb) {
+		size_t n = apb_paged_model_count(g.pb);
 		n_reported = 0;
-		if (apbm_tree_build(&fs.tree, fs.pb, vfiles, N_VFILES, on_hidden, &n_reported) == 0) {
+		if (apbm_tree_build(&g.tree, g.pb, vfiles, N_VFILES, on_hidden, &n_reported) == 0) {
 			check_tree(&fs, n);
 			check_vfiles(&fs, n);
 		}
-		apbm_tree_free(&fs.tree);
-		apb_paged_close(fs.pb);
+		apbm_tree_free(&g.tree);
+		apb_paged_close(g.pb);
 	}
+	pthread_mutex_destroy(&fs.gen_lock);
 	close(fd);
 	return 0;
 }

@@ -45,12 +45,12 @@ static char *const *slot_of(const apbm_opts *o, int k)
 }
 
 /* The flags (options without a value), as bits of ref_flags. */
-static const char *const flag_names[3] = { "direct_io", "metrics_per_model", "control" };
+static const char *const flag_names[4] = { "direct_io", "metrics_per_model", "control", "watch" };
 
 /* The reference: which key an item sets, or -1 (a flag: N_KEYS + its bit). */
 static int ref_key(const char *item, const char **val)
 {
-	for (int f = 0; f < 3; f++)
+	for (int f = 0; f < 4; f++)
 		if (!strcmp(item, flag_names[f]))
 			return N_KEYS + f;
 	for (int k = 0; k < N_KEYS; k++) {
@@ -86,7 +86,7 @@ static void feed(apbm_opts *o, char *list, const char *ref[N_KEYS], unsigned *re
 			CHECK(!s || !strcmp(s, ref[j]));
 		}
 		CHECK(o->direct_io == !!(*ref_flags & 1) && o->metrics_per_model == !!(*ref_flags & 2) &&
-		      o->control == !!(*ref_flags & 4));
+		      o->control == !!(*ref_flags & 4) && o->watch == !!(*ref_flags & 8));
 		if (!comma)
 			break;
 		item = comma + 1;
@@ -127,7 +127,7 @@ static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref
 	CHECK(fs->max_read >= 4096 && fs->max_read <= APBM_DEFAULT_MAX_READ);
 	CHECK(fs->readahead <= (1u << 30));
 	CHECK(fs->direct_io == !!(flags & 1) && fs->metrics_per_model == !!(flags & 2) &&
-	      fs->control == !!(flags & 4));
+	      fs->control == !!(flags & 4) && fs->watch == !!(flags & 8));
 	CHECK(ref[K_MEM] ? apb_parse_size(ref[K_MEM], &v) == 0 && v == c->max_memory
 	                 : c->max_memory == def->cfg.max_memory);
 	CHECK(ref[K_PAGE] ? apb_parse_size(ref[K_PAGE], &v) == 0 && v == c->page_size
