@@ -446,6 +446,12 @@ typedef struct apb_paging_stats {
 	uint64_t prefetch_wasted;           /* prefetched pages evicted before any use */
 	uint64_t bytes_decoded;             /* bytes of compressed blocks decoded */
 	uint64_t decode_ns;                 /* time spent decoding them (ns) */
+	uint64_t readahead_window;          /* bytes: the bound on every reader's read
+	                                       window now (0: prefetch off) */
+	uint64_t sequential_reads;          /* reads that continued a sequential stream */
+	uint64_t readahead_seeks;           /* reads that ended one (its window reset) */
+	uint64_t readahead_shrinks;         /* windows halved: prefetches evicted unused,
+	                                       or readahead that did not fit the budget */
 } apb_paging_stats;
 
 /** Returns hits / (hits + misses), or 0.0 when there were no lookups. */
@@ -695,6 +701,68 @@ ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t
 
 /** Releases pins from apb_paged_pin_range and frees the set.  NULL is ignored. */
 void apb_paged_unpin(apb_paged *pb, apb_pinned *pins);
+
+/* Readers: one per open file of a server (the mount keeps one per file
+ * handle), each with its own read window. */
+
+/** Opaque reader of one model (apb_reader_open). */
+typedef struct apb_reader apb_reader;
+
+/** Most readers open at once on one apb_paged (apb_reader_open: -EMFILE beyond). */
+#define APB_MAX_READERS 4096u
+
+/**
+ * Opens a reader of model index of pb.  Reads through it (apb_reader_read,
+ * apb_reader_pin) serve the same bytes, from the same cache, as
+ * apb_paged_read_index and apb_paged_pin_range, but the reader keeps its
+ * own read window instead of sharing the model's with every other reader:
+ * it opens at about 1 MiB when a read starts at offset 0 or where the
+ * reader's previous read ended, doubles on every read that stays
+ * sequential (reads up to one window out of order count, as a server's
+ * threads deliver them), and closes on any other read (a seek).  While it
+ * is open the library loads up to one window ahead of the reader in the
+ * background (with several loads in flight for a network source).  Every
+ * window is capped so that all readers' windows together fit a quarter of
+ * max_memory (at most 64 MiB each), and the cap halves whenever prefetched
+ * pages are evicted before use (apb_paging_stats.readahead_shrinks).
+ * With prefetch off (apb_paging_config.prefetch) a reader reads exactly
+ * like the apb_paged_* calls.
+ *
+ * Memory: one small allocation (under 100 bytes) outside max_memory; at
+ * most APB_MAX_READERS readers are open at once on one pb, so readers
+ * cannot grow the process without bound.
+ *
+ * Errors: -EINVAL (NULL argument), -ENOENT (no model index), -EMFILE
+ * (APB_MAX_READERS already open: read with apb_paged_read_index and
+ * apb_paged_pin_range, which share the model's window), -ENOMEM.
+ *
+ * Lifetime: close with apb_reader_close before apb_paged_close(pb).  A
+ * reader may be used by several threads at once.
+ */
+int apb_reader_open(apb_paged *pb, size_t index, apb_reader **out);
+
+/** Closes a reader: its queued readahead is dropped.  NULL is ignored. */
+void apb_reader_close(apb_reader *r);
+
+/** apb_paged_read_index(pb, index, buf, len, offset) through reader r. */
+ssize_t apb_reader_read(apb_reader *r, void *buf, size_t len, uint64_t offset);
+
+/**
+ * apb_paged_pin_range through reader r, with the same contract: on a
+ * positive return pass *pins to apb_paged_unpin (with r's pb) exactly once.
+ */
+ssize_t apb_reader_pin(apb_reader *r, uint64_t offset, size_t len, struct iovec *iov,
+                       int max_iov, int *n_iov, apb_pinned **pins);
+
+/** What a reader's read window is now (apb_reader_info). */
+typedef struct apb_reader_stats {
+	uint64_t window;            /* bytes the library reads ahead of it (0: none now) */
+	uint64_t sequential_reads;  /* its reads that continued its stream */
+	uint64_t seeks;             /* its reads that ended it */
+} apb_reader_stats;
+
+/** Fills *out for reader r (zeros for NULL). */
+void apb_reader_info(apb_reader *r, apb_reader_stats *out);
 
 /* ------------------------------------------------------------------ */
 /* Bundle description, block-level errors and verified streaming       */

@@ -6,7 +6,8 @@
  * first (the shared objects are then loaded by the other), a bad bundle
  * changes nothing, and memory_used stays within the one max_memory; a
  * reader of the old handle keeps reading right bytes while newer handles
- * open and close around it (threads: run under TSan too).
+ * open and close around it (threads: run under TSan too); a reader of a
+ * later generation reads ahead in its own model's cache object.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -235,6 +236,61 @@ START_TEST(reader_across_opens_and_closes)
 }
 END_TEST
 
+/* Bytes of model i of pb in the cache now. */
+static uint64_t cached(apb_paged *pb, size_t i)
+{
+	apb_model_stats ms;
+	ck_assert_int_eq(apb_paged_model_stats(pb, i, &ms), 0);
+	return ms.cached_bytes;
+}
+
+/*
+ * A reader of a later generation reads ahead in its own model's cache
+ * object: p2's "B" is a new object (not p1's "B", which has p2's index).
+ * After sequential reads of its first 24 KiB (inside its first 64 KiB
+ * load unit) through an apb_reader of p2's "B", the worker's readahead
+ * brings the rest of it (120000 bytes, waited for up to 10 s) into the
+ * cache, nothing of p1's "B" comes in, and every byte read is right.
+ */
+START_TEST(reader_of_a_later_generation_reads_ahead)
+{
+	const size_t sizes[2] = { 200000, 100000 }, head = 3 * 8192;
+	apb_reader_stats rs;
+	apb_paged *p1, *p2;
+	apb_reader *rd;
+	uint8_t buf[8192];
+	ssize_t b;
+	tb t;
+	v2 v;
+	tb_build(&t, 2, sizes, 0);
+	build_v2(&t, &v);
+	p1 = tb_open(&t, MAXMEM, 4096, APB_EVICT_LRU, true);
+	ck_assert_int_eq(apb_paged_open_shared(p1, v.path, NULL, &p2), 0);
+	b = apb_paged_find(p2, "B");
+	ck_assert_int_eq(b, apb_paged_find(p1, "B"));
+	ck_assert_int_eq(apb_reader_open(p2, (size_t)b, &rd), 0);
+	for (size_t off = 0; off < v.nb; off += sizeof buf) {
+		size_t n = v.nb - off < sizeof buf ? v.nb - off : sizeof buf;
+		ck_assert_int_eq(apb_reader_read(rd, buf, sizeof buf, off), (ssize_t)n);
+		ck_assert(memcmp(buf, v.b + off, n) == 0);
+		if (off + n != head)
+			continue;
+		apb_reader_info(rd, &rs);
+		ck_assert_uint_gt(rs.window, 0);
+		for (int ms = 0; ms < 10000 && cached(p2, (size_t)b) < v.nb; ms += 10)
+			usleep(10000);
+		ck_assert_uint_eq(cached(p2, (size_t)b), v.nb);
+	}
+	apb_reader_close(rd);
+	apb_paged_close(p2);    /* stops its prefetcher: no readahead in flight */
+	ck_assert_uint_eq(cached(p1, (size_t)b), 0);
+	check_budget(p1, MAXMEM);
+	apb_paged_close(p1);
+	free_v2(&v);
+	tb_free(&t);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("paged_shared");
@@ -245,6 +301,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, chain_of_generations);
 	tcase_add_test(tc, bad_bundle_changes_nothing);
 	tcase_add_test(tc, reader_across_opens_and_closes);
+	tcase_add_test(tc, reader_of_a_later_generation_reads_ahead);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -232,6 +232,262 @@ START_TEST(threads_read_random_ranges)
 }
 END_TEST
 
+/* ---- one sequential pass of a model larger than the budget ---- */
+
+typedef struct seq_arg {
+	apb_paged *pb;
+	const tb *t;
+	size_t chunk;
+	bool pin;            /* pin_range (the mount's direct_io path), else read */
+	uint64_t *next;      /* shared: next chunk offset to take */
+	pthread_mutex_t *lock;
+} seq_arg;
+
+/* Pins a->chunk bytes from off as the mount does (pieces of up to 64 pages). */
+static void pin_chunk(const seq_arg *a, uint64_t off)
+{
+	uint64_t end = off + a->chunk < a->t->size[0] ? off + a->chunk : a->t->size[0];
+	while (off < end) {
+		struct iovec iov[64];
+		apb_pinned *pins;
+		int n;
+		ssize_t r = apb_paged_pin_range(a->pb, 0, off, end - off, iov, 64, &n, &pins);
+		ck_assert_msg(r > 0, "pin_range at %lu: %zd", (unsigned long)off, r);
+		check_iov(iov, n, a->t->data[0] + off, r);
+		apb_paged_unpin(a->pb, pins);
+		off += (uint64_t)r;
+	}
+}
+
+
+/* Takes the next chunk in order (several threads: slightly out of order, as
+ * FUSE hands a kernel's reads to its threads) and checks its bytes. */
+static void *seq_reader(void *arg)
+{
+	seq_arg *a = arg;
+	uint8_t *buf = malloc(a->chunk);
+	for (;;) {
+		uint64_t off;
+		ssize_t r;
+		pthread_mutex_lock(a->lock);
+		off = *a->next;
+		*a->next += a->chunk;
+		pthread_mutex_unlock(a->lock);
+		if (off >= a->t->size[0])
+			break;
+		if (a->pin) {
+			pin_chunk(a, off);
+		} else {
+			r = apb_paged_read(a->pb, "A", buf, a->chunk, off);
+			ck_assert_msg(r > 0, "read at %lu: %zd", (unsigned long)off, r);
+			ck_assert_mem_eq(buf, a->t->data[0] + off, (size_t)r);
+		}
+		usleep(300);   /* the consumer's own work: room for the worker */
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Issue 14: a sequential pass over a model 8x the budget loads each byte
+ * once (bytes_loaded <= 1.02x), its prefetches are used (>= 95%), and
+ * readahead did run (a quarter of the pages came from it at least).  _i:
+ * 0 one reader of 128 KiB reads, 1 two of them, 2 one reader pinning 1 MiB
+ * at a time (the mount's direct_io path); with W-TinyLFU and LRU.  Before
+ * readahead entered the policy as demand, LRU evicted the pages it had
+ * just read ahead (1.35x the model loaded, 25% of prefetches used), and
+ * loads that stopped mid-block read blocks twice (1.09x with W-TinyLFU).
+ */
+START_TEST(sequential_pass_loads_each_byte_once)
+{
+	static const apb_eviction ev[] = { APB_EVICT_TINYLFU, APB_EVICT_LRU };
+	size_t sizes[1] = { 32u << 20 };
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	uint64_t next = 0;
+	apb_paging_stats st;
+	pthread_t th[2];
+	seq_arg a;
+	int nth = _i == 1 ? 2 : 1;
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 1, sizes, 0);
+	for (unsigned e = 0; e < sizeof ev / sizeof ev[0]; e++) {
+		next = 0;
+		pb = tb_open(&t, 4u << 20, 4096, ev[e], true);
+		a = (seq_arg){ .pb = pb, .t = &t, .chunk = _i >= 2 ? 1u << 20 : 128u << 10,
+		               .pin = _i >= 2, .next = &next, .lock = &lock };
+		for (int i = 0; i < nth; i++)
+			ck_assert_int_eq(pthread_create(&th[i], NULL, seq_reader, &a), 0);
+		for (int i = 0; i < nth; i++)
+			pthread_join(th[i], NULL);
+		apb_paged_stats(pb, &st);
+		ck_assert_msg(st.bytes_loaded * 100 <= sizes[0] * 102,
+		              "policy %u: %llu bytes loaded for a %zu-byte model (%llu prefetches, "
+		              "%llu used, %llu wasted)", e, (unsigned long long)st.bytes_loaded,
+		              sizes[0], (unsigned long long)st.prefetches,
+		              (unsigned long long)st.prefetch_hits,
+		              (unsigned long long)st.prefetch_wasted);
+		ck_assert_msg(st.prefetches * 4 >= st.hits + st.misses,
+		              "policy %u: readahead barely ran: %llu prefetches for %llu lookups", e,
+		              (unsigned long long)st.prefetches,
+		              (unsigned long long)(st.hits + st.misses));
+		ck_assert_msg(st.prefetch_hits * 100 >= st.prefetches * 95,
+		              "policy %u: prefetch accuracy %llu / %llu", e,
+		              (unsigned long long)st.prefetch_hits, (unsigned long long)st.prefetches);
+		check_budget(pb, 4u << 20);
+		apb_paged_close(pb);
+	}
+	tb_free(&t);
+}
+END_TEST
+
+/* ---- per-reader read windows (apb_reader) ---- */
+
+static uint64_t reader_window(apb_reader *r)
+{
+	apb_reader_stats rs;
+	apb_reader_info(r, &rs);
+	return rs.window;
+}
+
+static void reader_read(apb_reader *r, const tb *t, int m, uint64_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	ssize_t got = apb_reader_read(r, buf, len, off);
+	ck_assert_msg(got == (ssize_t)len, "reader read at %lu: %zd (%s)", (unsigned long)off, got,
+	              apb_last_error());
+	ck_assert_mem_eq(buf, t->data[m] + off, len);
+	free(buf);
+}
+
+/*
+ * Issue 13: a reader's window opens at 1 MiB, doubles while its reads stay
+ * sequential, is capped by a quarter of the budget (4 MiB of 16) shared
+ * among the readers streaming, and resets on a seek.
+ */
+START_TEST(reader_window_grows_resets_and_is_capped)
+{
+	size_t sizes[1] = { 32u << 20 };
+	const uint64_t K64 = 64u << 10, MiB = 1u << 20;
+	apb_reader *r1, *r2;
+	apb_reader_stats rs;
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 1, sizes, 0);
+	pb = tb_open(&t, 16u << 20, 4096, APB_EVICT_TINYLFU, true);
+	ck_assert_int_eq(apb_reader_open(pb, 0, &r1), 0);
+	ck_assert_uint_eq(reader_window(r1), 0);
+	reader_read(r1, &t, 0, 0, K64);
+	ck_assert_uint_eq(reader_window(r1), MiB);
+	reader_read(r1, &t, 0, K64, K64);
+	ck_assert_uint_eq(reader_window(r1), 2 * MiB);
+	reader_read(r1, &t, 0, 2 * K64, K64);
+	ck_assert_uint_eq(reader_window(r1), 4 * MiB);
+	reader_read(r1, &t, 0, 3 * K64, K64);
+	ck_assert_uint_eq(reader_window(r1), 4 * MiB);    /* a quarter of the budget */
+	/* a second streaming reader: the quarter is shared */
+	ck_assert_int_eq(apb_reader_open(pb, 0, &r2), 0);
+	reader_read(r2, &t, 0, 0, K64);
+	ck_assert_uint_eq(reader_window(r2), MiB);
+	ck_assert_uint_eq(reader_window(r1), 2 * MiB);
+	/* a seek resets r1's window; reading on from there opens it again */
+	reader_read(r1, &t, 0, 20 * MiB, K64);
+	apb_reader_info(r1, &rs);
+	ck_assert_uint_eq(rs.window, 0);
+	ck_assert_uint_eq(rs.seeks, 1);
+	ck_assert_uint_eq(rs.sequential_reads, 3);
+	reader_read(r1, &t, 0, 20 * MiB + K64, K64);
+	ck_assert_uint_eq(reader_window(r1), MiB);
+	apb_reader_close(r2);
+	reader_read(r1, &t, 0, 20 * MiB + 2 * K64, K64);
+	ck_assert_uint_eq(reader_window(r1), 2 * MiB);
+	apb_reader_close(r1);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
+/* Readers are bounded in number, refuse bad arguments, and read plainly without prefetch. */
+START_TEST(reader_limits_and_no_prefetch)
+{
+	size_t sizes[2] = { 100000, 5000 };
+	static apb_reader *rs[APB_MAX_READERS];
+	apb_reader *r;
+	uint8_t buf[3000];
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 2, sizes, 0);
+	pb = tb_open(&t, 1 << 20, 4096, APB_EVICT_LRU, false);
+	ck_assert_int_eq(apb_reader_open(pb, 2, &r), -ENOENT);
+	ck_assert_int_eq(apb_reader_open(NULL, 0, &r), -EINVAL);
+	ck_assert_int_eq(apb_reader_read(NULL, buf, 1, 0), -EINVAL);
+	for (unsigned i = 0; i < APB_MAX_READERS; i++)
+		ck_assert_int_eq(apb_reader_open(pb, i % 2, &rs[i]), 0);
+	ck_assert_int_eq(apb_reader_open(pb, 0, &r), -EMFILE);
+	ck_assert_ptr_null(r);
+	apb_reader_close(rs[0]);
+	ck_assert_int_eq(apb_reader_open(pb, 1, &rs[0]), 0);
+	ck_assert_int_eq(apb_reader_read(rs[0], buf, sizeof buf, 4000), 1000);
+	ck_assert_mem_eq(buf, t.data[1] + 4000, 1000);
+	ck_assert_uint_eq(reader_window(rs[0]), 0);   /* prefetch off: no window */
+	for (unsigned i = 0; i < APB_MAX_READERS; i++)
+		apb_reader_close(rs[i]);
+	apb_reader_close(NULL);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
+/* Reads model m backwards in len-byte steps (each a seek: no readahead). */
+static void read_backwards(apb_paged *pb, const tb *t, int m, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	for (uint64_t end = t->size[m]; end >= len; end -= len)
+		ck_assert_int_eq(apb_paged_read(pb, t->names[m], buf, len, end - len), (ssize_t)len);
+	free(buf);
+}
+
+/*
+ * Issue 14: the window cap halves when read-ahead pages are evicted unused
+ * and grows back while prefetches are used.  A reads 1 MiB sequentially
+ * (4 MiB read ahead), B then fills the budget without readahead, evicting
+ * A's unused pages; A's next sequential reads find the cap halved, and a
+ * long sequential pass restores it.
+ */
+START_TEST(window_shrinks_when_wasted_and_grows_back)
+{
+	size_t sizes[2] = { 32u << 20, 16u << 20 };
+	apb_paging_stats st;
+	apb_reader *r;
+	tb t;
+	apb_paged *pb;
+	tb_build(&t, 2, sizes, 0);
+	pb = tb_open(&t, 16u << 20, 4096, APB_EVICT_LRU, true);
+	ck_assert_int_eq(apb_reader_open(pb, 0, &r), 0);
+	for (uint64_t off = 0; off < (1u << 20); off += 128u << 10)
+		reader_read(r, &t, 0, off, 128u << 10);
+	wait_quiet(pb);
+	read_backwards(pb, &t, 1, 256u << 10);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_gt(st.prefetch_wasted, 0);
+	for (uint64_t off = 1u << 20; off < (2u << 20); off += 128u << 10)
+		reader_read(r, &t, 0, off, 128u << 10);
+	wait_quiet(pb);
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_ge(st.readahead_shrinks, 1);
+	ck_assert_uint_lt(st.readahead_window, 4u << 20);
+	for (uint64_t off = 2u << 20; off < sizes[0] - (1u << 20); off += 128u << 10) {
+		reader_read(r, &t, 0, off, 128u << 10);
+		usleep(200);
+	}
+	apb_paged_stats(pb, &st);
+	ck_assert_uint_eq(st.readahead_window, 4u << 20);
+	apb_reader_close(r);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
 Suite *test_suite(void)
 {
 	Suite *s = suite_create("prefetch");
@@ -246,6 +502,13 @@ Suite *test_suite(void)
 	tu_add_fixture(tc);
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, threads_read_random_ranges, 0, 2);
+	tcase_add_loop_test(tc, sequential_pass_loads_each_byte_once, 0, 3);
+	tcase_add_test(tc, window_shrinks_when_wasted_and_grows_back);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("reader");
+	tu_add_fixture(tc);
+	tcase_add_test(tc, reader_window_grows_resets_and_is_capped);
+	tcase_add_test(tc, reader_limits_and_no_prefetch);
 	suite_add_tcase(s, tc);
 	return s;
 }

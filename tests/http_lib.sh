@@ -84,6 +84,18 @@ http_nginx_stop() { # WORK
 	rm -f "$1/ngx.pid"
 }
 
+# http_mount_setup: for the mount tests, after mount_lib.sh: NGX and WWW
+# under $WORK, an EXIT trap stopping nginx before mount_lib's cleanup;
+# skips (exit 77) without nginx.
+http_mount_setup() {
+	NGX=$WORK/ngx
+	WWW=$WORK/www
+	trap 'http_nginx_stop "$NGX"; cleanup' EXIT
+	command -v nginx >/dev/null 2>&1 || PATH=$PATH:/usr/sbin
+	command -v nginx >/dev/null 2>&1 || { echo "SKIP: nginx not installed"; exit 77; }
+	mkdir -p "$NGX" "$WWW"
+}
+
 case "${0##*/}" in
 http_lib.sh)
 	case "${1:-}" in

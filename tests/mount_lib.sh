@@ -147,6 +147,32 @@ model_of() {
 	$VERIFY model "$1" "$2" "$3" || fail "cannot read $2.$3 from $1"
 }
 
+# readahead_counters LABEL: saves $J (.stats.json) as $WORK/LABEL.json and
+# sets loaded pf used wasted seq seeks win from it.
+readahead_counters() {
+	cp "$J" "$WORK/$1.json"
+	loaded=$(json_of "$WORK/$1.json" bytes_loaded)
+	pf=$(json_of "$WORK/$1.json" prefetches)
+	used=$(json_of "$WORK/$1.json" prefetch_hits)
+	wasted=$(json_of "$WORK/$1.json" prefetch_wasted)
+	seq=$(json_of "$WORK/$1.json" sequential_reads)
+	seeks=$(json_of "$WORK/$1.json" readahead_seeks)
+	win=$(json_of "$WORK/$1.json" readahead_window)
+	echo "# $1: bytes_loaded $loaded for $SIZE, prefetches $pf, used $used, wasted $wasted," \
+		"sequential reads $seq, seeks $seeks, window $win"
+}
+
+# check_loaded_once LABEL: after readahead_counters, one pass over a SIZE-byte
+# model (64 KiB pages) loaded it at most 1.02 times and used >= 95% of what it
+# prefetched.  How much readahead fetched depends on how fast the reader is;
+# a tenth of the model at least keeps the accuracy check meaningful.
+check_loaded_once() {
+	[ $((loaded * 100)) -le $((SIZE * 102)) ] ||
+		fail "$1: $loaded bytes loaded for a $SIZE-byte model (> 1.02x)"
+	[ $((pf * 10)) -ge $((SIZE / 65536)) ] || fail "$1: readahead barely ran ($pf prefetches)"
+	[ $((used * 100)) -ge $((pf * 95)) ] || fail "$1: prefetch accuracy $used / $pf < 0.95"
+}
+
 # expect_eq WHAT GOT WANT
 expect_eq() {
 	[ "$2" = "$3" ] || fail "$1: got '$2', expected '$3'"

@@ -6,19 +6,11 @@
 . "$top_srcdir/tests/http_lib.sh"
 
 CLI=$top_builddir/apbundle
-NGX=$WORK/ngx
-WWW=$WORK/www
-remote_cleanup() {
-	http_nginx_stop "$NGX"
-	cleanup
-}
-trap remote_cleanup EXIT
-command -v nginx >/dev/null 2>&1 || PATH=$PATH:/usr/sbin
-command -v nginx >/dev/null 2>&1 || { echo "SKIP: nginx not installed"; exit 77; }
+http_mount_setup
 
 SRC=$WORK/src
 NEW=$WORK/new
-mkdir -p "$SRC" "$NEW" "$WWW" "$NGX"
+mkdir -p "$SRC" "$NEW"
 MODELS="small big odd d/deep cold"
 rand_file "$SRC/small" 5000
 rand_file "$SRC/big" 3145728

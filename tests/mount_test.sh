@@ -97,7 +97,7 @@ for k in models eviction "page size" "max memory" "memory used" "cached pages" h
 	grep -q "^$k:" "$M/.stats" || fail ".stats lacks '$k'"
 done
 expect_eq ".stats.json keys" "$($VERIFY keys "$M/.stats.json")" \
-	"bytes_decoded bytes_loaded decode_ns eviction evictions generation generations_open hit_rate hits max_memory memory_used misses models page_size prefetch_hits prefetch_wasted prefetches reload_failures reloads source"
+	"bytes_decoded bytes_loaded decode_ns eviction evictions generation generations_open hit_rate hits max_memory memory_used misses models page_size prefetch_hits prefetch_wasted prefetches readahead_seeks readahead_shrinks readahead_window reload_failures reloads sequential_reads source"
 expect_eq "models in .stats.json" "$(json_of "$M/.stats.json" models | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" 8
 expect_eq "size of a/b/deep" "$(model_of "$M/.stats.json" a/b/deep size)" 70000
 ok ".stats text and .stats.json with the documented keys"

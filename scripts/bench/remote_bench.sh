@@ -25,7 +25,8 @@
 # layer) it exits 3 saying so; ALLOW_NO_APB=1 then measures the peers only.
 # Settings: WORK, BUILD (build dir with apbundle, apbundle-mount), SIZE
 # (512M), RUNS (5), DELAY_MS (20), MAX_MEMORY (256M), PEERS ("apbundle
-# httpfs2 rclone curl"), OP_TIMEOUT (300 s per read).
+# httpfs2 rclone curl"), OP_TIMEOUT (300 s per read), WORKLOADS ("cold lat
+# par4 tier": a subset for a quick before/after comparison).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 WORK=${WORK:-$top/build/remote-bench}
@@ -36,6 +37,8 @@ DELAY_MS=${DELAY_MS:-20}
 MAX_MEMORY=${MAX_MEMORY:-256M}
 PEERS=${PEERS:-apbundle httpfs2 rclone curl}
 OP_TIMEOUT=${OP_TIMEOUT:-300}
+WORKLOADS=${WORKLOADS:-cold lat par4 tier}
+want() { case " $WORKLOADS " in *" $1 "*) return 0 ;; esac; return 1; }
 die() { echo "remote_bench.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "must run as root (drop_caches, FUSE mounts)"
 for c in nginx httpfs2 rclone curl python3 fusermount3; do
@@ -167,10 +170,11 @@ par4() {
 
 echo "remote_bench.sh: SIZE=$SIZE RUNS=$RUNS DELAY_MS=$DELAY_MS peers: $PEERS; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$RUNS"); do
-	for p in $PEERS; do one_read cold "$p" "$base"; done
-	for p in $PEERS; do one_read lat "$p" "$slow"; done
-	par4 curl
-	[ $apb = 1 ] && { par4 apbundle; tier_read; }
+	want cold && for p in $PEERS; do one_read cold "$p" "$base"; done
+	want lat && for p in $PEERS; do one_read lat "$p" "$slow"; done
+	want par4 && par4 curl
+	[ $apb = 1 ] && want par4 && par4 apbundle
+	[ $apb = 1 ] && want tier && tier_read
 	echo "run $r done"
 done
 python3 - "$WORK/samples.tsv" "$MAX_MEMORY" <<'PY'

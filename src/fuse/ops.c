@@ -5,11 +5,13 @@
  * take only the generations' lock (a reference for the request, reload.c),
  * the read buffer pool, the bad-block log and the snapshots of generated
  * files (snap.c).  Invariants: inode = the generation's bits and node
- * index + 1 (apbm_gen_ino); an open model file holds its generation
- * (fi->fh), so it reads the bundle it opened until it is closed; every
- * request gets exactly one reply; nothing is ever
- * written to the bundle and every modifying operation answers EROFS.
- * Model reads reply straight from pinned cache pages (fuse_reply_iov) and
+ * index + 1 (apbm_gen_ino); an open model file's fh (apbm_open) holds
+ * its generation, so it reads the bundle it opened until it is closed, and
+ * its reader on that generation's handle (its own read window), closed at
+ * release before the generation is let go; a generated file's fh is its
+ * snapshot; every request gets exactly one reply; nothing is ever written
+ * to the bundle and every modifying operation answers EROFS.  Model reads
+ * reply straight from pinned cache pages (fuse_reply_iov) and
  * unpin only after the reply was written; a bounded pool of copy buffers
  * (APBM_POOL_BUFS, outside max_memory) serves what cannot be pinned.
  */
@@ -251,14 +253,46 @@ static void open_control(fuse_req_t req, apbm_fs *fs, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-/* A model file: fi->fh holds the reference to g the caller took, until RELEASE. */
-static void open_model(fuse_req_t req, apbm_fs *fs, apbm_gen *g, struct fuse_file_info *fi)
+/*
+ * What an open model file's fh points to (one small allocation per open
+ * file, outside max_memory like the reader's): the reference to the
+ * generation it opened, and its reader on that generation's handle (its
+ * own read window), or NULL when the library refused one (APB_MAX_READERS
+ * open, or no memory): its reads then share the model's window.  Freed at
+ * RELEASE: the reader is closed first, then the reference is dropped
+ * (which may close the generation's handle the reader was on).
+ */
+typedef struct apbm_open {
+	apbm_gen *g;
+	apb_reader *rd;
+} apbm_open;
+
+static void open_free(apbm_fs *fs, apbm_open *o)
 {
-	fi->fh = (uint64_t)(uintptr_t)g;
+	apb_reader_close(o->rd);
+	apbm_gen_put(fs, o->g);	/* may close an old generation */
+	free(o);
+}
+
+/* A model file: fi->fh holds g (the reference the caller took) and a reader, until RELEASE. */
+static void open_model(fuse_req_t req, apbm_fs *fs, apbm_gen *g, const apbm_node *n,
+                       struct fuse_file_info *fi)
+{
+	apbm_open *o = malloc(sizeof *o);
+
+	if (!o) {
+		apbm_gen_put(fs, g);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	o->g = g;
+	if (apb_reader_open(g->pb, (size_t)n->model, &o->rd) != 0)
+		o->rd = NULL;
+	fi->fh = (uint64_t)(uintptr_t)o;
 	fi->direct_io = fs->direct_io;
 	fi->keep_cache = !fs->direct_io;
 	if (fuse_reply_open(req, fi) != 0)
-		apbm_gen_put(fs, g);	/* the open was interrupted: no RELEASE comes */
+		open_free(fs, o);	/* the open was interrupted: no RELEASE comes */
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -272,7 +306,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (kind >= 0 && (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC)) {
 		fi->noflush = 1;
-		open_model(req, fs, g, fi);
+		open_model(req, fs, g, n, fi);
 		return;
 	}
 	apbm_gen_put(fs, g);	/* the rest does not use the tree */
@@ -305,7 +339,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	apbm_fs *fs = fs_of(req);
 
 	if (bundle_ino(fs, ino))
-		apbm_gen_put(fs, (apbm_gen *)(uintptr_t)fi->fh);	/* may close an old generation */
+		open_free(fs, (apbm_open *)(uintptr_t)fi->fh);
 	else
 		apbm_snap_put(fs, (apbm_snap *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
@@ -397,13 +431,15 @@ static void read_failed(apbm_fs *fs, apb_paged *pb, fuse_ino_t ino, uint64_t off
  * (nothing replied, the error's details in *re).
  */
 static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, apb_paged *pb, const apbm_node *n,
-                          uint64_t off, size_t size, struct iovec *pre, int n_pre, read_error *re)
+                          apb_reader *rd, uint64_t off, size_t size, struct iovec *pre, int n_pre,
+                          read_error *re)
 {
 	void *buf = pool_get(fs);
 	ssize_t r = -ENOMEM;
 
 	if (buf) {
-		r = apb_paged_read_index(pb, (size_t)n->model, buf, size, off);
+		r = rd ? apb_reader_read(rd, buf, size, off) :
+		         apb_paged_read_index(pb, (size_t)n->model, buf, size, off);
 		if (r < 0)
 			capture_error(re);
 	} else {
@@ -434,7 +470,7 @@ static bool bad_block_outside(uint64_t off, size_t size)
  * replied, or -1 after replying with an error.
  */
 static int64_t read_model(fuse_req_t req, apbm_fs *fs, apb_paged *pb, const apbm_node *n,
-                          fuse_ino_t ino, size_t size, off_t off)
+                          fuse_ino_t ino, apb_reader *rd, size_t size, off_t off)
 {
 	struct iovec iov[APBM_MAX_IOV + 1];
 	apb_pinned *pins = NULL;
@@ -451,8 +487,9 @@ static int64_t read_model(fuse_req_t req, apbm_fs *fs, apb_paged *pb, const apbm
 		size = fs->max_read;
 	if ((uint64_t)size > n->size - (uint64_t)off)
 		size = (size_t)(n->size - (uint64_t)off);
-	r = apb_paged_pin_range(pb, (size_t)n->model, (uint64_t)off, size, iov,
-	                        APBM_MAX_IOV, &n_iov, &pins);
+	r = rd ? apb_reader_pin(rd, (uint64_t)off, size, iov, APBM_MAX_IOV, &n_iov, &pins) :
+	         apb_paged_pin_range(pb, (size_t)n->model, (uint64_t)off, size, iov,
+	                             APBM_MAX_IOV, &n_iov, &pins);
 	/* Nothing pinnable, or the first page holds a bad block outside the
 	 * bytes asked for (blocks smaller than pages: the page fails whole):
 	 * copy instead, apb_paged_read_index serves the page's good blocks. */
@@ -470,8 +507,8 @@ static int64_t read_model(fuse_req_t req, apbm_fs *fs, apb_paged *pb, const apbm
 			n_iov = 0;
 		}
 		ssize_t pinned = r;
-		r = reply_copy(req, fs, pb, n, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov, n_iov,
-		               &re);
+		r = reply_copy(req, fs, pb, n, rd, (uint64_t)off + (uint64_t)r, size - (size_t)r, iov,
+		               n_iov, &re);
 		if (r >= 0)
 			r += pinned;
 	}
@@ -490,7 +527,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
 	apbm_fs *fs = fs_of(req);
-	apbm_gen *g = (apbm_gen *)(uintptr_t)fi->fh;	/* the open file's reference */
+	/* a model file's: its generation and reader (only until the reply, see below) */
+	const apbm_open *o = (const apbm_open *)(uintptr_t)fi->fh;
+	apbm_gen *g;
 	const apbm_node *n;
 	uint64_t t0;
 	int64_t r;
@@ -502,6 +541,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			read_vfile(req, fs, (apbm_snap *)(uintptr_t)fi->fh, size, off);
 		return;
 	}
+	g = o ? o->g : NULL;
 	n = g ? apbm_tree_node(&g->tree, ino & 0xffffffffu) : NULL;
 	if (!n || n->model < 0) {
 		fuse_reply_err(req, !n || n->model != APBM_DIR ? EBADF : EISDIR);
@@ -513,7 +553,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 */
 	apbm_gen_get(fs, g);
 	t0 = apbm_now_ns();
-	r = read_model(req, fs, g->pb, n, ino, size, off);
+	r = read_model(req, fs, g->pb, n, ino, o->rd, size, off);
 	apbm_metrics_read(&fs->metrics, apbm_now_ns() - t0, r);
 	apbm_gen_put(fs, g);
 }

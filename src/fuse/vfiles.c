@@ -88,6 +88,10 @@ static void render_text(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	num_line(b, "prefetches:", st->prefetches);
 	num_line(b, "prefetch hits:", st->prefetch_hits);
 	num_line(b, "prefetch wasted:", st->prefetch_wasted);
+	size_line(b, "readahead window:", st->readahead_window);
+	num_line(b, "sequential reads:", st->sequential_reads);
+	num_line(b, "readahead seeks:", st->readahead_seeks);
+	num_line(b, "readahead shrinks:", st->readahead_shrinks);
 	size_line(b, "bytes loaded:", st->bytes_loaded);
 	size_line(b, "bytes decoded:", st->bytes_decoded);
 	apbm_obuf_printf(b, "%-19s%.3f s\n", "decode time:", (double)st->decode_ns / 1e9);
@@ -152,12 +156,15 @@ static int render_json(apbm_fs *fs, const apb_paging_stats *st, apbm_obuf *b)
 	                 ",\"prefetch_hits\":%" PRIu64 ",\"page_size\":%" PRIu32
 	                 ",\"eviction\":\"%s\",\"prefetch_wasted\":%" PRIu64
 	                 ",\"bytes_decoded\":%" PRIu64 ",\"decode_ns\":%" PRIu64
+	                 ",\"readahead_window\":%" PRIu64 ",\"sequential_reads\":%" PRIu64
+	                 ",\"readahead_seeks\":%" PRIu64 ",\"readahead_shrinks\":%" PRIu64
 	                 ",\"generation\":%" PRIu64 ",\"generations_open\":%" PRIu64
 	                 ",\"reloads\":%" PRIu64 ",\"reload_failures\":%" PRIu64 ",\"models\":",
 	                 st->hits, st->misses, st->evictions, apb_paging_stats_hit_rate(st),
 	                 st->memory_used, fs->cfg.max_memory, st->bytes_loaded, st->prefetches,
 	                 st->prefetch_hits, fs->cfg.page_size, apbm_eviction_name(fs->cfg.eviction),
-	                 st->prefetch_wasted, st->bytes_decoded, st->decode_ns, fs->rgen->id,
+	                 st->prefetch_wasted, st->bytes_decoded, st->decode_ns, st->readahead_window,
+	                 st->sequential_reads, st->readahead_seeks, st->readahead_shrinks, fs->rgen->id,
 	                 apbm_gens_live(fs), __atomic_load_n(&fs->reloads, __ATOMIC_RELAXED),
 	                 __atomic_load_n(&fs->reload_failures, __ATOMIC_RELAXED));
 	if (render_models(fs, b) != 0)

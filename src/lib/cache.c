@@ -1,7 +1,8 @@
 /*
  * cache.c - byte-budgeted page cache: hash of page descriptors, pins,
  * single-flight loads, pluggable eviction policy (see cache.h; whole-model
- * views are in cache_view.c, the shared internals in cache_priv.h).
+ * views are in cache_view.c, the prefetch path in cache_ahead.c, the shared
+ * internals in cache_priv.h).
  *
  * One mutex guards all metadata; it is held only for hash lookups, policy
  * calls and counters, never across the loader or a memcpy of page data,
@@ -266,13 +267,13 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 	e->pins++;
 }
 
-/*
+/* See cache_priv.h.
  * Claims up to max_n absent pages from page on as LOADING, pinned once
  * each, with budget reserved.  pages[0] must be known absent.  Returns the
  * number claimed (0 when even the first does not fit).
  */
-static uint32_t claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
-                          bool pf, uint64_t stamp, apbi_page **pages)
+uint32_t apbi_cache_claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                              bool pf, uint64_t stamp, apbi_page **pages)
 {
 	uint32_t k = 0;
 	while (k < max_n) {
@@ -301,8 +302,10 @@ static uint32_t claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max
 	return k;
 }
 
-/* Ends the load of e with result err (under the lock). */
-static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stamp)
+/* See cache_priv.h.  Ends the load of e with result err (under the lock); a
+ * prefetch (pf) enters the policy as kind. */
+void apbi_cache_publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi_pol_kind kind,
+                        uint64_t stamp)
 {
 	if (err) {
 		if (e->flags & F_INHASH)
@@ -321,7 +324,7 @@ static void publish(apbi_cache *c, apbi_page *e, int err, bool pf, uint64_t stam
 	e->flags |= F_INPOL | (pf ? F_UNUSED_PF : 0);
 	e->stamp = pf ? stamp : c->clock;
 	e->pol.id = APBI_POL_ID(e->model, e->page);
-	c->cfg.policy->insert(c->pol, &e->pol, pf ? APBI_POL_PREFETCH : APBI_POL_DEMAND);
+	c->cfg.policy->insert(c->pol, &e->pol, pf ? kind : APBI_POL_DEMAND);
 	if (pf)
 		c->st.prefetches += counted(c, e->model);
 }
@@ -356,16 +359,16 @@ static void populate(apbi_page *const *pages, uint32_t k)
 #endif
 }
 
-/*
+/* See cache_priv.h.
  * Loads claimed pages[0..k) (from page lo on) with one loader call; the
  * lock is not held on entry or exit.  Pages [skip, skip+want) are the
  * demand: counted as misses and, when they loaded, left pinned; the others
- * enter as prefetches (stamp) and are unpinned.  Returns, for want > 0,
+ * enter as prefetches (stamp; policy entry kind) and are unpinned.  Returns, for want > 0,
  * the number of demand pages that loaded in a row from skip, or the error
  * of the first; for want == 0 the number of pages that loaded.
  */
-static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_page **pages,
-                    uint32_t skip, uint32_t want, uint64_t stamp)
+int apbi_cache_load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_page **pages,
+                        uint32_t skip, uint32_t want, uint64_t stamp, enum apbi_pol_kind kind)
 {
 	uint8_t *dst[MAX_RUN] = { 0 };
 	int res[MAX_RUN] = { 0 };
@@ -386,7 +389,7 @@ static int load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_pag
 	for (i = 0; i < k; i++) {
 		bool demand = i >= skip && i - skip < want;
 		int e = got < 0 ? (int)got : res[i];
-		publish(c, pages[i], e, !demand, demand ? 0 : stamp);
+		apbi_cache_publish(c, pages[i], e, !demand, kind, demand ? 0 : stamp);
 		if (demand) {
 			count_lookup(c, m, lo + i, false);
 			if (i == skip && e)
@@ -463,11 +466,11 @@ static int miss_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n, ui
 			hi = lo + MAX_RUN;
 	}
 	skip = (uint32_t)(page - lo);
-	k = claim_run(c, m, lo, (uint32_t)(hi - lo), false, 0, run);
+	k = apbi_cache_claim_run(c, m, lo, (uint32_t)(hi - lo), false, 0, run);
 	pthread_mutex_unlock(&c->lock);
 	if (!k)
 		return -ENOBUFS;
-	r = load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c));
+	r = apbi_cache_load_run(c, m, lo, k, run, skip, max_n, apbi_cache_now(c), APBI_POL_PREFETCH);
 	if (r < 0)
 		return r;
 	memcpy(pages, run + skip, (size_t)r * sizeof *pages);
@@ -548,38 +551,6 @@ ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8
 	if (res[0])
 		return res[0];
 	return apbi_cache_page_len(c, m, page);
-}
-
-/** See cache.h. */
-uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
-                             uint64_t stamp)
-{
-	apbi_page *pages[MAX_RUN];
-	uint64_t end, done = 0;
-	uint32_t k;
-	int r;
-	if (!obj_ok(c, m) || page >= (end = apbi_cache_npages(c, m)))
-		return 0;
-	if (n < end - page)
-		end = page + n;
-	while (page < end) {
-		pthread_mutex_lock(&c->lock);
-		while (page < end && lookup(c, m, page))
-			page++;
-		k = 0;
-		if (page < end)
-			k = claim_run(c, m, page, end - page < c->max_run ? (uint32_t)(end - page) : c->max_run,
-			              true, stamp, pages);
-		pthread_mutex_unlock(&c->lock);
-		if (!k)
-			break;
-		r = load_run(c, m, page, k, pages, 0, 0, stamp);
-		done += (uint64_t)r;
-		if ((uint32_t)r < k)
-			break;
-		page += k;
-	}
-	return done;
 }
 
 /** See cache.h. */

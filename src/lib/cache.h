@@ -128,6 +128,19 @@ uint32_t apbi_cache_page_len(const apbi_cache *c, uint32_t m, uint64_t page);
 uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
                              uint64_t stamp);
 
+/**
+ * apbi_cache_prefetch for a sequential reader's readahead: the pages are
+ * the ones it reads next, so they enter the policy as its demand reads
+ * would (not at the cold end, where the reader's own next misses would
+ * evict them unused); still unused prefetches until read (counted in
+ * prefetches, prefetch_hits, prefetch_wasted; never evicted by another
+ * prefetch).  Returns the first page it did not load: page + n (clamped to
+ * the model) when every page is now resident or loading, less when one
+ * did not fit (or failed).
+ */
+uint64_t apbi_cache_readahead(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
+                              uint64_t stamp);
+
 /** The cache's logical clock (advances on every lookup). */
 uint64_t apbi_cache_now(apbi_cache *c);
 

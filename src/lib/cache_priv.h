@@ -1,5 +1,6 @@
 /*
- * cache_priv.h - internals shared by cache.c and cache_view.c only.
+ * cache_priv.h - internals shared by cache.c, cache_view.c, cache_obj.c and
+ * cache_ahead.c only.
  *
  * Everything here runs under apbi_cache.lock unless said otherwise; the
  * invariants are listed at the top of cache.c.
@@ -183,6 +184,21 @@ void apbi_cache_destroy(apbi_cache *c, apbi_page *e);
  * in used on success.  pf: a prefetch made at stamp (see cache.c).
  */
 bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, uint64_t stamp);
+/**
+ * Claims up to max_n absent pages of m from page on as LOADING, pinned,
+ * budget reserved (pf: a prefetch made at stamp); returns how many (cache.c).
+ */
+uint32_t apbi_cache_claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                              bool pf, uint64_t stamp, apbi_page **pages);
+/** Ends the load of claimed e with result err; a prefetch enters the policy as kind (cache.c). */
+void apbi_cache_publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi_pol_kind kind,
+                        uint64_t stamp);
+/**
+ * Loads claimed pages[0..k) of m from page lo with one loader call, lock
+ * not held; [skip, skip+want) are demand pages (see cache.c).
+ */
+int apbi_cache_load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi_page **pages,
+                        uint32_t skip, uint32_t want, uint64_t stamp, enum apbi_pol_kind kind);
 /** Drops one pin of p's root; the last pin frees or re-lists it. */
 void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p);
 /** Records a lookup that found p usable (hit or waited miss) and pins its root. */

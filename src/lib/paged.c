@@ -132,6 +132,17 @@ static uint32_t run_pages(const apb_paging_config *cfg)
 	return run ? (uint32_t)run : 1;
 }
 
+/*
+ * Readahead loads in flight at once: one for a local file (the reader's
+ * own loads run beside it; more would only compete for the CPU that
+ * verifies), APBI_PREFETCH_MAX_WORKERS for a source with network latency,
+ * where a read window is worth only what is in flight.
+ */
+static uint32_t prefetch_workers(const apb_paged *pb)
+{
+	return strcmp(pb->src->ops->kind, "file") ? APBI_PREFETCH_MAX_WORKERS : 1;
+}
+
 static int open_cache(apb_paged *pb)
 {
 	uint64_t n = pb->man->n_models;
@@ -165,7 +176,8 @@ int apbi_paged_start_prefetch(apb_paged *pb)
 		apbi_prefetch_config pc = {
 			.n_models = (uint32_t)pb->man->n_models, .prefetch_count = pb->cfg.prefetch_count,
 			.max_memory = pb->cfg.max_memory, .page_size = pb->cfg.page_size,
-			.gid = pb->gid,
+			.run_pages = run_pages(&pb->cfg), .model_align = apbi_blocks_units(pb->bl),
+			.workers = prefetch_workers(pb), .gid = pb->gid,
 		};
 		if ((r = apbi_prefetch_new(pb->cache, &pc, &pb->pf)) < 0)
 			return apbi_set_error(r, "out of memory for the prefetcher");
@@ -367,8 +379,25 @@ static ssize_t read_good_blocks(apb_paged *pb, int r, uint32_t m, uint64_t pos, 
 	return r ? apbi_paged_read_error(pb, r, m, pos, stop) : (ssize_t)(stop - pos);
 }
 
+/* A demand read of pages [page, page+n) of model m, for the prefetcher: through
+ * the reader's own stream ra, else the model's. */
+static void note(apb_paged *pb, apbi_ra *ra, uint32_t m, uint64_t page, uint64_t n)
+{
+	if (ra)
+		apbi_prefetch_note_ra(pb->pf, ra, page, n);
+	else
+		apbi_prefetch_note(pb->pf, m, page, n);
+}
+
 /** See apbundle.h. */
 ssize_t apb_paged_read_index(apb_paged *pb, size_t index, void *buf, size_t len, uint64_t offset)
+{
+	return apbi_paged_read(pb, index, buf, len, offset, NULL);
+}
+
+/** See paged_priv.h. */
+ssize_t apbi_paged_read(apb_paged *pb, size_t index, void *buf, size_t len, uint64_t offset,
+                        apbi_ra *ra)
 {
 	apbi_page *pages[APBI_CACHE_MAX_RUN];
 	uint64_t size, end, pos, first;
@@ -401,7 +430,7 @@ ssize_t apb_paged_read_index(apb_paged *pb, size_t index, void *buf, size_t len,
 		pos += copy_pages(pb, pages, n, p, pos, end, (uint8_t *)buf + (pos - offset));
 		apbi_cache_unpin(pb->cache, pages, n);
 	}
-	apbi_prefetch_note(pb->pf, m, first, (end - 1) / pb->cfg.page_size - first + 1);
+	note(pb, ra, m, first, (end - 1) / pb->cfg.page_size - first + 1);
 	return (ssize_t)(end - offset);
 }
 
@@ -493,6 +522,7 @@ int apb_paged_prefetch_hint(apb_paged *pb, const char *name)
 /** See apbundle.h. */
 void apb_paged_stats(apb_paged *pb, apb_paging_stats *out)
 {
+	apbi_prefetch_counters pc;
 	apbi_cache_counters c;
 	if (!out)
 		return;
@@ -510,6 +540,11 @@ void apb_paged_stats(apb_paged *pb, apb_paging_stats *out)
 	out->prefetch_wasted = c.prefetch_wasted;
 	out->cached_pages = c.cached_pages;
 	out->checksum_failures = apbi_blocks_failures(pb->bl);
+	apbi_prefetch_stats(pb->pf, &pc);
+	out->readahead_window = pc.window_cap;
+	out->sequential_reads = pc.seq_reads;
+	out->readahead_seeks = pc.seeks;
+	out->readahead_shrinks = pc.shrinks;
 	apbi_blocks_decode_stats(pb->bl, &out->bytes_decoded, &out->decode_ns);
 }
 
@@ -583,6 +618,14 @@ static ssize_t pin_pages(apb_paged *pb, uint32_t m, uint64_t pos, uint64_t end,
 ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t len,
                             struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins)
 {
+	return apbi_paged_pin(pb, index, offset, len, iov, max_iov, n_iov, pins, NULL);
+}
+
+/** See paged_priv.h. */
+ssize_t apbi_paged_pin(apb_paged *pb, size_t index, uint64_t offset, size_t len,
+                       struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins,
+                       apbi_ra *ra)
+{
 	apb_pinned *pn;
 	uint64_t end;
 	ssize_t r;
@@ -610,8 +653,8 @@ ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t
 		return page_error(pb, (int)r, (uint32_t)index, offset);
 	}
 	*pins = pn;
-	apbi_prefetch_note(pb->pf, (uint32_t)index, offset / pb->cfg.page_size,
-	                   (offset + (uint64_t)r - 1) / pb->cfg.page_size - offset / pb->cfg.page_size + 1);
+	note(pb, ra, (uint32_t)index, offset / pb->cfg.page_size,
+	     (offset + (uint64_t)r - 1) / pb->cfg.page_size - offset / pb->cfg.page_size + 1);
 	return r;
 }
 

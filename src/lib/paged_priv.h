@@ -1,9 +1,11 @@
 /*
  * paged_priv.h - the PagedBundle handle, shared by paged.c (open, reads,
- * views, statistics) and paged_stream.c (verified streaming, bundle info).
+ * views, statistics), paged_stream.c (verified streaming, bundle info) and
+ * reader.c (per-reader read windows).
  *
- * Everything here is fixed at open except what the cache, the block layer
- * and the prefetcher keep behind their own locks.
+ * Everything here is fixed at open except the count of open readers
+ * (reader.c, atomic) and what the cache, the block layer and the
+ * prefetcher keep behind their own locks.
  */
 #ifndef APB_PAGED_PRIV_H
 #define APB_PAGED_PRIV_H
@@ -28,11 +30,21 @@ struct apb_paged {
 	unsigned shift;           /* log2(cfg.page_size) */
 	apbi_cache *cache;
 	apbi_prefetch *pf;        /* NULL when prefetch is off */
+	uint32_t readers;         /* apb_reader handles open (atomic) */
 	struct apbi_share *share; /* the handles sharing cache (paged_shared.c) */
 	apb_paged *share_next;    /* next of them, under share->lock */
 	uint32_t *gid;            /* per object of bl: its cache id; NULL: the same */
 	uint64_t generation;      /* 1 for the first handle of a cache, then +1 */
 };
+
+/** apb_paged_read_index through reader stream ra (NULL: the model's). */
+ssize_t apbi_paged_read(apb_paged *pb, size_t index, void *buf, size_t len, uint64_t offset,
+                        apbi_ra *ra);
+
+/** apb_paged_pin_range through reader stream ra (NULL: the model's). */
+ssize_t apbi_paged_pin(apb_paged *pb, size_t index, uint64_t offset, size_t len,
+                       struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins,
+                       apbi_ra *ra);
 
 /** The cache's id of pb's object (model or table) o. */
 static inline uint32_t apbi_paged_gid(const apb_paged *pb, uint32_t o)

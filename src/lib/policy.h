@@ -63,6 +63,10 @@ static inline void apbi_pol_unlink(apbi_pol_node *n)
 enum apbi_pol_kind {
 	APBI_POL_DEMAND = 0,   /* loaded or returned because a reader used it */
 	APBI_POL_PREFETCH = 1, /* loaded speculatively: first in line to go */
+	/* loaded ahead of a sequential reader, who reads it next: a policy
+	 * treats it as DEMAND unless it says otherwise (W-TinyLFU keeps it
+	 * apart until its first use, which then counts as its demand insert) */
+	APBI_POL_READAHEAD = 2,
 };
 
 /**

@@ -7,7 +7,12 @@
  *
  * Demand inserts and touches record the identity in the sketch (prefetches
  * do not: they are not accesses).  New entries enter the window (a
- * prefetch at its old end).  When the window is over its share, victim()
+ * prefetch at its old end).  Readahead, which its reader is about to use,
+ * waits in a fourth queue (AHEAD) outside the segments: its first use
+ * moves it to the window's new end and counts it in the sketch, exactly
+ * as a demand insert would have, so a scan read ahead is admitted no more
+ * than one read on demand; AHEAD is evicted from only when nothing else
+ * is left (the prefetcher keeps it within a quarter of the budget).  When the window is over its share, victim()
  * moves its oldest entry (the candidate) into probation and weighs it
  * against probation's oldest: the candidate stays if the sketch has seen
  * it strictly more often, else it is the victim.  A touch in
@@ -24,7 +29,8 @@
 #include "policy.h"
 #include "sketch.h"
 
-enum { WINDOW = 0, PROBATION = 1, PROTECTED = 2, NQ = 3 };
+/* AHEAD: read ahead for a sequential reader and not used yet */
+enum { WINDOW = 0, PROBATION = 1, PROTECTED = 2, AHEAD = 3, NQ = 4 };
 
 typedef struct tinylfu {
 	apbi_pol_node q[NQ];   /* sentinels; .next most recent */
@@ -69,6 +75,13 @@ static void move_to(tinylfu *t, apbi_pol_node *n, uint32_t q)
 static void tl_insert(void *pol, apbi_pol_node *n, enum apbi_pol_kind kind)
 {
 	tinylfu *t = pol;
+	if (kind == APBI_POL_READAHEAD) {
+		/* waits apart until its reader uses it (tl_touch) */
+		n->flags = AHEAD;
+		t->n[AHEAD]++;
+		apbi_pol_link_after(&t->q[AHEAD], n);
+		return;
+	}
 	n->flags = WINDOW;
 	t->n[WINDOW]++;
 	if (kind == APBI_POL_PREFETCH) {
@@ -83,6 +96,10 @@ static void tl_touch(void *pol, apbi_pol_node *n)
 {
 	tinylfu *t = pol;
 	apbi_sketch_add(t->sk, n->id);
+	if (n->flags == AHEAD) {   /* its first use: from here on a demand insert */
+		move_to(t, n, WINDOW);
+		return;
+	}
 	if (n->flags == WINDOW || n->flags == PROTECTED) {
 		move_to(t, n, n->flags);
 		return;
@@ -112,7 +129,7 @@ static apbi_pol_node *tl_victim(void *pol)
 	size_t wmax = total / 100 ? total / 100 : 1;
 	apbi_pol_node *cand = NULL, *vic;
 	if (!total)
-		return NULL;
+		return t->n[AHEAD] ? t->q[AHEAD].prev : NULL;   /* the oldest unused readahead */
 	while (t->n[WINDOW] > wmax) {
 		cand = t->q[WINDOW].prev;
 		move_to(t, cand, PROBATION);
