@@ -512,6 +512,7 @@ static void fs_init(apbm_fs *fs)
 static void fs_fini(apbm_fs *fs)
 {
 	apbm_reload_stop(fs);
+	apbm_opens_free(fs);
 	apbm_gens_free(fs);
 	apbm_pool_free(fs);
 	apbm_snaps_free(fs);

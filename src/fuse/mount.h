@@ -72,6 +72,7 @@ typedef struct apbm_fs {
 	apbm_gen *gens;            /* every live generation, newest first */
 	uint32_t first_model_node; /* the same in every generation's tree */
 	apbm_gen *rgen;            /* the one a render uses (under snap_lock, snap.c) */
+	struct apbm_open *opens;   /* every open model file's fh (ops.c), under gen_lock */
 	pthread_mutex_t reload_lock; /* one reload at a time */
 	uint64_t reloads, reload_failures; /* under reload_lock; read atomically */
 	struct fuse_session *se;   /* for the kernel notifications of a reload */
@@ -165,6 +166,13 @@ void apbm_reload_stop(apbm_fs *fs);
 
 /** Frees every generation (at exit: the kernel may unmount without every RELEASE). */
 void apbm_gens_free(apbm_fs *fs);
+
+/**
+ * Closes the reader of every model file still open and frees its fh (at
+ * exit, before apbm_gens_free: a lazy unmount ends the session with files
+ * open, and no RELEASE comes for them).
+ */
+void apbm_opens_free(apbm_fs *fs);
 
 /* ---- ops.c ---- */
 

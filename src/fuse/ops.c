@@ -265,13 +265,46 @@ static void open_control(fuse_req_t req, apbm_fs *fs, struct fuse_file_info *fi)
 typedef struct apbm_open {
 	apbm_gen *g;
 	apb_reader *rd;
+	struct apbm_open *prev, *next;   /* fs->opens, under gen_lock */
 } apbm_open;
+
+static void open_link(apbm_fs *fs, apbm_open *o, bool in)
+{
+	pthread_mutex_lock(&fs->gen_lock);
+	if (in) {
+		o->prev = NULL;
+		o->next = fs->opens;
+		if (fs->opens)
+			fs->opens->prev = o;
+		fs->opens = o;
+	} else {
+		if (o->prev)
+			o->prev->next = o->next;
+		else
+			fs->opens = o->next;
+		if (o->next)
+			o->next->prev = o->prev;
+	}
+	pthread_mutex_unlock(&fs->gen_lock);
+}
 
 static void open_free(apbm_fs *fs, apbm_open *o)
 {
+	open_link(fs, o, false);
 	apb_reader_close(o->rd);
 	apbm_gen_put(fs, o->g);	/* may close an old generation */
 	free(o);
+}
+
+/** See mount.h.  No request runs any more: nothing else touches the list. */
+void apbm_opens_free(apbm_fs *fs)
+{
+	while (fs->opens) {
+		apbm_open *o = fs->opens;
+		fs->opens = o->next;
+		apb_reader_close(o->rd);
+		free(o);   /* its generation reference goes with apbm_gens_free */
+	}
 }
 
 /* A model file: fi->fh holds g (the reference the caller took) and a reader, until RELEASE. */
@@ -288,6 +321,7 @@ static void open_model(fuse_req_t req, apbm_fs *fs, apbm_gen *g, const apbm_node
 	o->g = g;
 	if (apb_reader_open(g->pb, (size_t)n->model, &o->rd) != 0)
 		o->rd = NULL;
+	open_link(fs, o, true);
 	fi->fh = (uint64_t)(uintptr_t)o;
 	fi->direct_io = fs->direct_io;
 	fi->keep_cache = !fs->direct_io;
