@@ -27,11 +27,11 @@
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "violated: %s (line %d)\n", #c, __LINE__); abort(); } } while (0)
 
 enum { K_MEM, K_PAGE, K_EVICT, K_PREF, K_COUNT, K_RA, K_MR, K_UID, K_GID, K_TRACE,
-       K_CA, K_HDR, K_DISK, K_DSIZE, K_TIMEOUT, K_CTIMEOUT, K_RETRIES, N_KEYS };
+       K_CA, K_HDR, K_DISK, K_DSIZE, K_TIMEOUT, K_CTIMEOUT, K_RETRIES, K_HUGE, N_KEYS };
 static const char *const key_names[N_KEYS] = {
 	"max_memory", "page_size", "eviction", "prefetch", "prefetch_count",
 	"readahead", "max_read", "uid", "gid", "trace", "ca_file", "header_file",
-	"disk_cache", "disk_cache_size", "timeout", "connect_timeout", "retries",
+	"disk_cache", "disk_cache_size", "timeout", "connect_timeout", "retries", "huge_pages",
 };
 
 static char *const *slot_of(const apbm_opts *o, int k)
@@ -40,7 +40,7 @@ static char *const *slot_of(const apbm_opts *o, int k)
 	                           &o->prefetch_count, &o->readahead, &o->max_read,
 	                           &o->uid, &o->gid, &o->trace, &o->ca_file, &o->header_file,
 	                           &o->disk_cache, &o->disk_cache_size, &o->timeout,
-	                           &o->connect_timeout, &o->retries };
+	                           &o->connect_timeout, &o->retries, &o->huge_pages };
 	return s[k];
 }
 
@@ -144,6 +144,10 @@ static void check_success(const apbm_fs *fs, const apbm_fs *def, const char *ref
 	}
 	CHECK(ref[K_EVICT] || c->eviction == def->cfg.eviction);
 	CHECK(ref[K_PREF] || c->prefetch == def->cfg.prefetch);
+	CHECK(ref[K_HUGE] || c->huge_pages == def->cfg.huge_pages);
+	CHECK(!ref[K_HUGE] || c->huge_pages == (!strcmp(ref[K_HUGE], "1") ||
+	      !strcmp(ref[K_HUGE], "yes") || !strcmp(ref[K_HUGE], "on") ||
+	      !strcmp(ref[K_HUGE], "true")));
 	CHECK(!ref[K_PREF] || c->prefetch == (!strcmp(ref[K_PREF], "1") ||
 	      !strcmp(ref[K_PREF], "yes") || !strcmp(ref[K_PREF], "on") ||
 	      !strcmp(ref[K_PREF], "true")));
