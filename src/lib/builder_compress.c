@@ -76,7 +76,7 @@ struct apbi_cpool {
 	uint64_t size, n_blocks, head, tail, stored;
 	uint64_t fed;                     /* blocks completed into slots */
 	uint32_t cur_nb;                  /* whole blocks in the slot being filled */
-	size_t fill, cur_bytes;           /* bytes of its partial block; of the slot */
+	size_t fill;                      /* bytes of its partial block so far */
 	uint64_t *offsets;
 	apbi_cpool_write_fn write;
 	void *wctx;
@@ -148,7 +148,7 @@ static void reset(apbi_cpool *p)
 	}
 	pthread_mutex_unlock(&p->mu);
 	p->head = p->tail = p->fed = 0;
-	p->fill = p->cur_bytes = 0;
+	p->fill = 0;
 	p->cur_nb = 0;
 }
 
@@ -278,17 +278,17 @@ static int drain_one(apbi_cpool *p)
 /* Hands the slot being filled (cur_nb whole blocks) to the workers. */
 static void submit(apbi_cpool *p, struct slot *s)
 {
+	uint64_t end = p->fed * p->bs < p->size ? p->fed * p->bs : p->size;
 	pthread_mutex_lock(&p->mu);
-	s->n = p->cur_bytes;
 	s->nb = p->cur_nb;
 	s->first = p->fed - p->cur_nb;
+	s->n = (size_t)(end - s->first * p->bs);   /* the last block may be short */
 	s->f = p->f;
 	s->seq = p->tail++;
 	s->state = READY;
 	pthread_cond_signal(&p->work);
 	pthread_mutex_unlock(&p->mu);
 	p->cur_nb = 0;
-	p->cur_bytes = 0;
 }
 
 int apbi_cpool_feed(apbi_cpool *p, const uint8_t *data, size_t n)
@@ -305,9 +305,8 @@ int apbi_cpool_feed(apbi_cpool *p, const uint8_t *data, size_t n)
 		uint64_t left = p->size - p->fed * p->bs;
 		size_t blen = left < p->bs ? (size_t)left : p->bs;
 		size_t take = blen - p->fill < n ? blen - p->fill : n;
-		memcpy(s->in + p->cur_bytes, data, take);
+		memcpy(s->in + (size_t)p->cur_nb * p->bs + p->fill, data, take);
 		p->fill += take;
-		p->cur_bytes += take;
 		data += take;
 		n -= take;
 		if (p->fill < blen)
