@@ -687,14 +687,15 @@ typedef struct apb_pinned apb_pinned;
  * Pinned pages count against max_memory and cannot be evicted, so hold
  * pins only for the duration of one reply.
  *
- * Errors (nothing pinned, *pins = NULL, *n_iov = 0): -ENOBUFS when no page
- * of the range can be pinned right now (everything else is pinned): the
- * caller must fall back to copying with apb_paged_read_index, which then
- * reads the file directly; -ENOENT (index out of range), -EINVAL (NULL
- * argument, max_iov <= 0), APB_E_CHECKSUM or APB_E_CORRUPT (the first
- * page holds a bad block: it fails whole, so a caller that must serve the
- * good blocks of it, when blocks are smaller than pages, copies with
- * apb_paged_read_index), -EIO and other negative errno, -ENOMEM.
+ * Errors (nothing pinned, *pins = NULL, *n_iov = 0): -ENOBUFS when the
+ * range cannot be pinned but can be copied: no page of it can be pinned
+ * right now (everything else is pinned), or its first page holds a bad
+ * block outside the bytes asked for (blocks smaller than pages: the page
+ * fails whole); the caller falls back to copying with
+ * apb_paged_read_index, which reads the file directly and serves the good
+ * blocks; -ENOENT (index out of range), -EINVAL (NULL argument, max_iov <=
+ * 0), APB_E_CHECKSUM or APB_E_CORRUPT (the bytes asked for start in a bad
+ * block, or its table is bad), -EIO and other negative errno, -ENOMEM.
  */
 ssize_t apb_paged_pin_range(apb_paged *pb, size_t index, uint64_t offset, size_t len,
                             struct iovec *iov, int max_iov, int *n_iov, apb_pinned **pins);

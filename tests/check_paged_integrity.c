@@ -105,6 +105,20 @@ START_TEST(corrupted_block_is_refused_not_cached)
 	ck_assert_int_eq(apb_paged_get_model(pb, "A", &d, &sz), APB_E_CHECKSUM);
 	ck_assert_int_eq(apb_paged_get_model(pb, "B", &d, &sz), APB_E_CHECKSUM);
 	ck_assert_int_eq(apb_paged_read(pb, "B", buf, 10, 0), APB_E_CHECKSUM);
+	/* pinning: the bad block asked for fails; a good block sharing its
+	 * (16 KiB) page is "copy instead" (-ENOBUFS), and copying serves it */
+	{
+		struct iovec iov[4];
+		apb_pinned *pin = NULL;
+		int n = 0;
+		ck_assert_int_eq(apb_paged_pin_range(pb, 0, 8192 + 50, 10, iov, 4, &n, &pin),
+		                 APB_E_CHECKSUM);
+		ck_assert_int_eq(apb_paged_pin_range(pb, 0, 12288, 100, iov, 4, &n, &pin),
+		                 ps > 4096 ? -ENOBUFS : 100);
+		apb_paged_unpin(pb, pin);
+		ck_assert_int_eq(apb_paged_read(pb, "A", buf, 100, 12288), 100);
+		ck_assert_mem_eq(buf, t.data[0] + 12288, 100);
+	}
 	apb_paged_stats(pb, &st2);
 	ck_assert_uint_eq(st2.memory_used, good);
 	ck_assert_uint_eq(st2.cached_pages, st.cached_pages);

@@ -488,15 +488,6 @@ static ssize_t reply_copy(fuse_req_t req, apbm_fs *fs, apb_paged *pb, const apbm
 	return r;
 }
 
-/* true when the last failure named a data block outside [off, off + size) */
-static bool bad_block_outside(uint64_t off, size_t size)
-{
-	apb_block_error e;
-
-	return apb_last_block_error(&e) && e.where == APB_WHERE_BLOCK &&
-	       (e.offset >= off + size || e.offset + e.length <= off);
-}
-
 /*
  * Replies straight from pinned cache pages (no copy in the daemon); what
  * cannot be pinned, or does not fit the iovec array, is copied.  The pins
@@ -524,11 +515,9 @@ static int64_t read_model(fuse_req_t req, apbm_fs *fs, apb_paged *pb, const apbm
 	r = rd ? apb_reader_pin(rd, (uint64_t)off, size, iov, APBM_MAX_IOV, &n_iov, &pins) :
 	         apb_paged_pin_range(pb, (size_t)n->model, (uint64_t)off, size, iov,
 	                             APBM_MAX_IOV, &n_iov, &pins);
-	/* Nothing pinnable, or the first page holds a bad block outside the
-	 * bytes asked for (blocks smaller than pages: the page fails whole):
-	 * copy instead, apb_paged_read_index serves the page's good blocks. */
-	copy = r == -ENOBUFS ||
-	       ((r == APB_E_CHECKSUM || r == APB_E_CORRUPT) && bad_block_outside((uint64_t)off, size));
+	/* -ENOBUFS: pinning cannot serve it (all pinned, or a bad block shares
+	 * the first page), copying can. */
+	copy = r == -ENOBUFS;
 	if (r < 0 && !copy)
 		capture_error(&re);
 	if (r == (ssize_t)size) {

@@ -357,17 +357,31 @@ static int page_error(apb_paged *pb, int r, uint32_t m, uint64_t pos)
  * block among them.  Otherwise (a bad table, or the bad block asked for)
  * returns the page's error without reading again.
  */
+/* Whether page error r came from a bad block of model m outside [pos, stop)
+ * of the page (blocks smaller than pages), so the asked bytes may be good. */
+static bool bad_block_elsewhere(apb_paged *pb, int r, uint32_t m, uint64_t pos, uint64_t stop)
+{
+	uint64_t bs = apbi_blocks_block_size(pb->bl, m), ps = pb->cfg.page_size;
+	apb_block_error be;
+	return (r == APB_E_CHECKSUM || r == APB_E_CORRUPT) && bs && bs < ps &&
+	       apbi_blocks_find_bad(pb->bl, m, pos / ps * ps, pos / ps * ps + ps, &be) &&
+	       be.where == APB_WHERE_BLOCK && (be.offset >= stop || be.offset + be.length <= pos);
+}
+
+/* The end of what one page serves of [pos, end). */
+static uint64_t page_stop(const apb_paged *pb, uint64_t pos, uint64_t end)
+{
+	uint64_t stop = (pos / pb->cfg.page_size + 1) * pb->cfg.page_size;
+	return stop < end ? stop : end;
+}
+
 static ssize_t read_good_blocks(apb_paged *pb, int r, uint32_t m, uint64_t pos, uint64_t end,
                                 uint8_t *dst)
 {
 	uint64_t bs = apbi_blocks_block_size(pb->bl, m), ps = pb->cfg.page_size;
-	uint64_t stop = (pos / ps + 1) * ps, b0;
-	apb_block_error be;
+	uint64_t stop = page_stop(pb, pos, end), b0;
 	uint8_t *tmp;
-	stop = stop < end ? stop : end;
-	if ((r != APB_E_CHECKSUM && r != APB_E_CORRUPT) || !bs || bs >= ps ||
-	    !apbi_blocks_find_bad(pb->bl, m, pos / ps * ps, pos / ps * ps + ps, &be) ||
-	    be.where != APB_WHERE_BLOCK || (be.offset < stop && be.offset + be.length > pos))
+	if (!bad_block_elsewhere(pb, r, m, pos, stop))
 		return page_error(pb, r, m, pos);
 	b0 = pos / bs;
 	if (!(tmp = malloc((size_t)ps)))
@@ -650,6 +664,12 @@ ssize_t apbi_paged_pin(apb_paged *pb, size_t index, uint64_t offset, size_t len,
 		if (r == -ENOBUFS)
 			return apbi_set_error(-ENOBUFS, "model \"%.200s\": nothing can be pinned now",
 			                      pb->man->models[index].name);
+		/* The first page fails whole for a bad block the caller did not
+		 * ask for: copying (apbi_paged_read) serves the good blocks. */
+		if (bad_block_elsewhere(pb, (int)r, (uint32_t)index, offset, page_stop(pb, offset, end)))
+			return apbi_set_error(-ENOBUFS, "model \"%.200s\": its page at %llu holds a "
+			                      "bad block outside the bytes asked for: copy them instead",
+			                      pb->man->models[index].name, (unsigned long long)offset);
 		return page_error(pb, (int)r, (uint32_t)index, offset);
 	}
 	*pins = pn;
