@@ -583,6 +583,52 @@ START_TEST(tier_corrupt_and_partial_files)
 	check_range(s, 0x10000, 4096);          /* corrupt on disk: fetched again */
 	ck_assert_int_eq(logged(), before + 1);
 	ck_assert_uint_eq(count_files("o-*/v-*/r-*"), 0);
+	/* a corrupt range read in part is caught too (its file is checked first) */
+	read_commit(s, 0x30000, 8192);
+	apbi_source_close(s);
+	poke_file("o-*/v-*/r-0000000000030000-*", 48 + 8000, -1);
+	s = open_ok(srv.url, &o);
+	before = logged();
+	check_range(s, 0x30000 + 100, 100);
+	ck_assert_int_eq(logged(), before + 1);
+	ck_assert_uint_eq(count_files("o-*/v-*/r-*"), 0);
+	apbi_source_close(s);
+}
+END_TEST
+
+/* Adjacent verified ranges become one range file of up to 1 MiB, from
+ * separate buffers too, and read back (whole or in part, verified at first
+ * use) without the network. */
+START_TEST(tier_commit_runs)
+{
+	apb_open_options o = tier_opts(64u << 20);
+	apbi_commit_run run = { 0 };
+	apbi_source_stats st;
+	static uint8_t copy[65536];
+	start_nginx();
+	apbi_source *s = open_ok(srv.url, &o);
+	memcpy(copy, data + 131072, sizeof copy);
+	apbi_commit_add(s, &run, 0, data, 65536);
+	apbi_commit_add(s, &run, 65536, data + 65536, 65536);   /* same segment */
+	apbi_commit_add(s, &run, 131072, copy, sizeof copy);    /* a second one */
+	ck_assert_int_eq(run.n, 2);
+	apbi_commit_add(s, &run, 1u << 20, data + (1u << 20), 65536);   /* a gap: flushes */
+	for (uint64_t off = (1u << 20) + 65536; off < (3u << 20); off += 65536)
+		apbi_commit_add(s, &run, off, data + off, 65536);
+	apbi_commit_flush(s, &run);
+	ck_assert_uint_eq(run.len, 0);
+	apbi_source_get_stats(s, &st);
+	ck_assert_uint_eq(st.tier_commits, 3);   /* [0,192K), [1M,2M), [2M,3M) */
+	ck_assert_uint_eq(count_files("o-*/v-*/r-0000000000000000-0000000000030000"), 1);
+	ck_assert_uint_eq(count_files("o-*/v-*/r-0000000000100000-0000000000100000"), 1);
+	ck_assert_uint_eq(count_files("o-*/v-*/r-0000000000200000-0000000000100000"), 1);
+	apbi_source_close(s);
+	s = open_ok(srv.url, &o);                /* nothing verified since this open */
+	int before = logged();
+	check_range(s, 0, 196608);               /* one whole range: checked as read */
+	check_range(s, (1u << 20) + 5, 1000);    /* part of one: the file checked first */
+	check_range(s, (1u << 20) + 4096, (2u << 20) - 8192);   /* across two */
+	ck_assert_int_eq(logged(), before);
 	apbi_source_close(s);
 }
 END_TEST
@@ -644,6 +690,7 @@ static TCase *tier_tcase(void)
 	tcase_add_test(tc, tier_new_version_never_reads_old);
 	tcase_add_test(tc, tier_size_bound);
 	tcase_add_test(tc, tier_corrupt_and_partial_files);
+	tcase_add_test(tc, tier_commit_runs);
 	tcase_add_test(tc, tier_writer_killed);
 	return tc;
 }

@@ -13,7 +13,8 @@
  * through a load buffer (SCRATCH_N kept buffers of SCRATCH_SIZE; a unit
  * over that gets a one-off buffer, outside the budget, as long as the
  * load).  A failed unit marks only the pages it covers.  Verified stored
- * ranges are offered to the source (apbi_source_commit) for a disk tier.
+ * ranges are offered to the source (apbi_commit_add: adjacent blocks as
+ * one range of up to 1 MiB) for a disk tier.
  */
 #include <endian.h>
 #include <errno.h>
@@ -138,6 +139,7 @@ static int read_units(apbi_blocks *bl, const extent *e, uint64_t u0, uint64_t u1
 {
 	uint64_t u = u0;
 	cursor cur;
+	apbi_commit_run run = { 0 };
 	int r;
 	if (e->coded)
 		return apbi_read_coded(bl, e, u0, u1, iov, niov, bad, ctx, stored);
@@ -159,7 +161,7 @@ static int read_units(apbi_blocks *bl, const extent *e, uint64_t u0, uint64_t u1
 			if ((r = unit_sum(e, &cur, u, &sum)) < 0)
 				break;
 			if (apbi_xxh3(p, (size_t)len) == sum)
-				apbi_source_commit(bl->src, e->base + u * e->unit, p, (size_t)len);
+				apbi_commit_add(bl->src, &run, e->base + u * e->unit, p, (size_t)len);
 			else
 				r = apbi_unit_failed(bl, e, u, APB_E_CHECKSUM, bad, ctx);
 			p += len;
@@ -167,6 +169,7 @@ static int read_units(apbi_blocks *bl, const extent *e, uint64_t u0, uint64_t u1
 			u++;
 		}
 	}
+	apbi_commit_flush(bl->src, &run);
 	apbi_cursor_done(&cur);
 	return r;
 }

@@ -140,7 +140,7 @@ static uint8_t *dst_next(dst_walk *w, size_t len)
 
 /* Decodes and checks one located block into dst; 0 or the block's code. */
 static int decode_one(apbi_blocks *bl, const extent *e, apbi_codec_ctx *cc, const located *l,
-                      const uint8_t *stored, uint8_t *dst)
+                      const uint8_t *stored, uint8_t *dst, apbi_commit_run *run)
 {
 	const apbi_model *mod = &bl->m->models[e->model];
 	int r;
@@ -154,7 +154,7 @@ static int decode_one(apbi_blocks *bl, const extent *e, apbi_codec_ctx *cc, cons
 		return r == -EINVAL ? APB_E_CORRUPT : r;
 	if (apbi_xxh3(dst, l->loc.len) != l->loc.checksum)
 		return APB_E_CHECKSUM;
-	apbi_source_commit(bl->src, e->base + l->loc.offset, stored, l->loc.stored_len);
+	apbi_commit_add(bl->src, run, e->base + l->loc.offset, stored, l->loc.stored_len);
 	return 0;
 }
 
@@ -172,6 +172,7 @@ static int decode_batch(apbi_blocks *bl, const extent *e, uint64_t u, const loca
 	uint64_t hi = good ? l[good - 1].loc.offset + l[good - 1].loc.stored_len : 0;
 	uint8_t *buf = NULL;
 	bool kept = false;
+	apbi_commit_run run = { 0 };
 	if (hi > lo) {
 		if (!(buf = apbi_scratch_get(bl, hi - lo, &kept)))
 			return -ENOMEM;
@@ -187,12 +188,13 @@ static int decode_batch(apbi_blocks *bl, const extent *e, uint64_t u, const loca
 		/* An unlocated block's loc is unset: no pointer is formed from it. */
 		const uint8_t *src = l[k].err || !buf ? NULL : buf + (l[k].loc.offset - lo);
 		int code = !dst ? apbi_set_error(-EINVAL, "coded read: destination too small") :
-		           decode_one(bl, e, cc, &l[k], src, dst);
+		           decode_one(bl, e, cc, &l[k], src, dst, &run);
 		if (code == -EINVAL)
 			r = code;
 		else if (code)
 			r = apbi_unit_failed(bl, e, b, code, bad, ctx);
 	}
+	apbi_commit_flush(bl->src, &run);      /* before buf, which it points into, goes */
 	apbi_scratch_put(bl, buf, kept);
 	return r;
 }

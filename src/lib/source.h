@@ -30,10 +30,11 @@ typedef struct apbi_source_ops {
 	 * off + total length <= size (checked by apbi_source_readv).  Returns
 	 * 0, a negative errno (-EIO ...) or APB_E_TRUNCATED, with a detail. */
 	int (*readv)(apbi_source *s, const struct iovec *iov, int n, uint64_t off);
-	/* Optional (NULL: nothing to do): the bytes [off, off+len) read from
-	 * this source were verified by the caller (block checksums); a source
-	 * with a local tier may keep them.  Never fails visibly. */
-	void (*commit)(apbi_source *s, uint64_t off, const void *data, size_t len);
+	/* Optional (NULL: nothing to do): the bytes of iov[0..n) (n >= 1),
+	 * read from this source at off, were verified by the caller (block
+	 * checksums); a source with a local tier may keep them as one range.
+	 * Never fails visibly. */
+	void (*commit)(apbi_source *s, uint64_t off, const struct iovec *iov, int n);
 	/* Frees the source (every resource, the struct included). */
 	void (*close)(apbi_source *s);
 	/* Optional (NULL: only bytes_read/reads of the head): adds this
@@ -74,6 +75,31 @@ int apbi_source_readv(apbi_source *s, const struct iovec *iov, int n, uint64_t o
 
 /** Passes verified bytes to s->ops->commit when the source has one. */
 void apbi_source_commit(apbi_source *s, uint64_t off, const void *data, size_t len);
+
+/*
+ * A run of adjacent verified ranges, committed as one (so a disk tier keeps
+ * ranges of up to APBI_COMMIT_MAX bytes, shaped like the reads that made
+ * them, not one file per block).  Start with `apbi_commit_run r = { 0 };`,
+ * add each verified range in source order, flush at the end; the data
+ * must stay valid until the flush.  A range that does not continue the
+ * run, or would take it past APBI_COMMIT_MAX bytes (a first range may be
+ * larger) or APBI_COMMIT_SEGS segments, flushes the run first.  Nothing is
+ * kept for a source without a commit operation.
+ */
+#define APBI_COMMIT_MAX (1024u * 1024u)
+#define APBI_COMMIT_SEGS 64
+typedef struct apbi_commit_run {
+	uint64_t off, len;
+	int n;
+	struct iovec iov[APBI_COMMIT_SEGS];
+} apbi_commit_run;
+
+/** Adds [off, off+len) held at data to r (see apbi_commit_run). */
+void apbi_commit_add(apbi_source *s, apbi_commit_run *r, uint64_t off, const void *data,
+                     size_t len);
+
+/** Commits what r holds and empties it. */
+void apbi_commit_flush(apbi_source *s, apbi_commit_run *r);
 
 /** Closes s; NULL allowed. */
 void apbi_source_close(apbi_source *s);

@@ -133,8 +133,41 @@ int apbi_source_read(apbi_source *s, void *buf, size_t len, uint64_t off)
 /** See source.h. */
 void apbi_source_commit(apbi_source *s, uint64_t off, const void *data, size_t len)
 {
-	if (s && s->ops->commit)
-		s->ops->commit(s, off, data, len);
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	if (s && s->ops->commit && len)
+		s->ops->commit(s, off, &iov, 1);
+}
+
+/** See source.h. */
+void apbi_commit_flush(apbi_source *s, apbi_commit_run *r)
+{
+	if (r->len)
+		s->ops->commit(s, r->off, r->iov, r->n);
+	r->len = 0;
+	r->n = 0;
+}
+
+/** See source.h. */
+void apbi_commit_add(apbi_source *s, apbi_commit_run *r, uint64_t off, const void *data,
+                     size_t len)
+{
+	struct iovec *last;
+	if (!s || !s->ops->commit || !len)
+		return;
+	if (r->len && (r->off + r->len != off ||
+	               r->len + len > APBI_COMMIT_MAX))
+		apbi_commit_flush(s, r);
+	last = r->n ? &r->iov[r->n - 1] : NULL;
+	if (last && (const char *)last->iov_base + last->iov_len == (const char *)data) {
+		last->iov_len += len;
+	} else {
+		if (r->n == APBI_COMMIT_SEGS)
+			apbi_commit_flush(s, r);
+		if (!r->len)
+			r->off = off;
+		r->iov[r->n++] = (struct iovec){ .iov_base = (void *)data, .iov_len = len };
+	}
+	r->len += len;
 }
 
 /** See source.h. */

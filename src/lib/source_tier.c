@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY       /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "internal.h"
@@ -176,11 +177,32 @@ out:
 	return r;
 }
 
-/* Writes a complete range file under its final name; 0 or negative errno. */
-static int file_write(tier *t, uint64_t off, const void *data, uint64_t len)
+/* XXH3 of len bytes of iov[0..n), starting skip bytes into it. */
+static uint64_t iov_sum(const struct iovec *iov, int n, uint64_t skip, uint64_t len)
+{
+	XXH3_state_t x;
+	XXH3_64bits_reset(&x);
+	for (int i = 0; i < n && len; i++) {
+		uint64_t seg = iov[i].iov_len;
+		if (skip >= seg) {
+			skip -= seg;
+			continue;
+		}
+		uint64_t k = seg - skip < len ? seg - skip : len;
+		XXH3_64bits_update(&x, (const char *)iov[i].iov_base + skip, (size_t)k);
+		len -= k;
+		skip = 0;
+	}
+	return XXH3_64bits_digest(&x);
+}
+
+/* Writes a complete range file (the bytes of iov[0..n), len in all)
+ * under its final name; 0 or negative errno. */
+static int file_write(tier *t, uint64_t off, const struct iovec *iov, int n, uint64_t len)
 {
 	char tmp[64], nm[48];
 	unsigned char h[TIER_HDR];
+	uint64_t pos = TIER_HDR;
 	int fd, r;
 	snprintf(tmp, sizeof tmp, "tmp-%d-%" PRIu64, (int)getpid(),
 	         __atomic_add_fetch(&t->tmpseq, 1, __ATOMIC_RELAXED));
@@ -188,10 +210,10 @@ static int file_write(tier *t, uint64_t off, const void *data, uint64_t len)
 	if (fd < 0)
 		return -errno;
 	flock(fd, LOCK_EX);                   /* tells cleaners it is in progress */
-	header_fill(t, h, off, len, apbi_xxh3(data, len));
+	header_fill(t, h, off, len, iov_sum(iov, n, 0, len));
 	r = apbi_pwrite_full(fd, h, TIER_HDR, 0);
-	if (!r)
-		r = apbi_pwrite_full(fd, data, len, TIER_HDR);
+	for (int i = 0; i < n && !r; pos += iov[i].iov_len, i++)
+		r = apbi_pwrite_full(fd, iov[i].iov_base, iov[i].iov_len, pos);
 	if (!r)
 		r = apbi_fsync(fd);
 	range_name(nm, sizeof nm, off, len);
@@ -268,6 +290,30 @@ static int read_piece(tier *t, const piece *p, const struct iovec *iov, int n, u
 	return pos == p->to ? 0 : -1;
 }
 
+/*
+ * Reads one piece into the iovec at dst offset skip: 1 when served, 0 when
+ * the range failed (it is dropped; the caller goes to the network, which
+ * overwrites whatever was read).  A range is checked against its header's
+ * XXH3 at its first use since open: in the bytes just read when the read
+ * covers all of it (one pass), else by streaming the file first.
+ */
+static int serve_piece(tier *t, const piece *p, const struct iovec *iov, int n, uint64_t skip)
+{
+	uint64_t sum = 0;
+	int whole = p->from == p->e.off && p->to == p->e.off + p->e.len, good = 1;
+	if (!p->e.verified && !whole)
+		good = file_verify(t, p->fd, p->e.off, p->e.len) == 0;
+	else if (!p->e.verified)
+		good = file_check(t, p->fd, p->e.off, p->e.len, &sum) == 0;
+	if (good)
+		good = read_piece(t, p, iov, n, skip) == 0;
+	if (good && !p->e.verified && whole)
+		good = iov_sum(iov, n, skip, p->e.len) == sum;
+	if (!good || !p->e.verified)
+		verified(t, &p->e, good);
+	return good;
+}
+
 /* Serves the read from disk when the tier holds all of it: 1, else 0. */
 static int serve(tier *t, const struct iovec *iov, int n, uint64_t off, uint64_t len)
 {
@@ -279,15 +325,8 @@ static int serve(tier *t, const struct iovec *iov, int n, uint64_t off, uint64_t
 	if (!hit)
 		return 0;
 	for (int i = 0; i < np; i++) {
-		if (ok && !p[i].e.verified) {
-			int good = file_verify(t, p[i].fd, p[i].e.off, p[i].e.len) == 0;
-			verified(t, &p[i].e, good);
-			ok = good;
-		}
-		if (ok && read_piece(t, &p[i], iov, n, p[i].from - off) != 0) {
-			verified(t, &p[i].e, 0);
-			ok = 0;
-		}
+		if (ok)
+			ok = serve_piece(t, &p[i], iov, n, p[i].from - off);
 		close(p[i].fd);
 	}
 	return ok;
@@ -357,10 +396,13 @@ static int tier_readv(apbi_source *s, const struct iovec *iov, int n, uint64_t o
 	return apbi_source_readv(in, iov, n, off);
 }
 
-static void tier_commit(apbi_source *s, uint64_t off, const void *data, size_t len)
+static void tier_commit(apbi_source *s, uint64_t off, const struct iovec *iov, int n)
 {
 	tier *t = (tier *)s;
+	uint64_t len = 0;
 	int skip;
+	for (int i = 0; i < n; i++)
+		len += iov[i].iov_len;
 	if (!len || len > t->limit)
 		return;
 	pthread_mutex_lock(&t->lock);
@@ -368,7 +410,7 @@ static void tier_commit(apbi_source *s, uint64_t off, const void *data, size_t l
 	if (!skip)
 		make_room(t, len);
 	pthread_mutex_unlock(&t->lock);
-	if (skip || file_write(t, off, data, len) != 0)
+	if (skip || file_write(t, off, iov, n, len) != 0)
 		return;                       /* a tier that cannot write just misses */
 	pthread_mutex_lock(&t->lock);
 	if (!overlaps(t, off, len) && insert(t, off, len, 1) == 0) {
