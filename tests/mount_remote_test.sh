@@ -7,7 +7,8 @@
 #  2. the object replaced on the server (another bundle renamed over the
 #     served path) under a live mount: a not-yet-read model gives EIO and
 #     never bytes of the new version; unmount works with the server down;
-#  3. `apbundle list URL` and `apbundle verify URL`.
+#  3. `apbundle list URL` and `apbundle verify URL`;
+#  1b. a sequential read goes out in few, large requests.
 # The offline cases: mount_offline_test.sh.
 # Skips (77) without /dev/fuse or nginx.  The EXIT trap unmounts, stops
 # nginx and removes the work dir even when a check fails.
@@ -72,6 +73,18 @@ timeout 60 "$CLI" verify "$URL" >"$WORK/verify" 2>&1 ||
 	fail "apbundle verify URL: $(cat "$WORK/verify")"
 grep -q "OK: 5 models" "$WORK/verify" || fail "apbundle verify URL: $(cat "$WORK/verify")"
 ok "apbundle list URL and apbundle verify URL"
+
+# 1b. A sequential read goes out in few large requests: a 16 MiB model read
+# with cat at the defaults takes at most 2.5 requests per MiB (loads of up to
+# 4 MiB for a remote source; 1 MiB loads made about 4.2 per MiB).
+rand_file "$WORK/seq.bin" 16777216
+make_bundle "$WWW/seq.apbundle" seq="$WORK/seq.bin"
+start_fg "$M" "$WORK/log.seq" "http://127.0.0.1:$HTTP_PORT/seq.apbundle"
+$VERIFY whole "$WORK/seq.bin" "$M/seq" || fail "seq over http"
+req=$(awk -F': *' '$1 == "network requests" { print $2 + 0 }' "$M/.stats")
+[ "${req:-999}" -le 44 ] || fail "16 MiB read sequentially took $req requests (> 44)"
+stop_fg "$M"
+ok "a 16 MiB sequential read in $req requests"
 
 # 2. The object replaced under a live mount.
 start_fg "$M" "$WORK/log.repl" -o disk_cache="$WORK/tier.repl",timeout=2 "$URL"

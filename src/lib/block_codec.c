@@ -84,10 +84,12 @@ void apbi_codec_pool_free(apbi_blocks *bl)
 /* ---- locating ---- */
 
 /*
- * Locates blocks u.. (at most BATCH, and not past u1) into out; stops
+ * Locates blocks u.. (at most BATCH, not past u1, and stored in at most
+ * SCRATCH_SIZE bytes unless the first alone is larger) into out; stops
  * after the first that cannot be located (its err set, its loc unset),
- * since the stored range of the ones after it is not known to follow.  Returns how many
- * were filled, or a negative code when the table itself could not be read.
+ * since the stored range of the ones after it is not known to follow.
+ * Returns how many were filled, or a negative code when the table itself
+ * could not be read.
  */
 static int locate_batch(apbi_blocks *bl, const extent *e, cursor *cur, uint64_t u, uint64_t u1,
                         located *out)
@@ -108,8 +110,13 @@ static int locate_batch(apbi_blocks *bl, const extent *e, cursor *cur, uint64_t 
 			memcpy(next, p, 16);
 		}
 		out[k].err = apbi_block_locate(mod, e->model, b, ent, last ? NULL : next, &out[k].loc);
-		if (out[k++].err)
-			break;
+		if (out[k].err)
+			return k + 1;
+		/* the batch's stored bytes fit one kept load buffer (but a block
+		 * larger than one is a batch of its own) */
+		if (k && out[k].loc.offset + out[k].loc.stored_len - out[0].loc.offset > SCRATCH_SIZE)
+			return k;
+		k++;
 		memcpy(ent, next, 16);
 	}
 	return k;

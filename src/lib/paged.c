@@ -124,9 +124,11 @@ int apbi_paged_check_config(const apb_paging_config *c, const apbi_manifest *m)
  * budget, so one read never replaces the whole cache (the block-table page
  * it needs would be the oldest page each time and be read again per load).
  */
-static uint32_t run_pages(const apb_paging_config *cfg)
+static uint32_t run_pages(const apb_paged *pb)
 {
-	uint64_t run = RUN_BYTES / cfg->page_size, quarter = cfg->max_memory / cfg->page_size / 4;
+	const apb_paging_config *cfg = &pb->cfg;
+	uint64_t bytes = strcmp(pb->src->ops->kind, "file") ? RUN_BYTES_REMOTE : RUN_BYTES;
+	uint64_t run = bytes / cfg->page_size, quarter = cfg->max_memory / cfg->page_size / 4;
 	if (run > quarter)
 		run = quarter;
 	return run ? (uint32_t)run : 1;
@@ -153,7 +155,7 @@ static int open_cache(apb_paged *pb)
 		.n_models = apbi_blocks_nobjects(pb->bl), .first_meta = (uint32_t)n,
 		.model_sizes = apbi_blocks_sizes(pb->bl), .model_align = apbi_blocks_units(pb->bl),
 		.load = apbi_blocks_load, .load_ctx = pb->bl,
-		.max_run = run_pages(&pb->cfg),
+		.max_run = run_pages(pb),
 	};
 	int r;
 	if ((r = apbi_cache_new(&cc, &pb->cache)) < 0)
@@ -176,7 +178,7 @@ int apbi_paged_start_prefetch(apb_paged *pb)
 		apbi_prefetch_config pc = {
 			.n_models = (uint32_t)pb->man->n_models, .prefetch_count = pb->cfg.prefetch_count,
 			.max_memory = pb->cfg.max_memory, .page_size = pb->cfg.page_size,
-			.run_pages = run_pages(&pb->cfg), .model_align = apbi_blocks_units(pb->bl),
+			.run_pages = run_pages(pb), .model_align = apbi_blocks_units(pb->bl),
 			.workers = prefetch_workers(pb), .gid = pb->gid,
 		};
 		if ((r = apbi_prefetch_new(pb->cache, &pc, &pb->pf)) < 0)

@@ -20,6 +20,8 @@
 
 /* Bytes one coalesced load (and one stream chunk) reads at most. */
 #define RUN_BYTES (1u << 20)
+/* The same for a source with network latency (fewer, larger requests). */
+#define RUN_BYTES_REMOTE (4u << 20)
 
 struct apb_paged {
 	char *path;               /* as opened */
