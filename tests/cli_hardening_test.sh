@@ -212,7 +212,7 @@ if ls xk/.apbundle-extract.*.tmp >/dev/null 2>&1 && [ ! -e xk/huge ]; then
 	sleep 0.2
 	run extract -C xk h.apbundle
 	expect 0 "the next extract succeeds"
-	err_has "  ... and says it removed the stale file" "removed stale temporary file"
+	err_has "  ... and says it removed the stale file" "removed stale temporary file $stale "
 	check "  ... which is gone" test ! -e "$stale"
 	check "  ... while a locked one stays" test -e "$live"
 	check "  ... and the model is whole" test "$(wc -c <xk/huge)" -eq 536870912

@@ -80,7 +80,10 @@ void cli_put_name(FILE *f, const char *name);
 /**
  * Returns name escaped as by cli_put_name (without quotes) in a static
  * buffer, truncated with "..." when very long; for use inside cli_msg.
+ * The buffers rotate: at most CLI_ESC_BUFS results are valid at once (one
+ * message may escape that many names).
  */
+#define CLI_ESC_BUFS 4
 const char *cli_esc(const char *name);
 
 /**

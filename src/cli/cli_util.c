@@ -258,10 +258,10 @@ size_t cli_width(const char *s)
 /** Returns name escaped in one of two rotating static buffers. */
 const char *cli_esc(const char *name)
 {
-	static char bufs[2][1024];
+	static char bufs[CLI_ESC_BUFS][1024];
 	static int which;
 
-	which ^= 1;
+	which = (which + 1) % CLI_ESC_BUFS;
 	escape_into(name, bufs[which], sizeof(bufs[which]));
 	return bufs[which];
 }

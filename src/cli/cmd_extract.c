@@ -172,7 +172,7 @@ static bool temp_name(const char *n)
  * regular, and unlocked (we take the lock, and unlink only while the name
  * is still the file we locked).
  */
-static void clean_stale(int dfd, const char *bundle, const char *dirname)
+static void clean_stale(int dfd, const char *bundle, const char *root, const char *dirname)
 {
 	int dup_fd = dup(dfd);
 	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
@@ -197,9 +197,9 @@ static void clean_stale(int dfd, const char *bundle, const char *dirname)
 		    fstatat(dfd, e->d_name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    now.st_ino == st.st_ino && now.st_dev == st.st_dev &&
 		    unlinkat(dfd, e->d_name, 0) == 0)
-			cli_msg("%s: removed stale temporary file %s%s%s (left by an interrupted "
-			        "extract)", cli_esc(bundle), cli_esc(dirname), dirname[0] ? "/" : "",
-			        cli_esc(e->d_name));
+			cli_msg("%s: removed stale temporary file %s/%s%s%s (left by an interrupted "
+			        "extract)", cli_esc(bundle), cli_esc(root), cli_esc(dirname),
+			        dirname[0] ? "/" : "", cli_esc(e->d_name));
 		close(fd);
 	}
 	closedir(d);
@@ -287,6 +287,7 @@ static int write_model(apb_paged *pb, const char *name, size_t i, const char *bu
  * fsynced once (after its last rename) instead of once per file.
  */
 typedef struct dircache {
+	const char *root;         /* the -C directory, as given (for messages) */
 	char *parent;             /* name prefix before the last '/', or NULL */
 	int dfd;                  /* its descriptor (rootfd for "") or -1 */
 	bool dirty;               /* a file was renamed into it */
@@ -331,7 +332,7 @@ static int dircache_get(dircache *dc, int rootfd, const char *bundle, const char
 		return -1;
 	}
 	dc->dfd = dfd;
-	clean_stale(dfd, bundle, dc->parent);
+	clean_stale(dfd, bundle, dc->root, dc->parent);
 	return dfd;
 }
 
@@ -401,10 +402,10 @@ static int select_models(apb_paged *pb, const char *bundle, char **names, int n,
 	return status;
 }
 
-static int extract_selected(apb_paged *pb, const char *bundle, int rootfd, const bool *sel,
-                            bool verbose)
+static int extract_selected(apb_paged *pb, const char *bundle, const char *dir, int rootfd,
+                            const bool *sel, bool verbose)
 {
-	dircache dc = { NULL, -1, false };
+	dircache dc = { dir, NULL, -1, false };
 	size_t n = apb_paged_model_count(pb);
 	apb_model_info info;
 	cli_progress prog;
@@ -457,7 +458,7 @@ static int run_extract(const char *bundle, const char *dir, char **names, int n_
 		memset(sel, 1, n * sizeof(*sel));
 	status = select_models(pb, bundle, names, n_names, sel);
 	cli_catch_signals(on_signal);
-	if (extract_selected(pb, bundle, rootfd, sel, verbose) != CLI_OK)
+	if (extract_selected(pb, bundle, dir, rootfd, sel, verbose) != CLI_OK)
 		status = CLI_BAD;
 	cli_restore_signals();
 out:
