@@ -13,8 +13,8 @@
  * cache and TLS sessions are shared (a CURLSH with locks).
  *
  * Memory outside the paging budget: at most SLOTS_IDLE idle slots of
- * PARTS_MAX easy handles (libcurl's 16 KiB receive buffer and a connection
- * each), plus one slot per read in progress.
+ * PARTS_MAX easy handles (a 128 KiB receive buffer, HTTP_RECV_BUF in
+ * http_xfer.c, and a connection each), plus one slot per read in progress.
  */
 #include <errno.h>
 #include <pthread.h>
