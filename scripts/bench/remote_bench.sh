@@ -72,13 +72,21 @@ fi
 ln -s "$WORK/one.apbundle" "$WORK/four.apbundle" "$run/www/"
 http_nginx_start "$run/www" "$run/ngx" || die "nginx did not start"
 base=http://127.0.0.1:$HTTP_PORT
-# HTTP_PORT_LO / HTTP_PORT_SPAN (tests/http_lib.sh) keep nginx and the proxy in one range.
-plo=${HTTP_PORT_LO:-18000}
-python3 "$top/scripts/bench/latency_proxy.py" --target "$HTTP_PORT" --delay-ms "$DELAY_MS" \
-	--port-file "$run/proxy.port" --port-min "$plo" \
-	--port-max $((plo + ${HTTP_PORT_SPAN:-1000} - 1)) & proxy_pid=$!
-for _ in $(seq 100); do [ -s "$run/proxy.port" ] && break; sleep 0.1; done
-slow=http://127.0.0.1:$(cat "$run/proxy.port")
+# The latency proxy in front of nginx; started again whenever nginx is (its
+# port changes).  HTTP_PORT_LO / HTTP_PORT_SPAN (tests/http_lib.sh) keep
+# nginx and the proxy in one range.
+start_proxy() {
+	local plo=${HTTP_PORT_LO:-18000}
+	[ -n "$proxy_pid" ] && { kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; }
+	rm -f "$run/proxy.port"
+	python3 "$top/scripts/bench/latency_proxy.py" --target "$HTTP_PORT" --delay-ms "$DELAY_MS" \
+		--port-file "$run/proxy.port" --port-min "$plo" \
+		--port-max $((plo + ${HTTP_PORT_SPAN:-1000} - 1)) & proxy_pid=$!
+	for _ in $(seq 100); do [ -s "$run/proxy.port" ] && break; sleep 0.1; done
+	[ -s "$run/proxy.port" ] || die "the latency proxy did not start"
+	slow=http://127.0.0.1:$(cat "$run/proxy.port")
+}
+start_proxy
 
 # ---- does apbundle read URLs yet? --------------------------------------
 apb=1
@@ -148,6 +156,7 @@ tier_read() { # second read from the disk tier, nginx stopped; vs the local file
 	done
 	http_nginx_start "$run/www" "$run/ngx" >/dev/null || die "nginx restart failed"
 	base=http://127.0.0.1:$HTTP_PORT
+	start_proxy
 }
 
 par4() {
@@ -181,16 +190,18 @@ python3 - "$WORK/samples.tsv" "$MAX_MEMORY" <<'PY'
 import statistics, subprocess, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 maxmem = int(subprocess.check_output(["numfmt", "--from=iec", sys.argv[2]]))
-med, rss = {}, {}
+med, rss, fails = {}, {}, {}
 for w, p, v, h in rows:
-    if v != "fail":
+    if v == "fail":
+        fails[(w, p)] = fails.get((w, p), 0) + 1
+    else:
         med.setdefault((w, p), []).append(float(v))
         rss[(w, p)] = max(rss.get((w, p), 0), int(h))
-print("%-6s %-9s %10s %6s %10s" % ("work", "peer", "MB/s(med)", "runs", "peakRSS"))
-for (w, p), v in sorted(med.items()):
-    h = rss[(w, p)]
-    print("%-6s %-9s %10.1f %6d %10s" % (w, p, statistics.median(v), len(v),
-          "%d MiB" % (h // 1024) if h else "-"))
+print("%-6s %-9s %10s %6s %6s %10s" % ("work", "peer", "MB/s(med)", "runs", "failed", "peakRSS"))
+for (w, p) in sorted(set(med) | set(fails)):
+    v, h = med.get((w, p), []), rss.get((w, p), 0)
+    print("%-6s %-9s %10s %6d %6d %10s" % (w, p, "%.1f" % statistics.median(v) if v else "-",
+          len(v), fails.get((w, p), 0), "%d MiB" % (h // 1024) if h else "-"))
 def m(w, p): return statistics.median(med[(w, p)]) if (w, p) in med else None
 def ratio(name, a, b, target):
     if a and b: print("%-44s %6.2fx (target >= %s)" % (name, a / b, target))
