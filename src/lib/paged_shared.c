@@ -104,6 +104,9 @@ static int bind_objects(apb_paged *pb, apb_paged *old)
 		if (j >= 0 && same_bytes(&pb->man->models[i], &old->man->models[j]))
 			pb->gid[i] = apbi_paged_gid(old, (uint32_t)j);
 	}
+	/* before the bind: from its first instant a reader of old may load a
+	 * rebound model through pb->bl, whose block-table cursor needs both */
+	apbi_blocks_attach(pb->bl, pb->cache, pb->gid);
 	if (apbi_cache_bind_objects(pb->cache, &o, pb->gid) < 0)
 		return apbi_set_error(-ENOMEM, "out of memory for the cache's object table");
 	return 0;
@@ -150,10 +153,8 @@ int apb_paged_open_shared(apb_paged *old, const char *path, const apb_open_optio
 		pb->generation = ++pb->share->generations;
 	}
 	pthread_mutex_unlock(&old->share->lock);
-	if (r == 0) {
-		apbi_blocks_attach(pb->bl, pb->cache, pb->gid);
+	if (r == 0)
 		r = apbi_paged_start_prefetch(pb);
-	}
 	if (r < 0) {
 		if (!pb->share)
 			pb->cache = NULL;    /* not ours: nothing was bound */
