@@ -119,15 +119,22 @@ int apbi_paged_check_config(const apb_paging_config *c, const apbi_manifest *m)
 	                      h2, (unsigned long long)need);
 }
 
+/* Whether the bundle comes from a source with network latency (not a local file). */
+static bool remote(const apb_paged *pb)
+{
+	return strcmp(pb->src->ops->kind, "file") != 0;
+}
+
 /*
- * Pages one load reads at most: RUN_BYTES, and at most a quarter of the
- * budget, so one read never replaces the whole cache (the block-table page
- * it needs would be the oldest page each time and be read again per load).
+ * Pages one load reads at most: RUN_BYTES (RUN_BYTES_REMOTE from a remote
+ * source), and at most a quarter of the budget, so one read never replaces
+ * the whole cache (the block-table page it needs would be the oldest page
+ * each time and be read again per load).
  */
 static uint32_t run_pages(const apb_paged *pb)
 {
 	const apb_paging_config *cfg = &pb->cfg;
-	uint64_t bytes = strcmp(pb->src->ops->kind, "file") ? RUN_BYTES_REMOTE : RUN_BYTES;
+	uint64_t bytes = remote(pb) ? RUN_BYTES_REMOTE : RUN_BYTES;
 	uint64_t run = bytes / cfg->page_size, quarter = cfg->max_memory / cfg->page_size / 4;
 	if (run > quarter)
 		run = quarter;
@@ -142,7 +149,7 @@ static uint32_t run_pages(const apb_paged *pb)
  */
 static uint32_t prefetch_workers(const apb_paged *pb)
 {
-	return strcmp(pb->src->ops->kind, "file") ? APBI_PREFETCH_MAX_WORKERS : 1;
+	return remote(pb) ? APBI_PREFETCH_MAX_WORKERS : 1;
 }
 
 static int open_cache(apb_paged *pb)
@@ -349,16 +356,6 @@ static int page_error(apb_paged *pb, int r, uint32_t m, uint64_t pos)
 	return apbi_paged_read_error(pb, r, m, lo, lo + pb->cfg.page_size);
 }
 
-/*
- * A page that holds a bad block fails whole, but with blocks smaller than
- * pages the caller's bytes in it may all lie in good blocks.  After page
- * load error r, when the bad block it recorded lies outside [pos, min(end,
- * the page's end)), reads the blocks under that range uncached and verified
- * into dst (through a buffer of one page, outside the budget like
- * read_uncached's): returns the bytes served, or the error naming a bad
- * block among them.  Otherwise (a bad table, or the bad block asked for)
- * returns the page's error without reading again.
- */
 /* Whether page error r came from a bad block of model m outside [pos, stop)
  * of the page (blocks smaller than pages), so the asked bytes may be good. */
 static bool bad_block_elsewhere(apb_paged *pb, int r, uint32_t m, uint64_t pos, uint64_t stop)
@@ -377,6 +374,16 @@ static uint64_t page_stop(const apb_paged *pb, uint64_t pos, uint64_t end)
 	return stop < end ? stop : end;
 }
 
+/*
+ * A page that holds a bad block fails whole, but with blocks smaller than
+ * pages the caller's bytes in it may all lie in good blocks.  After page
+ * load error r, when the bad block it recorded lies outside [pos, min(end,
+ * the page's end)), reads the blocks under that range uncached and verified
+ * into dst (through a buffer of one page, outside the budget like
+ * read_uncached's): returns the bytes served, or the error naming a bad
+ * block among them.  Otherwise (a bad table, or the bad block asked for)
+ * returns the page's error without reading again.
+ */
 static ssize_t read_good_blocks(apb_paged *pb, int r, uint32_t m, uint64_t pos, uint64_t end,
                                 uint8_t *dst)
 {
