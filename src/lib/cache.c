@@ -53,9 +53,10 @@ static void hash_remove(apbi_cache *c, apbi_page *e)
 	apbi_page **pp = &c->buckets[hash_key(c, e->model, e->page)];
 	while (*pp != e)
 		pp = &(*pp)->hnext;
-	*pp = e->hnext;
-	e->hnext = NULL;
+	__atomic_store_n(pp, e->hnext, __ATOMIC_RELEASE);
+	ASTORE(e->hnext, NULL);
 	e->flags &= (uint8_t)~F_INHASH;
+	pw_set(e, PW_OFFHASH);
 }
 
 /** Number of pages of model m. */
@@ -77,11 +78,22 @@ apbi_page *apbi_cache_desc_alloc(apbi_cache *c)
 {
 	apbi_page *e = c->free_descs;
 	CACHE_CHECK(e || c->pool_hw < c->pool_cap);
+	uint32_t gen;
 	if (e)
 		c->free_descs = e->hnext;
 	else
 		e = &c->pool[c->pool_hw++];
-	memset(e, 0, sizeof *e);
+	/* the fields lock-free hits read stay atomic; the word stays DEAD
+	 * until its claimant stores its first pin */
+	gen = e->gen + 1;
+	memset(&e->flags, 0, sizeof *e - offsetof(apbi_page, flags));
+	e->gen = gen;
+	ASTORE(e->hnext, NULL);
+	ASTORE(e->owner, NULL);
+	ASTORE(e->page, 0);
+	ASTORE(e->model, 0);
+	ASTORE(e->state, ST_FREE);
+	__atomic_store_n(&e->pins, PW_DEAD, __ATOMIC_RELEASE);
 	c->ndesc++;
 	return e;
 }
@@ -89,8 +101,9 @@ apbi_page *apbi_cache_desc_alloc(apbi_cache *c)
 /** See cache_priv.h. */
 void apbi_cache_desc_free(apbi_cache *c, apbi_page *e)
 {
-	e->state = ST_FREE;
-	e->hnext = c->free_descs;
+	CACHE_CHECK(pw_load(e) & PW_DEAD);
+	ASTORE(e->state, ST_FREE);
+	ASTORE(e->hnext, c->free_descs);
 	c->free_descs = e;
 	c->ndesc--;
 }
@@ -192,7 +205,7 @@ void apbi_cache_destroy(apbi_cache *c, apbi_page *e)
 static void evict(apbi_cache *c, apbi_page *e)
 {
 	apbi_page *v;
-	CACHE_CHECK(!e->pins && e->state == ST_READY && (e->flags & F_INPOL));
+	CACHE_CHECK((pw_load(e) & PW_DEAD) && e->state == ST_READY && (e->flags & F_INPOL));
 	c->cfg.policy->remove(c->pol, &e->pol, true);
 	e->flags &= (uint8_t)~F_INPOL;
 	if ((e->flags & F_UNUSED_PF) && counted(c, e->model))
@@ -219,13 +232,17 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 		if (!v)
 			return false;
 		e = (apbi_page *)((char *)v - offsetof(apbi_page, pol));
-		if (e->pins) {
+		if (!pin_try_kill(e)) {
+			if (!pin_mark(e, PW_PARKED))
+				continue;   /* its last pin went meanwhile: meet it again */
 			c->cfg.policy->remove(c->pol, v, false);
 			e->flags = (uint8_t)((e->flags & ~F_INPOL) | F_PARKED);
 			continue;
 		}
-		if (pf && ((e->flags & F_UNUSED_PF) || e->stamp >= stamp))
+		if (pf && ((e->flags & F_UNUSED_PF) || e->stamp >= stamp)) {
+			pw_clear(e, PW_DEAD);
 			return false;
+		}
 		evict(c, e);
 	}
 	c->used += bytes;
@@ -237,19 +254,22 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p)
 {
 	apbi_page *e = ROOT(p);
-	CACHE_CHECK(e->pins > 0);
-	if (--e->pins)
+	uint32_t v = __atomic_sub_fetch(&e->pins, 1, __ATOMIC_ACQ_REL);
+	CACHE_CHECK((v & PW_COUNT) != PW_COUNT);   /* no pin dropped below zero */
+	if (v & PW_COUNT)
 		return;
 	if (!(e->flags & F_INHASH)) {
-		apbi_cache_destroy(c, e);
+		if (pin_try_kill(e))   /* else a lock-free hit pinned it: its unpin frees it */
+			apbi_cache_destroy(c, e);
 	} else if (e->flags & F_PARKED) {
+		pw_clear(e, PW_PARKED);
 		e->flags = (uint8_t)((e->flags & ~F_PARKED) | F_INPOL);
 		c->cfg.policy->insert(c->pol, &e->pol, APBI_POL_DEMAND);
 	}
 }
 
-/** A lookup that found page p usable: counters, policy, pin. */
-void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
+/** See cache_priv.h.  A use of page p: counters, policy, stamp (lock held). */
+void apbi_cache_touch(apbi_cache *c, apbi_page *p, bool hit)
 {
 	apbi_page *e = ROOT(p);
 	uint64_t now = c->clock + 1;
@@ -264,7 +284,13 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
 		c->cfg.policy->touch(c->pol, &e->pol);
 	c->last_view = e;
 	e->stamp = now;
-	e->pins++;
+}
+
+/** A lookup that found page p usable: counters, policy, pin. */
+void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit)
+{
+	apbi_cache_touch(c, p, hit);
+	pin_add(ROOT(p), 1);
 }
 
 /* See cache_priv.h.
@@ -285,8 +311,8 @@ uint32_t apbi_cache_claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t
 		if (!apbi_cache_reserve(c, len, 1, pf, stamp))
 			break;
 		e = apbi_cache_desc_alloc(c);
-		e->model = m;
-		e->page = p;
+		ASTORE(e->model, m);
+		ASTORE(e->page, p);
 		e->len = len;
 		e->data = buf_alloc(c, e);
 		if (!e->data) {
@@ -294,8 +320,8 @@ uint32_t apbi_cache_claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t
 			apbi_cache_desc_free(c, e);
 			break;
 		}
-		e->state = ST_LOADING;
-		e->pins = 1;
+		ASTORE(e->state, ST_LOADING);
+		__atomic_store_n(&e->pins, 1, __ATOMIC_RELEASE);
 		hash_insert(c, e);
 		pages[k++] = e;
 	}
@@ -311,11 +337,11 @@ void apbi_cache_publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi
 		if (e->flags & F_INHASH)
 			hash_remove(c, e);
 		buf_free(c, e);
-		e->state = ST_FAILED;
+		ASTORE(e->state, ST_FAILED);
 		e->err = err;
 		return;
 	}
-	e->state = ST_READY;
+	__atomic_store_n(&e->state, ST_READY, __ATOMIC_RELEASE);
 	if (!(e->flags & F_INHASH))
 		return;   /* replaced by a view meanwhile: freed at last unpin */
 	c->st.cached_pages++;
@@ -431,7 +457,7 @@ static uint32_t take_hits(apbi_cache *c, apbi_page *first, uint32_t max_n, apbi_
 static int wait_loaded(apbi_cache *c, apbi_page *e)
 {
 	int err;
-	ROOT(e)->pins++;
+	pin_add(ROOT(e), 1);
 	while (e->state == ST_LOADING)
 		pthread_cond_wait(&c->loaded, &c->lock);
 	if (e->state == ST_READY) {
@@ -490,7 +516,10 @@ int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
 		return -EINVAL;
 	if (max_n > np - page)
 		max_n = (uint32_t)(np - page);
+	if ((*n = apbi_cache_hit_run(c, m, page, max_n, pages)))
+		return 0;
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_drain_mine(c);   /* this thread's hits come before its miss */
 	e = lookup(c, m, page);
 	if (e && e->state == ST_READY) {
 		*n = take_hits(c, e, max_n, pages);
@@ -512,9 +541,15 @@ int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
 /** See cache.h. */
 void apbi_cache_unpin(apbi_cache *c, apbi_page *const *pages, uint32_t n)
 {
+	uint32_t i = 0;
+	while (i < n && apbi_cache_unpin_fast(ROOT(pages[i])))
+		i++;
+	if (i == n)
+		return;
 	pthread_mutex_lock(&c->lock);
-	for (uint32_t i = 0; i < n; i++)
-		apbi_cache_unpin_one(c, pages[i]);
+	for (; i < n; i++)
+		if (!apbi_cache_unpin_fast(ROOT(pages[i])))
+			apbi_cache_unpin_one(c, pages[i]);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -575,7 +610,7 @@ bool apbi_cache_model_resident(apbi_cache *c, uint32_t m)
 static void drop_root(apbi_cache *c, apbi_page *e)
 {
 	e = ROOT(e);
-	if (e->state != ST_READY || e->pins)
+	if (e->state != ST_READY || !pin_try_kill(e))
 		return;
 	apbi_cache_detach(c, e);
 	apbi_cache_destroy(c, e);
@@ -585,6 +620,7 @@ static void drop_root(apbi_cache *c, apbi_page *e)
 void apbi_cache_drop(apbi_cache *c, uint32_t m)
 {
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_drain_all(c);
 	if (m == UINT32_MAX) {
 		for (uint64_t b = 0; b <= c->hmask; b++) {
 			apbi_page *e = c->buckets[b], *next;
@@ -610,6 +646,7 @@ void apbi_cache_drop(apbi_cache *c, uint32_t m)
 void apbi_cache_stats(apbi_cache *c, apbi_cache_counters *out)
 {
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_drain_all(c);
 	*out = c->st;
 	out->memory_used = c->used;
 	pthread_mutex_unlock(&c->lock);
@@ -620,10 +657,11 @@ int apbi_cache_set_trace(apbi_cache *c, apbi_trace *t)
 {
 	int r = 0;
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_drain_all(c);   /* earlier hits are not traced */
 	if (c->trace)
 		r = -EBUSY;
 	else
-		c->trace = t;
+		__atomic_store_n(&c->trace, t, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }
@@ -634,7 +672,7 @@ apbi_trace *apbi_cache_take_trace(apbi_cache *c)
 	apbi_trace *t;
 	pthread_mutex_lock(&c->lock);
 	t = c->trace;
-	c->trace = NULL;
+	__atomic_store_n(&c->trace, NULL, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&c->lock);
 	return t;
 }
@@ -643,6 +681,7 @@ apbi_trace *apbi_cache_take_trace(apbi_cache *c)
 void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
 {
 	pthread_mutex_lock(&c->lock);
+	apbi_cache_drain_all(c);
 	*out = OBJ(c, m)->st;
 	pthread_mutex_unlock(&c->lock);
 }
@@ -692,7 +731,10 @@ static int cache_alloc(apbi_cache *c)
 	c->pool = calloc(c->pool_cap, sizeof *c->pool);
 	c->slots = calloc(c->nslots ? c->nslots : 1, sizeof *c->slots);
 	c->pol = c->cfg.policy->create(c->pool_cap);
-	if (!c->buckets || !c->pool || !c->slots || !c->pol)
+	c->hits = aligned_alloc(64, HIT_SLOTS * sizeof *c->hits);
+	if (c->hits)
+		memset(c->hits, 0, HIT_SLOTS * sizeof *c->hits);
+	if (!c->buckets || !c->pool || !c->slots || !c->pol || !c->hits)
 		return -ENOMEM;
 	if (apbi_cache_objs_init(c) < 0)
 		return -ENOMEM;
@@ -756,5 +798,6 @@ void apbi_cache_free(apbi_cache *c)
 	apbi_cache_objs_free(c);
 	free(c->pool);
 	free(c->buckets);
+	free(c->hits);
 	free(c);
 }

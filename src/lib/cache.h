@@ -141,6 +141,13 @@ uint64_t apbi_cache_prefetch(apbi_cache *c, uint32_t m, uint64_t page, uint64_t 
 uint64_t apbi_cache_readahead(apbi_cache *c, uint32_t m, uint64_t page, uint64_t n,
                               uint64_t stamp);
 
+/**
+ * The first page of m in [from, to) that is not resident (to: all are), by
+ * a glance at the hash without the lock: it may be stale when it returns,
+ * so it only saves work (readahead not queued for pages already here).
+ */
+uint64_t apbi_cache_first_absent(apbi_cache *c, uint32_t m, uint64_t from, uint64_t to);
+
 /** The cache's logical clock (advances on every lookup). */
 uint64_t apbi_cache_now(apbi_cache *c);
 

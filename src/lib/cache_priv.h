@@ -3,7 +3,8 @@
  * cache_ahead.c only.
  *
  * Everything here runs under apbi_cache.lock unless said otherwise; the
- * invariants are listed at the top of cache.c.
+ * invariants are listed at the top of cache.c, the lock-free hit path's
+ * rules at the top of cache_hit.c.
  */
 #ifndef APB_CACHE_PRIV_H
 #define APB_CACHE_PRIV_H
@@ -25,16 +26,47 @@ enum {
 	F_SLAB = 16, F_VIEW = 32,
 };
 
+/*
+ * The pin word (apbi_page.pins): a count of pins and four bits.  Lock-free
+ * hits (cache_hit.c) add and drop pins with compare-and-swap, so every
+ * access to it is atomic (the pw_* helpers below), under the lock or not.
+ *  PW_DEAD:    no pin may be taken: a free descriptor, a view's non-head
+ *              page, or a root being evicted or destroyed (set with count 0).
+ *  PW_OFFHASH: the root left the hash while pinned: its last unpin frees it.
+ *  PW_PARKED:  the root left the policy while pinned: its last unpin
+ *              re-lists it.
+ *  PW_VIEW:    a view's head: hits on it take the lock (one use per call).
+ * A lock-free unpin never drops the last pin of an OFFHASH or PARKED root;
+ * that one runs under the lock (apbi_cache_unpin_one).
+ */
+#define PW_DEAD    0x80000000u
+#define PW_OFFHASH 0x40000000u
+#define PW_PARKED  0x20000000u
+#define PW_VIEW    0x10000000u
+#define PW_COUNT   0x0fffffffu
+
+/*
+ * Fields read by lock-free hits before they hold a pin (hnext, page, model,
+ * owner, state: the chain walk and the check after the pin) are written
+ * only with atomic stores (ASTORE); under the lock they may be read plainly.
+ */
+#define ASTORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define ALOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 struct apbi_page {
+	apbi_page *hnext;    /* hash chain, or free list (ASTORE) */
+	apbi_page *owner;    /* view pages: the view head; else NULL (ASTORE) */
+	uint64_t page;       /* (ASTORE) */
+	uint32_t model;      /* (ASTORE) */
+	uint32_t pins;       /* the pin word: pw_* only */
+	uint8_t state;       /* (ASTORE; READY published with release) */
+	uint8_t flags;
+	uint32_t gen;        /* bumped at every allocation (recorded hits) */
 	apbi_pol_node pol;
-	apbi_page *hnext;    /* hash chain, or free list */
-	apbi_page *owner;    /* view pages: the view head; else NULL */
 	apbi_page *vnext;    /* view: next page of the view */
 	uint8_t *data;
-	uint64_t page;
 	uint64_t stamp;      /* clock of the last use (prefetch: of the request) */
-	uint32_t model, len, pins;
-	uint8_t state, flags;
+	uint32_t len;
 	bool fresh;          /* slab slot never touched: set by buf_alloc under
 	                      * the lock, read only by the thread loading it */
 	int err;
@@ -62,6 +94,28 @@ typedef struct apbi_cobj {
 	bool meta, live;       /* meta: lookups not counted (first_meta) */
 	apb_model_stats st;
 } apbi_cobj;
+
+/*
+ * Hits taken without the lock are recorded in the slot of the thread that
+ * took them and applied to the counters and the policy, in that thread's
+ * order, under the lock (cache_hit.c): when the slot fills, when the
+ * thread next takes the lock for a miss, and before anything reads the
+ * counters.  A slot's records are its owner's until busy is released.
+ */
+#define HIT_SLOTS 16u
+#define HIT_BUF 64u
+
+typedef struct hit_rec {
+	apbi_page *e;
+	uint64_t page;
+	uint32_t model, gen;
+} hit_rec;
+
+typedef struct hit_slot {
+	int busy;              /* a spin flag: the recording thread or a drainer */
+	uint32_t n;
+	hit_rec rec[HIT_BUF];
+} __attribute__((aligned(64))) hit_slot;
 
 #define OBJ_SHIFT 12u
 #define OBJ_CHUNK (1u << OBJ_SHIFT)
@@ -91,10 +145,65 @@ struct apbi_cache {
 	uint32_t free_obj;     /* head of the free ids, OBJ_NONE: none */
 	vref *views;
 	apbi_page *last_view;  /* root of the latest use (see apbi_cache_use) */
-	apbi_trace *trace;     /* records every counted lookup; NULL: off */
+	apbi_trace *trace;     /* records every counted lookup; NULL: off (ASTORE:
+	                        * the hit path takes the lock while it is set) */
+	hit_slot *hits;        /* HIT_SLOTS slots of lock-free hits (cache_hit.c) */
 };
 
 #define ROOT(e) ((e)->owner ? (e)->owner : (e))
+
+static inline uint32_t pw_load(const apbi_page *e)
+{
+	return __atomic_load_n(&e->pins, __ATOMIC_ACQUIRE);
+}
+
+/** Pins held on e (a root). */
+static inline uint32_t pin_count(const apbi_page *e)
+{
+	return pw_load(e) & PW_COUNT;
+}
+
+/** Adds n pins to root e, which is not DEAD (lock held). */
+static inline void pin_add(apbi_page *e, uint32_t n)
+{
+	__atomic_fetch_add(&e->pins, n, __ATOMIC_ACQ_REL);
+}
+
+/** Sets bits in e's pin word. */
+static inline void pw_set(apbi_page *e, uint32_t bits)
+{
+	__atomic_fetch_or(&e->pins, bits, __ATOMIC_ACQ_REL);
+}
+
+/** Clears bits in e's pin word. */
+static inline void pw_clear(apbi_page *e, uint32_t bits)
+{
+	__atomic_fetch_and(&e->pins, ~bits, __ATOMIC_ACQ_REL);
+}
+
+/** Makes root e DEAD if nobody pins it (lock held): true when it did. */
+static inline bool pin_try_kill(apbi_page *e)
+{
+	uint32_t v = pw_load(e);
+	do {
+		if (v & PW_COUNT)
+			return false;
+	} while (!__atomic_compare_exchange_n(&e->pins, &v, v | PW_DEAD, false, __ATOMIC_ACQ_REL,
+	                                      __ATOMIC_ACQUIRE));
+	return true;
+}
+
+/** Sets bit on root e if it is pinned (lock held): false when it is not (any more). */
+static inline bool pin_mark(apbi_page *e, uint32_t bit)
+{
+	uint32_t v = pw_load(e);
+	do {
+		if (!(v & PW_COUNT))
+			return false;
+	} while (!__atomic_compare_exchange_n(&e->pins, &v, v | bit, false, __ATOMIC_ACQ_REL,
+	                                      __ATOMIC_ACQUIRE));
+	return true;
+}
 
 /** The record of object m (m < nobj). */
 static inline apbi_cobj *OBJ(const apbi_cache *c, uint32_t m)
@@ -147,11 +256,13 @@ static inline apbi_page *lookup(const apbi_cache *c, uint32_t m, uint64_t p)
 	return e;
 }
 
+/* Chains change only under the lock, with atomic stores, a descriptor
+ * published into a bucket with release (lock-free walkers acquire). */
 static inline void hash_insert(apbi_cache *c, apbi_page *e)
 {
 	apbi_page **b = &c->buckets[hash_key(c, e->model, e->page)];
-	e->hnext = *b;
-	*b = e;
+	ASTORE(e->hnext, *b);
+	__atomic_store_n(b, e, __ATOMIC_RELEASE);
 	e->flags |= F_INHASH;
 }
 
@@ -201,8 +312,25 @@ int apbi_cache_load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi
                         uint32_t skip, uint32_t want, uint64_t stamp, enum apbi_pol_kind kind);
 /** Drops one pin of p's root; the last pin frees or re-lists it. */
 void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p);
+/** Records a use of p (counters, policy, stamp) without pinning it. */
+void apbi_cache_touch(apbi_cache *c, apbi_page *p, bool hit);
 /** Records a lookup that found p usable (hit or waited miss) and pins its root. */
 void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit);
+/**
+ * The lock-free hit path (cache_hit.c): pins the READY pages of m from
+ * page on (at most max_n, stopping at the first that is not a plain
+ * resident page) and records their hits; returns how many (0: take the
+ * locked path).
+ */
+uint32_t apbi_cache_hit_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                            apbi_page **pages);
+/** Drops one pin of root e without the lock unless it is the last of an
+ * OFFHASH or PARKED root: false then (call apbi_cache_unpin_one). */
+bool apbi_cache_unpin_fast(apbi_page *e);
+/** Applies the calling thread's recorded hits (lock held). */
+void apbi_cache_drain_mine(apbi_cache *c);
+/** Applies every thread's recorded hits (lock held): before counters are read. */
+void apbi_cache_drain_all(apbi_cache *c);
 /** Buffer for a view of size bytes (mmap from MMAP_MIN on); NULL when out of memory (cache.c). */
 uint8_t *apbi_view_alloc(uint64_t size);
 /** Creates the object table with cfg's objects, ids 0..n_models-1 (cache_obj.c). */

@@ -105,19 +105,20 @@ static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head
 		if (old) {
 			r = ROOT(old);
 			apbi_cache_detach(c, r);
-			if (!r->pins)
+			if (pin_try_kill(r))
 				apbi_cache_destroy(c, r);   /* replaced: not an eviction */
 		}
-		v->model = m;
-		v->page = i;
+		ASTORE(v->model, m);
+		ASTORE(v->page, (uint64_t)i);
 		v->len = apbi_cache_page_len(c, m, i);
 		v->data = buf + (i << c->shift);
-		v->owner = i ? head : NULL;
-		v->state = ST_READY;
+		ASTORE(v->owner, i ? head : NULL);
+		__atomic_store_n(&v->state, ST_READY, __ATOMIC_RELEASE);
 		hash_insert(c, v);
 	}
 	head->flags |= F_VIEW | F_INPOL;
-	head->pins = 1;
+	/* pages other than the head stay DEAD: pins are the head's */
+	__atomic_store_n(&head->pins, 1u | PW_VIEW, __ATOMIC_RELEASE);
 	head->stamp = c->clock;
 	head->pol.id = APBI_POL_ID(m, 0);
 	c->st.cached_pages += np;
@@ -134,7 +135,7 @@ static apbi_page *view_reserve(apbi_cache *c, uint32_t m, uint64_t np)
 		return NULL;
 	for (uint64_t i = 0; i < np; i++) {
 		*tail = apbi_cache_desc_alloc(c);
-		(*tail)->state = ST_LOADING;
+		ASTORE((*tail)->state, ST_LOADING);
 		tail = &(*tail)->vnext;
 	}
 	return head;
@@ -157,8 +158,8 @@ static const uint8_t *view_hit(apbi_cache *c, apbi_page *head, uint64_t np)
 	c->last_view = NULL;   /* one use per call */
 	for (uint64_t i = 0; i < np; i++, v = v->vnext)
 		apbi_cache_use(c, v, true);
-	for (uint64_t i = 1; i < np; i++)
-		head->pins--;
+	if (np > 1)
+		__atomic_fetch_sub(&head->pins, (uint32_t)(np - 1), __ATOMIC_ACQ_REL);
 	return head->data;
 }
 

@@ -285,6 +285,8 @@ static uint64_t unit_up(const apbi_prefetch *pf, uint32_t m, uint64_t page, uint
 static void issue(apbi_prefetch *pf, apbi_ra *s, uint64_t from, uint64_t to, uint64_t np)
 {
 	uint64_t piece = pf->cfg.run_pages ? pf->cfg.run_pages : 1;
+	/* a worker woken for pages already here costs more than the hits it serves */
+	from = apbi_cache_first_absent(pf->c, gid(pf, s->m), from, to);
 	while (from < to) {
 		uint64_t end = unit_up(pf, s->m, from + piece, np);
 		if (end > to)
