@@ -1,12 +1,15 @@
 /*
  * cache.c - byte-budgeted page cache: hash of page descriptors, pins,
  * single-flight loads, pluggable eviction policy (see cache.h; whole-model
- * views are in cache_view.c, the prefetch path in cache_ahead.c, the shared
- * internals in cache_priv.h).
+ * views are in cache_view.c, the prefetch path in cache_ahead.c, the hit
+ * path without the lock in cache_hit.c, counters and trace in
+ * cache_stats.c, the shared internals in cache_priv.h).
  *
  * One mutex guards all metadata; it is held only for hash lookups, policy
  * calls and counters, never across the loader or a memcpy of page data,
- * so hits never wait on I/O.  Invariants kept under the lock:
+ * so hits never wait on I/O, and a hit does not take it at all (cache_hit.c
+ * says how: lock-free lookup, pins by CAS or brief holds, hits recorded per
+ * thread and applied here later).  Invariants kept under the lock:
  *  - used (memory_used) = bytes of every page buffer that exists: resident
  *    pages, pages being loaded, pinned orphans, views.  Budget is reserved
  *    (evicting first) before a buffer is allocated, so used <= max_memory
@@ -15,17 +18,21 @@
  *    READY descriptor in the hash is "resident" (counted in cached_pages).
  *  - The policy holds exactly the READY, unpinned-or-not-yet-noticed roots
  *    (F_INPOL).  A pinned root met as victim is unlinked and flagged
- *    F_PARKED; its last unpin puts it back as a fresh demand entry.  So
- *    victim selection is amortized O(1) and never frees a pinned page.
+ *    F_PARKED; its last unpin puts it back as a fresh demand entry (a
+ *    root only held briefly waits on c->waiting for the next sweep
+ *    instead).  So victim selection is amortized O(1) and never frees a
+ *    pinned or held page: a root is freed only after pin_kill made it DEAD.
  *  - Pins and policy membership are on the root: a page itself, or for a
  *    get_model view (one contiguous buffer for a whole model) its head.
  *  - A page whose load failed leaves the hash at once; a descriptor that
  *    left the hash while pinned (failed, or replaced by a view) is freed
- *    by its last unpin.
+ *    by its last unpin (or, held briefly, by the sweep after its release).
  *  - Descriptors come from a pool of max_memory/page_size + 1024 entries,
  *    so metadata is bounded; full-size pages live in a slab of
  *    max_memory/page_size slots (no malloc, bounded RSS), short tail
- *    pages and views are allocated individually.
+ *    pages and views are allocated individually.  Outside the budget:
+ *    the pool (128 bytes a descriptor), the hash (8 bytes a bucket) and
+ *    HIT_SLOTS hit slots (about 26 KiB).
  * CACHE_CHECK (cache_priv.h) asserts these in debug and sanitizer builds.
  */
 #include <errno.h>
@@ -88,6 +95,8 @@ apbi_page *apbi_cache_desc_alloc(apbi_cache *c)
 	gen = e->gen + 1;
 	memset(&e->flags, 0, sizeof *e - offsetof(apbi_page, flags));
 	e->gen = gen;
+	e->data = NULL;
+	e->len = 0;
 	ASTORE(e->hnext, NULL);
 	ASTORE(e->owner, NULL);
 	ASTORE(e->page, 0);
@@ -191,6 +200,7 @@ void apbi_cache_detach(apbi_cache *c, apbi_page *e)
 void apbi_cache_destroy(apbi_cache *c, apbi_page *e)
 {
 	apbi_page *v, *nv;
+	apbi_cache_unwait(c, e);
 	if (c->last_view == e)
 		c->last_view = NULL;
 	if (e->state != ST_FAILED)
@@ -226,17 +236,24 @@ static void evict(apbi_cache *c, apbi_page *e)
  */
 bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, uint64_t stamp)
 {
+	apbi_cache_sweep(c);
 	while (c->used + bytes > c->cfg.max_memory || c->ndesc + ndesc > c->pool_cap) {
 		apbi_pol_node *v = c->cfg.policy->victim(c->pol);
 		apbi_page *e;
+		int k;
 		if (!v)
 			return false;
 		e = (apbi_page *)((char *)v - offsetof(apbi_page, pol));
-		if (!pin_try_kill(e)) {
-			if (!pin_mark(e, PW_PARKED))
+		k = pin_kill(c, e);
+		if (k != KILL_DONE) {
+			if (k == KILL_PINNED && !pin_mark(e, PW_PARKED))
 				continue;   /* its last pin went meanwhile: meet it again */
+			if (k == KILL_HELD)
+				pw_set(e, PW_PARKED);   /* for a pin taken before the sweep */
 			c->cfg.policy->remove(c->pol, v, false);
 			e->flags = (uint8_t)((e->flags & ~F_INPOL) | F_PARKED);
+			if (k == KILL_HELD)
+				apbi_cache_wait(c, e);
 			continue;
 		}
 		if (pf && ((e->flags & F_UNUSED_PF) || e->stamp >= stamp)) {
@@ -256,12 +273,24 @@ void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p)
 	apbi_page *e = ROOT(p);
 	uint32_t v = __atomic_sub_fetch(&e->pins, 1, __ATOMIC_ACQ_REL);
 	CACHE_CHECK((v & PW_COUNT) != PW_COUNT);   /* no pin dropped below zero */
-	if (v & PW_COUNT)
-		return;
+	if (!(v & PW_COUNT))
+		apbi_cache_settle(c, e);
+}
+
+/** See cache_priv.h. */
+void apbi_cache_settle(apbi_cache *c, apbi_page *e)
+{
+	uint32_t v = pw_load(e);
+	if (v & (PW_DEAD | PW_COUNT))
+		return;   /* being freed, or a pin's last unpin settles it */
 	if (!(e->flags & F_INHASH)) {
-		if (pin_try_kill(e))   /* else a lock-free hit pinned it: its unpin frees it */
+		int k = pin_kill(c, e);
+		if (k == KILL_DONE)
 			apbi_cache_destroy(c, e);
+		else if (k == KILL_HELD)
+			apbi_cache_wait(c, e);
 	} else if (e->flags & F_PARKED) {
+		apbi_cache_unwait(c, e);
 		pw_clear(e, PW_PARKED);
 		e->flags = (uint8_t)((e->flags & ~F_PARKED) | F_INPOL);
 		c->cfg.policy->insert(c->pol, &e->pol, APBI_POL_DEMAND);
@@ -610,7 +639,7 @@ bool apbi_cache_model_resident(apbi_cache *c, uint32_t m)
 static void drop_root(apbi_cache *c, apbi_page *e)
 {
 	e = ROOT(e);
-	if (e->state != ST_READY || !pin_try_kill(e))
+	if (e->state != ST_READY || pin_kill(c, e) != KILL_DONE)
 		return;
 	apbi_cache_detach(c, e);
 	apbi_cache_destroy(c, e);
@@ -639,50 +668,6 @@ void apbi_cache_drop(apbi_cache *c, uint32_t m)
 				drop_root(c, e);
 		}
 	}
-	pthread_mutex_unlock(&c->lock);
-}
-
-/** See cache.h. */
-void apbi_cache_stats(apbi_cache *c, apbi_cache_counters *out)
-{
-	pthread_mutex_lock(&c->lock);
-	apbi_cache_drain_all(c);
-	*out = c->st;
-	out->memory_used = c->used;
-	pthread_mutex_unlock(&c->lock);
-}
-
-/** See cache.h. */
-int apbi_cache_set_trace(apbi_cache *c, apbi_trace *t)
-{
-	int r = 0;
-	pthread_mutex_lock(&c->lock);
-	apbi_cache_drain_all(c);   /* earlier hits are not traced */
-	if (c->trace)
-		r = -EBUSY;
-	else
-		__atomic_store_n(&c->trace, t, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&c->lock);
-	return r;
-}
-
-/** See cache.h. */
-apbi_trace *apbi_cache_take_trace(apbi_cache *c)
-{
-	apbi_trace *t;
-	pthread_mutex_lock(&c->lock);
-	t = c->trace;
-	__atomic_store_n(&c->trace, NULL, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&c->lock);
-	return t;
-}
-
-/** See cache.h. */
-void apbi_cache_model_stats(apbi_cache *c, uint32_t m, apb_model_stats *out)
-{
-	pthread_mutex_lock(&c->lock);
-	apbi_cache_drain_all(c);
-	*out = OBJ(c, m)->st;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -728,7 +713,9 @@ static int cache_alloc(apbi_cache *c)
 		nb <<= 1;
 	c->hmask = nb - 1;
 	c->buckets = calloc(nb, sizeof *c->buckets);
-	c->pool = calloc(c->pool_cap, sizeof *c->pool);
+	c->pool = aligned_alloc(64, c->pool_cap * sizeof *c->pool);   /* lines: see apbi_page */
+	if (c->pool)
+		memset(c->pool, 0, c->pool_cap * sizeof *c->pool);
 	c->slots = calloc(c->nslots ? c->nslots : 1, sizeof *c->slots);
 	c->pol = c->cfg.policy->create(c->pool_cap);
 	c->hits = aligned_alloc(64, HIT_SLOTS * sizeof *c->hits);
@@ -751,13 +738,15 @@ int apbi_cache_new(const apbi_cache_config *cfg, apbi_cache **out)
 	    !cfg->policy || !cfg->load || (cfg->n_models && !cfg->model_sizes) ||
 	    (cfg->max_memory >> __builtin_ctz(cfg->page_size)) > UINT32_MAX)
 		return -EINVAL;
-	c = calloc(1, sizeof *c);
+	c = aligned_alloc(64, sizeof *c);   /* its lines: see cache_priv.h */
 	if (!c)
 		return -ENOMEM;
+	memset(c, 0, sizeof *c);
 	c->cfg = *cfg;
 	c->shift = (unsigned)__builtin_ctz(cfg->page_size);
 	c->max_run = cfg->max_run && cfg->max_run < MAX_RUN ? cfg->max_run : MAX_RUN;
 	pthread_mutex_init(&c->lock, NULL);
+	apbi_pol_list_init(&c->waiting);
 	pthread_cond_init(&c->loaded, NULL);
 	r = cache_alloc(c);
 	if (r) {

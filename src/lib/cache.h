@@ -103,6 +103,20 @@ int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
 /** Unpins n pages returned by apbi_cache_get_run. */
 void apbi_cache_unpin(apbi_cache *c, apbi_page *const *pages, uint32_t n);
 
+/**
+ * apbi_cache_get_run for a caller that copies the pages out and puts them
+ * back with apbi_cache_put_brief on the same thread, with no other cache
+ * call between: up to 4 resident pages are then held without writing to
+ * them, so threads hitting the same pages do not contend (*brief true);
+ * a miss, or a run it cannot hold, is apbi_cache_get_run's (*brief false).
+ * Same results and errors as apbi_cache_get_run.
+ */
+int apbi_cache_get_brief(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                         apbi_page **pages, uint32_t *n, bool *brief);
+
+/** Releases the pages of apbi_cache_get_brief (brief as it returned it). */
+void apbi_cache_put_brief(apbi_cache *c, apbi_page *const *pages, uint32_t n, bool brief);
+
 /** Payload of a pinned page (valid while pinned) and its length. */
 const uint8_t *apbi_page_data(const apbi_page *p);
 uint32_t apbi_page_len(const apbi_page *p);

@@ -1,8 +1,11 @@
 /*
  * cache_hit.c - the cache's hit path without the cache lock: a lock-free
- * walk of the hash, a pin taken by compare-and-swap on the page's pin word,
- * and the hit recorded in the calling thread's slot, applied to counters
- * and policy later under the lock (see cache.c for the cache's invariants).
+ * walk of the hash, the page held either by a pin taken by compare-and-swap
+ * on its pin word (apbi_cache_get_run) or, for a caller that copies it out
+ * at once, by a hazard pointer in the thread's slot that writes nothing to
+ * the page (apbi_cache_get_brief), and the hit recorded in the thread's
+ * slot, applied to counters and policy later under the lock (see cache.c
+ * for the cache's invariants).
  *
  * Why it is safe (the rules every writer under the lock keeps, cache_priv.h):
  *  - Descriptors live in a pool that never moves or shrinks and buckets
@@ -17,6 +20,16 @@
  *  - After the pin the page is checked again (READY with acquire, same key,
  *    not a view, still in the hash): a pin on a recycled or leaving
  *    descriptor is dropped at once and the locked path runs instead.
+ *  - A brief hold is the page's address in one of its slot's HP_N hazard
+ *    pointers, stored by a seq_cst CAS before the pin word is read
+ *    (seq_cst); a root is made DEAD by a seq_cst CAS before the hazard
+ *    pointers of every used slot are read (pin_kill): so either the hit
+ *    sees DEAD and lets go, or the killer sees the hold and gives up.  A
+ *    hold is dropped by clearing its pointer, nothing more (one plain
+ *    store: the release writes nothing shared); so a root that a kill
+ *    found held and that must be freed (it left the hash) or re-listed (it
+ *    was met as a victim: parked) waits on c->waiting until a sweep under
+ *    the lock, at the next reserve, finds it let go (apbi_cache_sweep).
  *  - The last pin of a root that left the hash or the policy meanwhile is
  *    dropped under the lock (apbi_cache_unpin_one), which frees or re-lists
  *    it; any other pin is dropped here.
@@ -45,6 +58,30 @@ static uint32_t my_slot(void)
 	if (!mine)
 		mine = __atomic_fetch_add(&arrivals, 1, __ATOMIC_RELAXED) % HIT_SLOTS + 1;
 	return mine - 1;
+}
+
+/* The calling thread's slot of c, marked used (the mark only grows, and
+ * is written once per slot, so hits only read it). */
+static hit_slot *slot_of(apbi_cache *c)
+{
+	uint32_t i = my_slot();
+	if (!(__atomic_load_n(&c->slots_used, __ATOMIC_ACQUIRE) & (1u << i)))
+		__atomic_fetch_or(&c->slots_used, 1u << i, __ATOMIC_SEQ_CST);
+	return &c->hits[i];
+}
+
+/** See cache_priv.h.  A slot is marked used before its first hold, with
+ * seq_cst, so a scan that misses the mark also misses the hold. */
+bool apbi_cache_held_brief(const apbi_cache *c, const apbi_page *e)
+{
+	uint32_t used = __atomic_load_n(&c->slots_used, __ATOMIC_SEQ_CST);
+	for (; used; used &= used - 1) {
+		const hit_slot *s = &c->hits[__builtin_ctz(used)];
+		for (uint32_t j = 0; j < HP_N; j++)
+			if (__atomic_load_n(&s->hp[j], __ATOMIC_SEQ_CST) == e)
+				return true;
+	}
+	return false;
 }
 
 /** See cache_priv.h. */
@@ -175,7 +212,7 @@ uint32_t apbi_cache_hit_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t m
 	uint32_t n = 0;
 	if (__atomic_load_n(&c->trace, __ATOMIC_ACQUIRE))
 		return 0;
-	s = &c->hits[my_slot()];
+	s = slot_of(c);
 	while (n < max_n) {
 		apbi_page *e = pin_hit(c, m, page + n);
 		if (!e)
@@ -195,4 +232,115 @@ uint64_t apbi_cache_first_absent(apbi_cache *c, uint32_t m, uint64_t from, uint6
 			break;
 	}
 	return from;
+}
+
+/* Drops the brief hold in s's pointer j: nothing else (see the top of the
+ * file: a root kept by it waits for the next sweep). */
+static void let_go(hit_slot *s, uint32_t j)
+{
+	__atomic_store_n(&s->hp[j], NULL, __ATOMIC_RELEASE);
+}
+
+/** See cache_priv.h. */
+void apbi_cache_wait(apbi_cache *c, apbi_page *e)
+{
+	CACHE_CHECK(!(e->flags & F_INPOL));
+	if (e->flags & F_WAITING)
+		return;   /* a parked page that then left the hash: already here */
+	e->flags |= F_WAITING;
+	apbi_pol_link_after(&c->waiting, &e->pol);
+}
+
+/** See cache_priv.h. */
+void apbi_cache_unwait(apbi_cache *c, apbi_page *e)
+{
+	(void)c;
+	if (!(e->flags & F_WAITING))
+		return;
+	e->flags &= (uint8_t)~F_WAITING;
+	apbi_pol_unlink(&e->pol);
+}
+
+/** See cache_priv.h.  A waiting root with a pin leaves the list: its last
+ * unpin settles it. */
+void apbi_cache_sweep(apbi_cache *c)
+{
+	apbi_pol_node *n, *next;
+	for (n = c->waiting.next; n != &c->waiting; n = next) {
+		apbi_page *e = (apbi_page *)((char *)n - offsetof(apbi_page, pol));
+		next = n->next;
+		if (!(pw_load(e) & PW_COUNT) && apbi_cache_held_brief(c, e))
+			continue;
+		apbi_cache_unwait(c, e);
+		apbi_cache_settle(c, e);
+	}
+}
+
+/* Holds page p of m through a free pointer of s if it is a plain resident
+ * page; NULL: none free, or take the locked path. */
+static apbi_page *hold_hit(apbi_cache *c, hit_slot *s, uint32_t m, uint64_t p)
+{
+	apbi_page *e = walk(c, m, p);
+	uint32_t j;
+	if (!e)
+		return NULL;
+	for (j = 0; j < HP_N; j++) {
+		apbi_page *none = NULL;
+		if (__atomic_compare_exchange_n(&s->hp[j], &none, e, false, __ATOMIC_SEQ_CST,
+		                                __ATOMIC_RELAXED))
+			break;
+	}
+	if (j == HP_N)
+		return NULL;
+	if (!(__atomic_load_n(&e->pins, __ATOMIC_SEQ_CST) & (PW_DEAD | PW_OFFHASH | PW_VIEW)) &&
+	    __atomic_load_n(&e->state, __ATOMIC_ACQUIRE) == ST_READY && ALOAD(e->page) == p &&
+	    ALOAD(e->model) == m && !ALOAD(e->owner))
+		return e;
+	let_go(s, j);   /* recycled, leaving or being evicted */
+	return NULL;
+}
+
+/** See cache_priv.h. */
+int apbi_cache_get_brief(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
+                         apbi_page **pages, uint32_t *n, bool *brief)
+{
+	uint32_t k = 0;
+	*brief = false;
+	/* no look at the object's size (its line changes with its counters):
+	 * a page past the end is never resident, so the walk stops there, and
+	 * apbi_cache_get_run checks the arguments */
+	if (obj_ok(c, m) && !__atomic_load_n(&c->trace, __ATOMIC_ACQUIRE)) {
+		hit_slot *s = slot_of(c);
+		while (k < max_n && k < HP_N) {
+			apbi_page *e = hold_hit(c, s, m, page + k);
+			if (!e)
+				break;
+			record(c, s, e, m, page + k);
+			pages[k++] = e;
+		}
+	}
+	if (k) {
+		*n = k;
+		*brief = true;
+		return 0;
+	}
+	return apbi_cache_get_run(c, m, page, max_n, pages, n);
+}
+
+/** See cache_priv.h. */
+void apbi_cache_put_brief(apbi_cache *c, apbi_page *const *pages, uint32_t n, bool brief)
+{
+	hit_slot *s;
+	if (!brief) {
+		apbi_cache_unpin(c, pages, n);
+		return;
+	}
+	s = &c->hits[my_slot()];
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t j = 0;
+		while (j < HP_N && __atomic_load_n(&s->hp[j], __ATOMIC_RELAXED) != pages[i])
+			j++;
+		CACHE_CHECK(j < HP_N);   /* put on the thread that got it */
+		let_go(s, j);
+	}
 }

@@ -1,6 +1,6 @@
 /*
- * cache_priv.h - internals shared by cache.c, cache_view.c, cache_obj.c and
- * cache_ahead.c only.
+ * cache_priv.h - internals shared by the cache's files only (cache.c,
+ * cache_hit.c, cache_stats.c, cache_view.c, cache_obj.c, cache_ahead.c).
  *
  * Everything here runs under apbi_cache.lock unless said otherwise; the
  * invariants are listed at the top of cache.c, the lock-free hit path's
@@ -23,7 +23,7 @@
 enum { ST_FREE = 0, ST_LOADING, ST_READY, ST_FAILED };
 enum {
 	F_INHASH = 1, F_INPOL = 2, F_PARKED = 4, F_UNUSED_PF = 8,
-	F_SLAB = 16, F_VIEW = 32,
+	F_SLAB = 16, F_VIEW = 32, F_WAITING = 64,
 };
 
 /*
@@ -53,24 +53,29 @@ enum {
 #define ASTORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 #define ALOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
+/*
+ * Two cache lines: the first holds what a hit reads (written at a claim,
+ * a publish or an eviction), the second what applying a hit writes, so
+ * threads hitting the same pages do not bounce the line they read.
+ */
 struct apbi_page {
 	apbi_page *hnext;    /* hash chain, or free list (ASTORE) */
 	apbi_page *owner;    /* view pages: the view head; else NULL (ASTORE) */
 	uint64_t page;       /* (ASTORE) */
+	uint8_t *data;
 	uint32_t model;      /* (ASTORE) */
 	uint32_t pins;       /* the pin word: pw_* only */
+	uint32_t len;
+	uint32_t gen;        /* bumped at every allocation (recorded hits) */
 	uint8_t state;       /* (ASTORE; READY published with release) */
 	uint8_t flags;
-	uint32_t gen;        /* bumped at every allocation (recorded hits) */
-	apbi_pol_node pol;
-	apbi_page *vnext;    /* view: next page of the view */
-	uint8_t *data;
-	uint64_t stamp;      /* clock of the last use (prefetch: of the request) */
-	uint32_t len;
 	bool fresh;          /* slab slot never touched: set by buf_alloc under
 	                      * the lock, read only by the thread loading it */
 	int err;
-};
+	apbi_pol_node pol __attribute__((aligned(64)));
+	apbi_page *vnext;    /* view: next page of the view */
+	uint64_t stamp;      /* clock of the last use (prefetch: of the request) */
+} __attribute__((aligned(64)));
 
 typedef struct vref {
 	const void *data;
@@ -104,6 +109,7 @@ typedef struct apbi_cobj {
  */
 #define HIT_SLOTS 16u
 #define HIT_BUF 64u
+#define HP_N 4u                /* brief holds per slot (see cache_hit.c) */
 
 typedef struct hit_rec {
 	apbi_page *e;
@@ -112,6 +118,7 @@ typedef struct hit_rec {
 } hit_rec;
 
 typedef struct hit_slot {
+	apbi_page *hp[HP_N];   /* pages held by brief hits (CAS; seq_cst) */
 	int busy;              /* a spin flag: the recording thread or a drainer */
 	uint32_t n;
 	hit_rec rec[HIT_BUF];
@@ -122,32 +129,45 @@ typedef struct hit_slot {
 #define OBJ_MAX_CHUNKS (1u << (32 - OBJ_SHIFT))
 #define OBJ_NONE UINT32_MAX
 
+/*
+ * Read-mostly fields first (what a lock-free hit reads), then, from the
+ * next cache line on, what changes under the lock, so that applying hits
+ * and misses does not evict the hit path's line from the other cores.
+ */
 struct apbi_cache {
-	pthread_mutex_t lock;
-	pthread_cond_t loaded;
 	apbi_cache_config cfg;
 	void *pol;
 	unsigned shift;
 	uint32_t max_run;     /* pages per coalesced load, <= MAX_RUN */
 	apbi_page **buckets;
 	uint64_t hmask;
-	apbi_page *pool, *free_descs;
-	uint64_t pool_cap, pool_hw, ndesc;
+	apbi_page *pool;
+	uint64_t pool_cap;
 	uint8_t *slab;        /* slot 0, aligned to SLAB_ALIGN inside the mapping */
 	void *slab_map;       /* the mapping itself, slab_map_len bytes */
 	size_t slab_map_len;
 	uint32_t *slots;      /* stack of free slot indices */
-	uint64_t nslots, nfree_slots, slab_hw;
-	uint64_t used, clock;
-	apbi_cache_counters st;
+	uint64_t nslots;
 	apbi_cobj **objs;      /* OBJ_MAX_CHUNKS chunk pointers; chunks never move */
 	uint32_t nobj;         /* ids below this were handed out (atomic) */
-	uint32_t free_obj;     /* head of the free ids, OBJ_NONE: none */
-	vref *views;
-	apbi_page *last_view;  /* root of the latest use (see apbi_cache_use) */
+	uint32_t slots_used;   /* bit i: slot i has been used (atomic; only grows) */
 	apbi_trace *trace;     /* records every counted lookup; NULL: off (ASTORE:
 	                        * the hit path takes the lock while it is set) */
 	hit_slot *hits;        /* HIT_SLOTS slots of lock-free hits (cache_hit.c) */
+
+	pthread_mutex_t lock __attribute__((aligned(64)));
+	pthread_cond_t loaded;
+	apbi_page *free_descs;
+	uint64_t pool_hw, ndesc;
+	uint64_t nfree_slots, slab_hw;
+	uint64_t used, clock;
+	apbi_cache_counters st;
+	uint32_t free_obj;     /* head of the free ids, OBJ_NONE: none */
+	vref *views;
+	apbi_page *last_view;  /* root of the latest use (see apbi_cache_use) */
+	apbi_pol_node waiting; /* roots a brief hold kept from being freed or
+	                        * re-listed (F_WAITING; linked through their
+	                        * policy node, unused while out of the policy) */
 };
 
 #define ROOT(e) ((e)->owner ? (e)->owner : (e))
@@ -181,16 +201,28 @@ static inline void pw_clear(apbi_page *e, uint32_t bits)
 	__atomic_fetch_and(&e->pins, ~bits, __ATOMIC_ACQ_REL);
 }
 
-/** Makes root e DEAD if nobody pins it (lock held): true when it did. */
-static inline bool pin_try_kill(apbi_page *e)
+/** True when a brief hit holds e (cache_hit.c; seq_cst loads: see there). */
+bool apbi_cache_held_brief(const apbi_cache *c, const apbi_page *e);
+
+enum { KILL_DONE, KILL_PINNED, KILL_HELD };
+
+/**
+ * Makes root e DEAD (lock held): KILL_DONE; KILL_PINNED when a pin is on
+ * it (its last unpin settles it), KILL_HELD when a brief hit holds it (the
+ * caller puts it on the waiting list, or gives up).
+ */
+static inline int pin_kill(const apbi_cache *c, apbi_page *e)
 {
 	uint32_t v = pw_load(e);
 	do {
 		if (v & PW_COUNT)
-			return false;
-	} while (!__atomic_compare_exchange_n(&e->pins, &v, v | PW_DEAD, false, __ATOMIC_ACQ_REL,
+			return KILL_PINNED;
+	} while (!__atomic_compare_exchange_n(&e->pins, &v, v | PW_DEAD, false, __ATOMIC_SEQ_CST,
 	                                      __ATOMIC_ACQUIRE));
-	return true;
+	if (!apbi_cache_held_brief(c, e))
+		return KILL_DONE;
+	pw_clear(e, PW_DEAD);
+	return KILL_HELD;
 }
 
 /** Sets bit on root e if it is pinned (lock held): false when it is not (any more). */
@@ -324,6 +356,15 @@ void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit);
  */
 uint32_t apbi_cache_hit_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
                             apbi_page **pages);
+/** Settles root e after its last pin went (lock held): frees an orphan
+ * (or sets it waiting while a brief hit holds it), re-lists a parked page. */
+void apbi_cache_settle(apbi_cache *c, apbi_page *e);
+/** Puts root e (out of the policy) on the waiting list unless it is on it (lock held). */
+void apbi_cache_wait(apbi_cache *c, apbi_page *e);
+/** Takes root e off the waiting list if it is on it (lock held). */
+void apbi_cache_unwait(apbi_cache *c, apbi_page *e);
+/** Settles the waiting roots no brief hit holds any more (lock held). */
+void apbi_cache_sweep(apbi_cache *c);
 /** Drops one pin of root e without the lock unless it is the last of an
  * OFFHASH or PARKED root: false then (call apbi_cache_unpin_one). */
 bool apbi_cache_unpin_fast(apbi_page *e);

@@ -99,14 +99,18 @@ static int view_fill(apbi_cache *c, uint32_t m, uint64_t np, uint8_t *buf)
 static void view_publish(apbi_cache *c, uint32_t m, uint64_t np, apbi_page *head, uint8_t *buf)
 {
 	apbi_page *v = head;
+	int k;
 	c->last_view = NULL;   /* one use per call */
 	for (uint64_t i = 0; i < np; i++, v = v->vnext) {
 		apbi_page *old = lookup(c, m, i), *r;
 		if (old) {
 			r = ROOT(old);
 			apbi_cache_detach(c, r);
-			if (pin_try_kill(r))
+			k = pin_kill(c, r);
+			if (k == KILL_DONE)
 				apbi_cache_destroy(c, r);   /* replaced: not an eviction */
+			else if (k == KILL_HELD)
+				apbi_cache_wait(c, r);      /* freed once let go */
 		}
 		ASTORE(v->model, m);
 		ASTORE(v->page, (uint64_t)i);

@@ -434,12 +434,15 @@ ssize_t apbi_paged_read(apb_paged *pb, size_t index, void *buf, size_t len, uint
 	if (offset >= size || !len)
 		return 0;
 	end = len < size - offset ? offset + len : size;
-	first = offset / pb->cfg.page_size;
+	first = offset >> pb->shift;
 	for (pos = offset; pos < end;) {
-		uint64_t p = pos / pb->cfg.page_size, last = (end - 1) / pb->cfg.page_size;
+		uint64_t p = pos >> pb->shift, last = (end - 1) >> pb->shift;
 		uint32_t n = 0;
-		int r = apbi_cache_get_run(pb->cache, apbi_paged_gid(pb, m), p, last - p + 1 < APBI_CACHE_MAX_RUN ? (uint32_t)(last - p + 1) : APBI_CACHE_MAX_RUN,
-		                           pages, &n);
+		bool brief;
+		int r = apbi_cache_get_brief(pb->cache, apbi_paged_gid(pb, m), p,
+		                             last - p + 1 < APBI_CACHE_MAX_RUN ? (uint32_t)(last - p + 1)
+		                                                               : APBI_CACHE_MAX_RUN,
+		                             pages, &n, &brief);
 		if (r < 0) {
 			uint8_t *dst = (uint8_t *)buf + (pos - offset);
 			ssize_t k = r == -ENOBUFS ? read_uncached(pb, m, p, pos, end, dst) : r;
@@ -451,9 +454,9 @@ ssize_t apbi_paged_read(apb_paged *pb, size_t index, void *buf, size_t len, uint
 			continue;
 		}
 		pos += copy_pages(pb, pages, n, p, pos, end, (uint8_t *)buf + (pos - offset));
-		apbi_cache_unpin(pb->cache, pages, n);
+		apbi_cache_put_brief(pb->cache, pages, n, brief);
 	}
-	note(pb, ra, m, first, (end - 1) / pb->cfg.page_size - first + 1);
+	note(pb, ra, m, first, ((end - 1) >> pb->shift) - first + 1);
 	return (ssize_t)(end - offset);
 }
 

@@ -2,7 +2,16 @@
  * prefetch.c - readahead, next-model prediction and hints (see prefetch.h).
  *
  * Invariants: all state is guarded by pf->lock, which is never held while
- * a worker loads pages.  Requests wait in a fixed ring of QCAP entries (no
+ * a worker loads pages, with one exception, so that readers hitting at
+ * random do not meet on the lock: a read of the model read last that
+ * neither continues nor may start its stream (the stream has no window,
+ * and the read is neither at page 0 nor where the stream's last read
+ * ended) only moves the stream's `next` (seek_only), without the lock and
+ * without a place in `recent`; its count in `notes` is added NOTE_BATCH at
+ * a time per thread.  So a stream's next and window, last_model and notes
+ * are read and written atomically (ALOAD, ASTORE) everywhere.
+ *
+ * Requests wait in a fixed ring of QCAP entries (no
  * allocation after creation); a full ring drops readahead (retried on the
  * next read) and refuses hints.  Per-model state is fixed-size: a readahead
  * stream for readers without their own, the note count of the last
@@ -52,11 +61,15 @@
 
 #include "prefetch.h"
 
+#define ASTORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define ALOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 #define QCAP 256u
 #define TOPK 4u
 #define RA_INIT_BYTES (1u << 20)
 #define RA_MAX_BYTES (64u << 20)
 #define PREDICT_GAP 64u
+#define NOTE_BATCH 8u       /* reads a thread counts before adding them to notes */
 #define RECENT 16u          /* reads remembered to count the streams sharing the cap */
 
 typedef struct request {
@@ -169,7 +182,7 @@ static void stopped_short(apbi_prefetch *pf, apbi_ra *s, uint64_t stopped)
 	if (s->ra_end > stopped)
 		s->ra_end = stopped;
 	if (s->window > pf->min_window) {
-		s->window = s->window / 2 > pf->min_window ? s->window / 2 : pf->min_window;
+		ASTORE(s->window, s->window / 2 > pf->min_window ? s->window / 2 : pf->min_window);
 		pf->shrinks++;
 	}
 }
@@ -306,35 +319,35 @@ static void issue(apbi_prefetch *pf, apbi_ra *s, uint64_t from, uint64_t to, uin
 static void readahead(apbi_prefetch *pf, apbi_ra *s, uint64_t page, uint64_t end)
 {
 	uint64_t tol = s->window > 8 ? s->window : 8, np = apbi_cache_npages(pf->c, gid(pf, s->m));
-	uint64_t from, to, w;
-	if (s->window && page + tol >= s->next && page <= s->next + tol) {
-		s->window = (uint32_t)min64((uint64_t)s->window * 2, limit(pf));
+	uint64_t from, to, w, next = ALOAD(s->next);
+	if (s->window && page + tol >= next && page <= next + tol) {
+		ASTORE(s->window, (uint32_t)min64((uint64_t)s->window * 2, limit(pf)));
 		s->seq_reads++;
 		pf->seq_reads++;
-	} else if (page == 0 || (page == s->next && s->next)) {
-		s->window = 1;   /* live: counted in limit() */
-		s->window = (uint32_t)min64(pf->init_window, limit(pf));
+	} else if (page == 0 || (page == next && next)) {
+		ASTORE(s->window, 1);   /* live: counted in limit() */
+		ASTORE(s->window, (uint32_t)min64(pf->init_window, limit(pf)));
 		s->ra_end = end;
 	} else {
 		if (s->window) {
 			s->seeks++;
 			pf->seeks++;
 		}
-		s->window = 0;
-		s->next = end;
+		ASTORE(s->window, 0);
+		ASTORE(s->next, end);
 		return;
 	}
-	if (end > s->next)
-		s->next = end;
-	if (s->next >= np) {
-		s->window = 0;   /* read to its end: nothing left to read ahead */
+	if (end > next)
+		ASTORE(s->next, next = end);
+	if (next >= np) {
+		ASTORE(s->window, 0);   /* read to its end: nothing left to read ahead */
 		return;
 	}
 	w = min64(s->window, limit(pf));
-	if (s->ra_end >= s->next + w / 2)
+	if (s->ra_end >= next + w / 2)
 		return;
-	from = unit_up(pf, s->m, s->ra_end > s->next ? s->ra_end : s->next, np);
-	to = unit_up(pf, s->m, s->next + w, np);
+	from = unit_up(pf, s->m, s->ra_end > next ? s->ra_end : next, np);
+	to = unit_up(pf, s->m, next + w, np);
 	if (s->ra_end < to)
 		s->ra_end = to;
 	issue(pf, s, from, to, np);
@@ -390,8 +403,9 @@ static void switched(apbi_prefetch *pf, uint32_t m, uint64_t page)
 		count_transition(pf, (uint32_t)pf->last_model, m);
 	/* readers interleaving models switch on every read: predict when m is
 	 * read from its start, else at most once per PREDICT_GAP reads */
-	if (page == 0 || !pf->predicted[m] || pf->notes + 1 - pf->predicted[m] > PREDICT_GAP) {
-		pf->predicted[m] = pf->notes + 1;
+	uint64_t notes = ALOAD(pf->notes);
+	if (page == 0 || !pf->predicted[m] || notes + 1 - pf->predicted[m] > PREDICT_GAP) {
+		pf->predicted[m] = notes + 1;
 		predict(pf, m);
 	}
 }
@@ -404,14 +418,54 @@ static void noted(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, uint
 		readahead(pf, s, page, page + n);
 	if (pf->last_model != (int64_t)m && pf->cfg.prefetch_count)
 		switched(pf, m, page);
-	pf->last_model = m;
-	pf->notes++;
+	ASTORE(pf->last_model, (int64_t)m);
+	__atomic_fetch_add(&pf->notes, 1, __ATOMIC_RELAXED);
+}
+
+/* Counts a read in pf->notes without the lock, NOTE_BATCH at a time per
+ * thread so readers do not meet on its line (a thread's last few reads of
+ * one prefetcher are dropped when it moves to another). */
+static void count_note(apbi_prefetch *pf)
+{
+	static __thread struct {
+		apbi_prefetch *pf;
+		uint32_t n;
+	} tl;
+	if (tl.pf != pf) {
+		tl.pf = pf;
+		tl.n = 0;
+	}
+	if (++tl.n == NOTE_BATCH) {
+		__atomic_fetch_add(&pf->notes, NOTE_BATCH, __ATOMIC_RELAXED);
+		tl.n = 0;
+	}
+}
+
+/* A read of [page, page+n) of m through s that only moves s's next
+ * (see the file comment), done here without the lock: true; false when
+ * the read needs noted(). */
+static bool seek_only(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, uint64_t n)
+{
+	uint64_t next;
+	if (ALOAD(pf->last_model) != (int64_t)m || page == 0 || ALOAD(s->window))
+		return false;
+	if (pf->max_window < 2) {
+		count_note(pf);   /* no readahead: noted() would only count the read */
+		return true;
+	}
+	next = ALOAD(s->next);
+	if (page == next)
+		return false;   /* it starts a stream */
+	if (next != page + n)
+		ASTORE(s->next, page + n);
+	count_note(pf);
+	return true;
 }
 
 /** See prefetch.h. */
 void apbi_prefetch_note(apbi_prefetch *pf, uint32_t m, uint64_t page, uint64_t n)
 {
-	if (!pf || m >= pf->cfg.n_models || !n)
+	if (!pf || m >= pf->cfg.n_models || !n || seek_only(pf, &pf->ra[m], m, page, n))
 		return;
 	pthread_mutex_lock(&pf->lock);
 	noted(pf, &pf->ra[m], m, page, n);
@@ -421,7 +475,7 @@ void apbi_prefetch_note(apbi_prefetch *pf, uint32_t m, uint64_t page, uint64_t n
 /** See prefetch.h. */
 void apbi_prefetch_note_ra(apbi_prefetch *pf, apbi_ra *s, uint64_t page, uint64_t n)
 {
-	if (!pf || !s || s->m >= pf->cfg.n_models || !n)
+	if (!pf || !s || s->m >= pf->cfg.n_models || !n || seek_only(pf, s, s->m, page, n))
 		return;
 	pthread_mutex_lock(&pf->lock);
 	noted(pf, s, s->m, page, n);
@@ -460,7 +514,8 @@ void apbi_prefetch_ra_info(apbi_prefetch *pf, const apbi_ra *s, apbi_ra *out)
 		return;
 	}
 	pthread_mutex_lock(&pf->lock);
-	*out = *s;
+	*out = (apbi_ra){ .next = ALOAD(s->next), .ra_end = s->ra_end, .m = s->m,
+	                  .seq_reads = s->seq_reads, .seeks = s->seeks };
 	out->window = (uint32_t)min64(s->window, limit(pf));
 	pthread_mutex_unlock(&pf->lock);
 }
