@@ -4,8 +4,9 @@
  * Prints a table of (1) hit-path page lookups per second with 1, 2 and 4
  * threads (median of 5 runs each) and the 2-thread/1-thread ratio, through
  * the cache (lookup + pin + unpin) and through apb_paged_read_index (4 KiB
- * reads at random offsets, copy included, default paging config) of a
- * 16 MiB and a 1 MiB model, each beside its peer: memcpy of 4 KiB from
+ * reads at random offsets, copy included, default paging config; the
+ * model's shared readahead stream) and apb_reader_read (a reader, so a
+ * stream, per thread) of a 16 MiB and a 1 MiB model, beside their peer: memcpy of 4 KiB from
  * the same offsets of a buffer of the same size, the ceiling the copy sets
  * (at 16 MiB both threads share the last-level cache's bandwidth), and
  * (2) the cost of one insert-with-eviction (a miss in a full cache:
@@ -96,6 +97,26 @@ static void *brief_loop(void *arg)
 }
 
 static const uint8_t *copy_src;   /* the memcpy peer's buffer */
+static apb_paged *reader_pb;      /* reader_loop's bundle */
+
+/* read_loop through a reader of the thread's own (its own readahead stream). */
+static void *reader_loop(void *arg)
+{
+	job *j = arg;
+	char buf[4096];
+	uint64_t s = j->seed, ops = 0;
+	apb_reader *r;
+	if (apb_reader_open(reader_pb, 0, &r))
+		return NULL;
+	while (!*j->stop) {
+		for (int k = 0; k < 256; k++)
+			apb_reader_read(r, buf, sizeof buf, (xs(&s) % j->npages) * 4096);
+		ops += 256;
+	}
+	apb_reader_close(r);
+	j->ops = ops;
+	return NULL;
+}
 
 /* The peer of read_loop: the same 4 KiB copies from a plain buffer. */
 static void *copy_loop(void *arg)
@@ -236,6 +257,9 @@ static void bench_paged_reads(size_t size)
 		apb_paged_read_index(pb, 0, buf, sizeof buf, off);
 	snprintf(what, sizeof what, "apb_paged_read_index 4 KiB, %zu MiB", size >> 20);
 	hit_table(what, read_loop, NULL, pb, size / 4096);
+	reader_pb = pb;
+	snprintf(what, sizeof what, "apb_reader_read 4 KiB, %zu MiB", size >> 20);
+	hit_table(what, reader_loop, NULL, pb, size / 4096);
 	copy_src = data;
 	snprintf(what, sizeof what, "  peer: memcpy 4 KiB, %zu MiB", size >> 20);
 	hit_table(what, copy_loop, NULL, NULL, size / 4096);

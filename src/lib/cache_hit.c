@@ -39,8 +39,11 @@
  *    order before its next miss, when its slot fills, and before counters
  *    are read.  While a trace is recorded every hit takes the lock, so a
  *    trace lists accesses in the order the policy saw them.
- *  - Slots: HIT_SLOTS per cache (about 25 KiB, outside the budget); a
- *    thread uses slot (its arrival number % HIT_SLOTS); two threads that
+ *  - Slots: HIT_SLOTS per cache (about 26 KiB, outside the budget); a
+ *    thread owns slot i of every cache from its first hit to its exit
+ *    (slots_taken, freed by a thread-specific destructor; records it left
+ *    are applied by the slot's next owner or the next reader of counters);
+ *    beyond HIT_SLOTS live threads, threads share slots.  Two threads that
  *    share a slot, or a drainer, meet on its busy flag: a recorder that
  *    finds it busy applies its hit under the lock instead.
  */
@@ -51,12 +54,54 @@
 
 #define MAX_WALK 64u
 
+static pthread_key_t slot_key;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+static uint32_t slots_taken;   /* bit i: a live thread owns slot i (of every cache) */
+
+/* At a thread's exit: its slot is free for the next thread. */
+static void slot_free(void *v)
+{
+	__atomic_fetch_and(&slots_taken, ~(1u << ((uint32_t)(uintptr_t)v - 1)), __ATOMIC_RELEASE);
+}
+
+static void slot_key_init(void)
+{
+	if (pthread_key_create(&slot_key, slot_free))
+		slot_key = (pthread_key_t)-1;   /* then slots are shared by arrival */
+}
+
+/* A slot index no live thread owns, claimed for this one; HIT_SLOTS: none. */
+static uint32_t slot_claim(void)
+{
+	uint32_t t = __atomic_load_n(&slots_taken, __ATOMIC_ACQUIRE);
+	pthread_once(&slot_once, slot_key_init);
+	if (slot_key == (pthread_key_t)-1)
+		return HIT_SLOTS;
+	while (~t & ((1u << HIT_SLOTS) - 1)) {
+		uint32_t i = (uint32_t)__builtin_ctz(~t);
+		if (__atomic_compare_exchange_n(&slots_taken, &t, t | (1u << i), false,
+		                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			if (pthread_setspecific(slot_key, (void *)(uintptr_t)(i + 1)) == 0)
+				return i;
+			slot_free((void *)(uintptr_t)(i + 1));
+			return HIT_SLOTS;
+		}
+	}
+	return HIT_SLOTS;
+}
+
+/* The calling thread's slot index: its own while at most HIT_SLOTS threads
+ * live (freed at its exit), else shared with others by arrival. */
 static uint32_t my_slot(void)
 {
 	static uint32_t arrivals;
 	static __thread uint32_t mine;   /* slot + 1; 0: not chosen yet */
-	if (!mine)
-		mine = __atomic_fetch_add(&arrivals, 1, __ATOMIC_RELAXED) % HIT_SLOTS + 1;
+	if (!mine) {
+		uint32_t i = slot_claim();
+		if (i == HIT_SLOTS)
+			i = __atomic_fetch_add(&arrivals, 1, __ATOMIC_RELAXED) % HIT_SLOTS;
+		mine = i + 1;
+	}
 	return mine - 1;
 }
 

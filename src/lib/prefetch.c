@@ -4,11 +4,12 @@
  * Invariants: all state is guarded by pf->lock, which is never held while
  * a worker loads pages, with one exception, so that readers hitting at
  * random do not meet on the lock: a read of the model read last that
- * neither continues nor may start its stream (the stream has no window,
- * and the read is neither at page 0 nor where the stream's last read
- * ended) only moves the stream's `next` (seek_only), without the lock and
- * without a place in `recent`; its count in `notes` is added NOTE_BATCH at
- * a time per thread.  So a stream's next and window, last_model and notes
+ * neither continues nor starts its stream (the stream has no window, and
+ * the read is neither at page 0 nor where the stream's last read ended,
+ * or it is but the SEEK_GLANCE pages after it are all resident: nothing
+ * to read ahead) only moves the stream's `next` (seek_only), without the
+ * lock and without a place in `recent`; its count in `notes` is added
+ * NOTE_BATCH at a time per thread.  So a stream's next and window, last_model and notes
  * are read and written atomically (ALOAD, ASTORE) everywhere.
  *
  * Requests wait in a fixed ring of QCAP entries (no
@@ -23,7 +24,8 @@
  * one in flight.
  *
  * Readahead (the read window of issue 13): a stream starts when a read
- * begins at page 0 or exactly where the stream's previous read ended, with
+ * begins at page 0 or exactly where the stream's previous read ended, and
+ * a page within SEEK_GLANCE pages after it is absent, with
  * a window of about RA_INIT_BYTES; every later read within `window` pages
  * of the expected position (FUSE hands reads to several threads, so they
  * arrive slightly out of order) continues it and doubles the window; any
@@ -69,6 +71,7 @@
 #define RA_INIT_BYTES (1u << 20)
 #define RA_MAX_BYTES (64u << 20)
 #define PREDICT_GAP 64u
+#define SEEK_GLANCE 64u     /* pages seek_only looks at ahead of a read */
 #define NOTE_BATCH 8u       /* reads a thread counts before adding them to notes */
 #define RECENT 16u          /* reads remembered to count the streams sharing the cap */
 
@@ -96,9 +99,11 @@ struct apbi_prefetch {
 	uint32_t recent_at;
 	uint64_t seen_wasted, grow_from;   /* cache counters at the last adaptation */
 	uint64_t seq_reads, seeks, shrinks;
-	int64_t last_model;
 	uint64_t notes;       /* demand reads seen */
-	request q[QCAP];
+	/* read by every read (seek_only), written on a switch of model only:
+	 * a line of its own, away from what every locked note writes */
+	int64_t last_model __attribute__((aligned(64)));
+	request q[QCAP] __attribute__((aligned(64)));
 	uint32_t head, len;
 	bool stop;
 	uint32_t started;     /* workers running */
@@ -446,16 +451,23 @@ static void count_note(apbi_prefetch *pf)
  * the read needs noted(). */
 static bool seek_only(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, uint64_t n)
 {
-	uint64_t next;
-	if (ALOAD(pf->last_model) != (int64_t)m || page == 0 || ALOAD(s->window))
+	uint64_t next, np, ahead;
+	if (ALOAD(pf->last_model) != (int64_t)m || ALOAD(s->window))
 		return false;
 	if (pf->max_window < 2) {
 		count_note(pf);   /* no readahead: noted() would only count the read */
 		return true;
 	}
 	next = ALOAD(s->next);
-	if (page == next)
-		return false;   /* it starts a stream */
+	if (page == 0 || page == next) {
+		/* it would start a stream: worth it (and the lock) only if pages
+		 * ahead are absent; else the stream starts at the first read that
+		 * has absent pages within SEEK_GLANCE */
+		np = apbi_cache_npages(pf->c, gid(pf, m));
+		ahead = min64(page + n + min64(pf->init_window, SEEK_GLANCE), np);
+		if (apbi_cache_first_absent(pf->c, gid(pf, m), min64(page + n, np), ahead) < ahead)
+			return false;
+	}
 	if (next != page + n)
 		ASTORE(s->next, page + n);
 	count_note(pf);
@@ -561,11 +573,12 @@ static void set_bounds(apbi_prefetch *pf)
 /** See prefetch.h. */
 int apbi_prefetch_new(apbi_cache *c, const apbi_prefetch_config *cfg, apbi_prefetch **out)
 {
-	apbi_prefetch *pf = calloc(1, sizeof *pf);
+	apbi_prefetch *pf = aligned_alloc(64, sizeof *pf);   /* its lines: see the struct */
 	size_t n = cfg->n_models ? cfg->n_models : 1;
 	*out = NULL;
 	if (!pf)
 		return -ENOMEM;
+	memset(pf, 0, sizeof *pf);
 	pf->ra = calloc(n, sizeof *pf->ra);
 	pf->predicted = calloc(n, sizeof *pf->predicted);
 	if (!pf->ra || !pf->predicted) {
