@@ -17,13 +17,10 @@
  *  - A descriptor is in the hash iff F_INHASH; at most one per key.  A
  *    READY descriptor in the hash is "resident" (counted in cached_pages).
  *  - The policy holds exactly the READY, unpinned-or-not-yet-noticed roots
- *    (F_INPOL).  A pinned (or briefly held) root met as the victim of a
- *    demand is doomed: evicted for the policy and out of the hash, as a
- *    replay of the trace evicts it, its buffer kept and counted until its
- *    last pin goes.  Met by a prefetch, or a view, it is unlinked and
- *    flagged F_PARKED instead; its last unpin puts it back as a fresh
- *    demand entry (a root only held briefly waits on c->waiting for the
- *    next sweep instead).  So victim selection is amortized O(1) and never frees a
+ *    (F_INPOL).  A pinned root met as victim is unlinked and flagged
+ *    F_PARKED; its last unpin puts it back as a fresh demand entry (a
+ *    root only held briefly waits on c->waiting for the next sweep
+ *    instead).  So victim selection is amortized O(1) and never frees a
  *    pinned or held page: a root is freed only after pin_kill made it DEAD.
  *  - Pins and policy membership are on the root: a page itself, or for a
  *    get_model view (one contiguous buffer for a whole model) its head.
@@ -215,11 +212,10 @@ void apbi_cache_destroy(apbi_cache *c, apbi_page *e)
 	apbi_cache_desc_free(c, e);
 }
 
-/* Takes victim e out of the policy as evicted, and counts it. */
-static void evict_policy(apbi_cache *c, apbi_page *e)
+static void evict(apbi_cache *c, apbi_page *e)
 {
 	apbi_page *v;
-	CACHE_CHECK(e->state == ST_READY && (e->flags & F_INPOL));
+	CACHE_CHECK((pw_load(e) & PW_DEAD) && e->state == ST_READY && (e->flags & F_INPOL));
 	c->cfg.policy->remove(c->pol, &e->pol, true);
 	e->flags &= (uint8_t)~F_INPOL;
 	if ((e->flags & F_UNUSED_PF) && counted(c, e->model))
@@ -229,28 +225,8 @@ static void evict_policy(apbi_cache *c, apbi_page *e)
 		if (c->cfg.on_evict)
 			c->cfg.on_evict(c->cfg.evict_ctx, v->model, v->page);
 	}
-}
-
-static void evict(apbi_cache *c, apbi_page *e)
-{
-	CACHE_CHECK(pw_load(e) & PW_DEAD);
-	evict_policy(c, e);
 	apbi_cache_detach(c, e);
 	apbi_cache_destroy(c, e);
-}
-
-/*
- * Evicts victim e, pinned or held, as far as it can be now: out of the
- * policy (an eviction, as a replay of the trace evicts it) and out of the
- * hash (so its next lookup misses, as in the replay); its buffer stays,
- * counted in used, until apbi_cache_settle frees it after its last pin
- * (or, held, at the sweep after its release).
- */
-static void doom(apbi_cache *c, apbi_page *e)
-{
-	evict_policy(c, e);
-	apbi_cache_detach(c, e);   /* OFFHASH: the last unpin takes the lock */
-	apbi_cache_settle(c, e);   /* the pin may have gone meanwhile */
 }
 
 /**
@@ -269,10 +245,6 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 			return false;
 		e = (apbi_page *)((char *)v - offsetof(apbi_page, pol));
 		k = pin_kill(c, e);
-		if (k != KILL_DONE && !pf && !(e->flags & F_VIEW)) {
-			doom(c, e);   /* a demand's pinned victim: gone for the policy */
-			continue;
-		}
 		if (k != KILL_DONE) {
 			if (k == KILL_PINNED && !pin_mark(e, PW_PARKED))
 				continue;   /* its last pin went meanwhile: meet it again */
