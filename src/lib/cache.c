@@ -548,7 +548,7 @@ int apbi_cache_get_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_n,
 	if ((*n = apbi_cache_hit_run(c, m, page, max_n, pages)))
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	apbi_cache_drain_mine(c);   /* this thread's hits come before its miss */
+	apbi_cache_drain_all(c);   /* the hits before this miss come before it */
 	e = lookup(c, m, page);
 	if (e && e->state == ST_READY) {
 		*n = take_hits(c, e, max_n, pages);

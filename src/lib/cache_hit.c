@@ -36,8 +36,9 @@
  *  - So the budget, single flight (only READY pages are taken here) and
  *    pins are the locked path's.  What is delayed is the policy's view of
  *    a hit: at most HIT_BUF hits per thread, applied in that thread's
- *    order before its next miss, when its slot fills, and before counters
- *    are read.  While a trace is recorded every hit takes the lock, so a
+ *    order before the next miss of any thread (so a victim is chosen after
+ *    every hit recorded before the miss took the lock), when its slot
+ *    fills, and before counters are read.  While a trace is recorded every hit takes the lock, so a
  *    trace lists accesses in the order the policy saw them.
  *  - Slots: HIT_SLOTS per cache (about 26 KiB, outside the budget); a
  *    thread owns slot i of every cache from its first hit to its exit
@@ -208,22 +209,19 @@ static void drain(apbi_cache *c, hit_slot *s)
 			sched_yield();   /* its recorder was preempted holding it */
 	for (uint32_t i = 0; i < s->n; i++)
 		apply(c, &s->rec[i]);
-	s->n = 0;
+	__atomic_store_n(&s->n, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
-}
-
-/** See cache_priv.h. */
-void apbi_cache_drain_mine(apbi_cache *c)
-{
-	drain(c, &c->hits[my_slot()]);
 }
 
 /** See cache_priv.h. */
 void apbi_cache_drain_all(apbi_cache *c)
 {
-	for (uint32_t i = 0; i < HIT_SLOTS; i++)
-		if (__atomic_load_n(&c->hits[i].n, __ATOMIC_RELAXED))
-			drain(c, &c->hits[i]);
+	uint32_t used = __atomic_load_n(&c->slots_used, __ATOMIC_ACQUIRE);
+	for (; used; used &= used - 1) {
+		hit_slot *s = &c->hits[__builtin_ctz(used)];
+		if (__atomic_load_n(&s->n, __ATOMIC_RELAXED))
+			drain(c, s);
+	}
 }
 
 /* Records the hit on pinned e in slot s; applies it (or the full slot)

@@ -368,9 +368,8 @@ void apbi_cache_sweep(apbi_cache *c);
 /** Drops one pin of root e without the lock unless it is the last of an
  * OFFHASH or PARKED root: false then (call apbi_cache_unpin_one). */
 bool apbi_cache_unpin_fast(apbi_page *e);
-/** Applies the calling thread's recorded hits (lock held). */
-void apbi_cache_drain_mine(apbi_cache *c);
-/** Applies every thread's recorded hits (lock held): before counters are read. */
+/** Applies every thread's recorded hits (lock held): before a miss chooses
+ * a victim and before counters are read. */
 void apbi_cache_drain_all(apbi_cache *c);
 /** Buffer for a view of size bytes (mmap from MMAP_MIN on); NULL when out of memory (cache.c). */
 uint8_t *apbi_view_alloc(uint64_t size);
