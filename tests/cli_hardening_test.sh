@@ -164,7 +164,7 @@ run info one.apbundle
 out_has "info counts the one block" "blocks:         1"
 if grep -q 'none (no checksums)' out; then fail "info says no checksums"; else ok "info does not say 'no checksums'"; fi
 run verify one.apbundle
-out_has "verify agrees" "1 models, 6 bytes, 1 blocks verified"
+out_has "verify agrees" "1 model, 6 bytes, 1 block verified"
 # FIFOs (and other non-regular paths) are refused at once by every command
 mkfifo fifo
 for cmd in "list fifo" "info fifo" "verify fifo" "cat fifo m" "extract -C xo fifo" \

@@ -142,6 +142,9 @@ check "NAME=PATH keeps operand order" \
 SOURCE_DATE_EPOCH=86400 "$APB" create -t e.apbundle one=src/sub/one 2>err
 run info e.apbundle
 check "--timestamp honours SOURCE_DATE_EPOCH" grep -q '1970-01-02T00:00:00Z' out
+run verify e.apbundle
+check "verify counts one model and one block in the singular" \
+	grep -q 'OK: 1 model, [0-9]* bytes, 1 block verified' out
 "$APB" create r1.apbundle src 2>err && "$APB" create r2.apbundle src 2>err
 check "create is reproducible" cmp -s r1.apbundle r2.apbundle
 printf '{"version": "1.2", "architecture": "transformer", "hyperparameters": {"layers": 6, "act": "gelu"}, "custom": {"owner": "ml"}}\n' >md.json

@@ -107,15 +107,17 @@ int cli_cmd_verify(int argc, char **argv)
 	verify_models(pb, path, &t);
 	if (t.bad_models || clashes) {
 		if (t.bad_models)
-			cli_msg("%s: FAILED: %llu of %zu models bad", cli_esc(path),
-			        (unsigned long long)t.bad_models, bi.model_count);
+			cli_msg("%s: FAILED: %llu of %zu model%s bad", cli_esc(path),
+			        (unsigned long long)t.bad_models, bi.model_count,
+			        bi.model_count == 1 ? "" : "s");
 		if (clashes)
 			cli_msg("%s: FAILED: %zu model names cannot share one directory tree "
 			        "(apbundle create refuses them now)", cli_esc(path), clashes);
 		status = CLI_BAD;
 	} else if (!quiet) {
-		printf("%s: OK: %zu models, %llu bytes, %llu blocks verified\n", cli_esc(path),
-		       bi.model_count, (unsigned long long)t.bytes, (unsigned long long)t.blocks);
+		printf("%s: OK: %zu model%s, %llu bytes, %llu block%s verified\n", cli_esc(path),
+		       bi.model_count, bi.model_count == 1 ? "" : "s", (unsigned long long)t.bytes,
+		       (unsigned long long)t.blocks, t.blocks == 1 ? "" : "s");
 		print_notes(path, &bi, &t);
 	}
 	apb_paged_close(pb);
