@@ -732,6 +732,71 @@ START_TEST(threads_every_policy)
 }
 END_TEST
 
+/* Hits of hit_thread: pins by CAS and brief holds, on resident pages. */
+#define HIT_THREADS 24   /* more than HIT_SLOTS (16): some threads share a slot */
+#define HITS_EACH 20000
+
+static void *hit_thread(void *arg)
+{
+	th_arg *a = arg;
+	apbi_page *pages[4];
+	uint64_t s = a->seed;
+	for (int i = 0; i < HITS_EACH; i++) {
+		uint32_t n = 0;
+		bool brief = false;
+		uint64_t p = tu_rand(&s) % 64;
+		int r = i % 2 ? apbi_cache_get_brief(a->c, 0, p, 1, pages, &n, &brief)
+		              : apbi_cache_get_run(a->c, 0, p, 1, pages, &n);
+		ck_assert_int_eq(r, 0);
+		ck_assert_uint_eq(n, 1);
+		check_page(0, p, a->f->page_size, apbi_page_data(pages[0]), apbi_page_len(pages[0]));
+		if (i % 2)
+			apbi_cache_put_brief(a->c, pages, n, brief);
+		else
+			apbi_cache_unpin(a->c, pages, n);
+	}
+	return NULL;
+}
+
+/*
+ * Issue 14: hits taken without the lock by more threads than there are
+ * hit slots (threads share slots, slots fill while their other thread
+ * drains them) are each counted exactly once, none is lost, and the
+ * pages stay whole.
+ */
+START_TEST(hits_of_more_threads_than_slots_counted_once)
+{
+	fake f;
+	pthread_t t[HIT_THREADS];
+	th_arg a[HIT_THREADS];
+	apbi_cache_counters st;
+	apbi_page *pages[1];
+	uint32_t n;
+	apbi_cache *c;
+	fake_init(&f, 1024);
+	f.sizes[0] = 64 * 1024;
+	c = make_cache(&f, 64 * 1024, &apbi_policy_tinylfu, 1, NULL);
+	for (uint64_t p = 0; p < 64; p++) {
+		ck_assert_int_eq(apbi_cache_get_run(c, 0, p, 1, pages, &n), 0);
+		apbi_cache_unpin(c, pages, n);
+	}
+	for (int i = 0; i < HIT_THREADS; i++) {
+		a[i] = (th_arg){ .c = c, .f = &f, .seed = 7 + (uint64_t)i };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, hit_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < HIT_THREADS; i++)
+		pthread_join(t[i], NULL);
+	apbi_cache_stats(c, &st);
+	ck_assert_uint_eq(st.misses, 64);
+	ck_assert_uint_eq(st.hits, (uint64_t)HIT_THREADS * HITS_EACH);
+	ck_assert_uint_eq(st.evictions, 0);
+	apbi_cache_drop(c, UINT32_MAX);
+	apbi_cache_stats(c, &st);
+	ck_assert_uint_eq(st.memory_used, 0);   /* no pin or hold left behind */
+	apbi_cache_free(c);
+}
+END_TEST
+
 /* A broken invariant aborts (CACHE_CHECK, cache_priv.h): a second unpin. */
 START_TEST(unpin_without_pin_aborts)
 {
@@ -796,6 +861,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, threads_lru);
 	tcase_add_test(tc, threads_lfu);
 	tcase_add_loop_test(tc, threads_every_policy, APB_EVICT_SIEVE, APB_EVICT_COUNT);
+	tcase_add_test(tc, hits_of_more_threads_than_slots_counted_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

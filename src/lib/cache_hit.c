@@ -38,8 +38,9 @@
  *    a hit: at most HIT_BUF hits per thread, applied in that thread's
  *    order before the next miss of any thread (so a victim is chosen after
  *    every hit recorded before the miss took the lock), when its slot
- *    fills, and before counters are read.  While a trace is recorded every hit takes the lock, so a
- *    trace lists accesses in the order the policy saw them.
+ *    fills, and before counters are read.  While a trace is recorded
+ *    every hit takes the lock, so a trace lists accesses in the order the
+ *    policy saw them.
  *  - Slots: HIT_SLOTS per cache (about 26 KiB, outside the budget); a
  *    thread owns slot i of every cache from its first hit to its exit
  *    (slots_taken, freed by a thread-specific destructor; records it left
@@ -224,17 +225,33 @@ void apbi_cache_drain_all(apbi_cache *c)
 	}
 }
 
-/* Records the hit on pinned e in slot s; applies it (or the full slot)
- * under the lock when s is busy (or full). */
+/* Applies the hit on pinned e under the lock, after slot s's records. */
+static void record_locked(apbi_cache *c, hit_slot *s, apbi_page *e)
+{
+	pthread_mutex_lock(&c->lock);
+	drain(c, s);
+	apbi_cache_touch(c, e, true);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/*
+ * Records the hit on pinned e in slot s; applies it under the lock when s
+ * is busy or full (full: a thread sharing s filled it and has not drained
+ * it yet).
+ */
 static void record(apbi_cache *c, hit_slot *s, apbi_page *e, uint32_t m, uint64_t p)
 {
 	uint32_t n;
 	if (__atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE)) {
-		pthread_mutex_lock(&c->lock);
-		apbi_cache_touch(c, e, true);
-		pthread_mutex_unlock(&c->lock);
+		record_locked(c, s, e);
 		return;
 	}
+	if (s->n == HIT_BUF) {
+		__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+		record_locked(c, s, e);
+		return;
+	}
+	CACHE_CHECK(s->n < HIT_BUF);
 	s->rec[s->n] = (hit_rec){ .e = e, .page = p, .model = m, .gen = e->gen };
 	__atomic_store_n(&s->n, s->n + 1, __ATOMIC_RELAXED);
 	n = s->n;
