@@ -336,9 +336,17 @@ void apbi_cache_sweep(apbi_cache *c)
 	}
 }
 
-/* Holds page p of m through a free pointer of s if it is a plain resident
- * page; NULL: none free, or take the locked path. */
-static apbi_page *hold_hit(apbi_cache *c, hit_slot *s, uint32_t m, uint64_t p)
+/*
+ * The hazard pointer each of the calling thread's brief holds took, by its
+ * place in the pages of apbi_cache_get_brief: put_brief clears exactly
+ * that one (two threads sharing a slot may hold the same page, and a
+ * search by value could clear the other's pointer twice).
+ */
+static __thread uint8_t held_at[HP_N];
+
+/* Holds page p of m through a free pointer of s (its index in *at) if it
+ * is a plain resident page; NULL: none free, or take the locked path. */
+static apbi_page *hold_hit(apbi_cache *c, hit_slot *s, uint32_t m, uint64_t p, uint8_t *at)
 {
 	apbi_page *e = walk(c, m, p);
 	uint32_t j;
@@ -352,6 +360,7 @@ static apbi_page *hold_hit(apbi_cache *c, hit_slot *s, uint32_t m, uint64_t p)
 	}
 	if (j == HP_N)
 		return NULL;
+	*at = (uint8_t)j;
 	if (!(__atomic_load_n(&e->pins, __ATOMIC_SEQ_CST) & (PW_DEAD | PW_OFFHASH | PW_VIEW)) &&
 	    __atomic_load_n(&e->state, __ATOMIC_ACQUIRE) == ST_READY && ALOAD(e->page) == p &&
 	    ALOAD(e->model) == m && !ALOAD(e->owner))
@@ -372,7 +381,7 @@ int apbi_cache_get_brief(apbi_cache *c, uint32_t m, uint64_t page, uint32_t max_
 	if (obj_ok(c, m) && !__atomic_load_n(&c->trace, __ATOMIC_ACQUIRE)) {
 		hit_slot *s = slot_of(c);
 		while (k < max_n && k < HP_N) {
-			apbi_page *e = hold_hit(c, s, m, page + k);
+			apbi_page *e = hold_hit(c, s, m, page + k, &held_at[k]);
 			if (!e)
 				break;
 			record(c, s, e, m, page + k);
@@ -397,10 +406,8 @@ void apbi_cache_put_brief(apbi_cache *c, apbi_page *const *pages, uint32_t n, bo
 	}
 	s = &c->hits[my_slot()];
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t j = 0;
-		while (j < HP_N && __atomic_load_n(&s->hp[j], __ATOMIC_RELAXED) != pages[i])
-			j++;
-		CACHE_CHECK(j < HP_N);   /* put on the thread that got it */
-		let_go(s, j);
+		/* put on the thread that got it, with no brief hold between */
+		CACHE_CHECK(i < HP_N && __atomic_load_n(&s->hp[held_at[i]], __ATOMIC_RELAXED) == pages[i]);
+		let_go(s, held_at[i]);
 	}
 }
