@@ -52,99 +52,76 @@ static ssize_t noop_load(void *ctx, uint32_t m, uint64_t first, uint32_t n,
 	return (ssize_t)n;
 }
 
-typedef struct job {
-	apbi_cache *c;
-	apb_paged *pb;
+/* One timed thread's work: op on random pages of npages, op's inputs beside it. */
+typedef struct job job;
+typedef void (*op_fn)(job *j, uint64_t page);
+
+struct job {
+	op_fn op;
+	apbi_cache *c;          /* op_pin, op_brief */
+	apb_paged *pb;          /* op_read, op_reader (which opens its own reader r) */
+	apb_reader *r;
+	const uint8_t *src;     /* op_copy */
 	uint64_t npages, ops;
 	uint64_t seed;
 	volatile int *stop;
-} job;
+};
 
-static void *hit_loop(void *arg)
+/* A cache hit through a pin (lookup + CAS pin + unpin). */
+static void op_pin(job *j, uint64_t page)
 {
-	job *j = arg;
 	apbi_page *p;
 	uint32_t n;
-	uint64_t s = j->seed, ops = 0;
-	while (!*j->stop) {
-		for (int k = 0; k < 1024; k++) {
-			if (apbi_cache_get_run(j->c, 0, xs(&s) % j->npages, 1, &p, &n) == 0)
-				apbi_cache_unpin(j->c, &p, 1);
-		}
-		ops += 1024;
-	}
-	j->ops = ops;
-	return NULL;
+	if (apbi_cache_get_run(j->c, 0, page, 1, &p, &n) == 0)
+		apbi_cache_unpin(j->c, &p, n);
 }
 
-/* hit_loop with brief holds (apbi_cache_get_brief), as reads take them */
-static void *brief_loop(void *arg)
+/* A cache hit through a brief hold, as reads take them. */
+static void op_brief(job *j, uint64_t page)
 {
-	job *j = arg;
 	apbi_page *p;
 	uint32_t n;
 	bool brief;
-	uint64_t s = j->seed, ops = 0;
-	while (!*j->stop) {
-		for (int k = 0; k < 1024; k++) {
-			if (apbi_cache_get_brief(j->c, 0, xs(&s) % j->npages, 1, &p, &n, &brief) == 0)
-				apbi_cache_put_brief(j->c, &p, n, brief);
-		}
-		ops += 1024;
-	}
-	j->ops = ops;
-	return NULL;
+	if (apbi_cache_get_brief(j->c, 0, page, 1, &p, &n, &brief) == 0)
+		apbi_cache_put_brief(j->c, &p, n, brief);
 }
 
-static const uint8_t *copy_src;   /* the memcpy peer's buffer */
-static apb_paged *reader_pb;      /* reader_loop's bundle */
+/* A 4 KiB read through the model's shared readahead stream. */
+static void op_read(job *j, uint64_t page)
+{
+	char buf[4096];
+	apb_paged_read_index(j->pb, 0, buf, sizeof buf, page * sizeof buf);
+}
 
-/* read_loop through a reader of the thread's own (its own readahead stream). */
-static void *reader_loop(void *arg)
+/* A 4 KiB read through the thread's own reader (its own stream). */
+static void op_reader(job *j, uint64_t page)
+{
+	char buf[4096];
+	apb_reader_read(j->r, buf, sizeof buf, page * sizeof buf);
+}
+
+/* The peer of op_read: the same 4 KiB copy from a plain buffer. */
+static void op_copy(job *j, uint64_t page)
+{
+	char buf[4096];
+	memcpy(buf, j->src + page * sizeof buf, sizeof buf);
+	__asm__ volatile("" : : "r"(buf) : "memory");   /* keep the copy */
+}
+
+/* Runs j->op on random pages until told to stop; counts the ops. */
+static void *loop(void *arg)
 {
 	job *j = arg;
-	char buf[4096];
 	uint64_t s = j->seed, ops = 0;
-	apb_reader *r;
-	if (apb_reader_open(reader_pb, 0, &r))
+	if (j->op == op_reader && apb_reader_open(j->pb, 0, &j->r))
 		return NULL;
 	while (!*j->stop) {
 		for (int k = 0; k < 256; k++)
-			apb_reader_read(r, buf, sizeof buf, (xs(&s) % j->npages) * 4096);
+			j->op(j, xs(&s) % j->npages);
 		ops += 256;
 	}
-	apb_reader_close(r);
-	j->ops = ops;
-	return NULL;
-}
-
-/* The peer of read_loop: the same 4 KiB copies from a plain buffer. */
-static void *copy_loop(void *arg)
-{
-	job *j = arg;
-	char buf[4096];
-	uint64_t s = j->seed, ops = 0;
-	while (!*j->stop) {
-		for (int k = 0; k < 256; k++) {
-			memcpy(buf, copy_src + (xs(&s) % j->npages) * 4096, sizeof buf);
-			__asm__ volatile("" : : "r"(buf) : "memory");   /* keep the copy */
-		}
-		ops += 256;
-	}
-	j->ops = ops;
-	return NULL;
-}
-
-static void *read_loop(void *arg)
-{
-	job *j = arg;
-	char buf[4096];
-	uint64_t s = j->seed, ops = 0;
-	while (!*j->stop) {
-		for (int k = 0; k < 256; k++)
-			apb_paged_read_index(j->pb, 0, buf, sizeof buf, (xs(&s) % j->npages) * 4096);
-		ops += 256;
-	}
+	if (j->r)
+		apb_reader_close(j->r);
 	j->ops = ops;
 	return NULL;
 }
@@ -152,8 +129,8 @@ static void *read_loop(void *arg)
 #define MAX_THREADS 4
 #define RUNS 5   /* each hit-path figure is the median of RUNS runs */
 
-/* Runs fn on nthreads threads for secs; returns total ops per second. */
-static double run_threads(void *(*fn)(void *), apbi_cache *c, apb_paged *pb, uint64_t np, int nt)
+/* Runs nt copies of job t for secs; returns total ops per second. */
+static double run_threads(const job *t, int nt)
 {
 	pthread_t th[MAX_THREADS];
 	job jobs[MAX_THREADS];
@@ -161,9 +138,10 @@ static double run_threads(void *(*fn)(void *), apbi_cache *c, apb_paged *pb, uin
 	double t0 = now(), el;
 	uint64_t total = 0;
 	for (int i = 0; i < nt; i++) {
-		jobs[i] = (job){ .c = c, .pb = pb, .npages = np, .seed = 88172645463325252ull + (uint64_t)i,
-		                 .stop = &stop };
-		pthread_create(&th[i], NULL, fn, &jobs[i]);
+		jobs[i] = *t;
+		jobs[i].seed = 88172645463325252ull + (uint64_t)i;
+		jobs[i].stop = &stop;
+		pthread_create(&th[i], NULL, loop, &jobs[i]);
 	}
 	usleep((useconds_t)(secs * 1e6));
 	stop = 1;
@@ -186,14 +164,13 @@ static int cmp_double(const void *a, const void *b)
  * interleaved, so a burst of load elsewhere hits every count alike) and
  * the ratio of 2 threads to 1.
  */
-static void hit_table(const char *what, void *(*fn)(void *), apbi_cache *c, apb_paged *pb,
-                      uint64_t np)
+static void hit_table(const char *what, job t)
 {
 	static const int nts[3] = { 1, 2, 4 };
 	double v[3][RUNS], med[3];
 	for (int r = 0; r < RUNS; r++)
 		for (int i = 0; i < 3; i++)
-			v[i][r] = run_threads(fn, c, pb, np, nts[i]);
+			v[i][r] = run_threads(&t, nts[i]);
 	for (int i = 0; i < 3; i++) {
 		qsort(v[i], RUNS, sizeof v[i][0], cmp_double);
 		med[i] = v[i][RUNS / 2];
@@ -226,8 +203,9 @@ static void bench_hits(void)
 	for (uint64_t i = 0; i < 1024; i++)
 		if (apbi_cache_get_run(c, 0, i, 1, &p, &n) == 0)
 			apbi_cache_unpin(c, &p, 1);
-	hit_table("cache hit lookup+pin+unpin", hit_loop, c, NULL, 1024);
-	hit_table("cache hit lookup+hold+let go (brief)", brief_loop, c, NULL, 1024);
+	hit_table("cache hit lookup+pin+unpin", (job){ .op = op_pin, .c = c, .npages = 1024 });
+	hit_table("cache hit lookup+hold+let go (brief)",
+	          (job){ .op = op_brief, .c = c, .npages = 1024 });
 	apbi_cache_free(c);
 }
 
@@ -256,13 +234,11 @@ static void bench_paged_reads(size_t size)
 	for (uint64_t off = 0; off < size; off += sizeof buf)
 		apb_paged_read_index(pb, 0, buf, sizeof buf, off);
 	snprintf(what, sizeof what, "apb_paged_read_index 4 KiB, %zu MiB", size >> 20);
-	hit_table(what, read_loop, NULL, pb, size / 4096);
-	reader_pb = pb;
+	hit_table(what, (job){ .op = op_read, .pb = pb, .npages = size / 4096 });
 	snprintf(what, sizeof what, "apb_reader_read 4 KiB, %zu MiB", size >> 20);
-	hit_table(what, reader_loop, NULL, pb, size / 4096);
-	copy_src = data;
+	hit_table(what, (job){ .op = op_reader, .pb = pb, .npages = size / 4096 });
 	snprintf(what, sizeof what, "  peer: memcpy 4 KiB, %zu MiB", size >> 20);
-	hit_table(what, copy_loop, NULL, NULL, size / 4096);
+	hit_table(what, (job){ .op = op_copy, .src = data, .npages = size / 4096 });
 	apb_paged_close(pb);
 out:
 	apb_builder_free(bb);
