@@ -144,15 +144,6 @@ bool apbi_cache_unpin_fast(apbi_page *e)
 	return true;
 }
 
-static void unpin(apbi_cache *c, apbi_page *e)
-{
-	if (apbi_cache_unpin_fast(e))
-		return;
-	pthread_mutex_lock(&c->lock);
-	apbi_cache_unpin_one(c, e);
-	pthread_mutex_unlock(&c->lock);
-}
-
 /* The descriptor of page p of m on a lock-free walk, or NULL. */
 static apbi_page *walk(const apbi_cache *c, uint32_t m, uint64_t p)
 {
@@ -184,7 +175,7 @@ static apbi_page *pin_hit(apbi_cache *c, uint32_t m, uint64_t p)
 	if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) == ST_READY && ALOAD(e->page) == p &&
 	    ALOAD(e->model) == m && !ALOAD(e->owner) && !(pw_load(e) & (PW_OFFHASH | PW_VIEW)))
 		return e;
-	unpin(c, e);   /* recycled or leaving meanwhile */
+	apbi_cache_unpin(c, &e, 1);   /* recycled or leaving meanwhile */
 	return NULL;
 }
 

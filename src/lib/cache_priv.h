@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cache.h"
+#include "internal.h"
 #include "trace.h"
 
 #define MAX_RUN APBI_CACHE_MAX_RUN
@@ -48,10 +49,9 @@ enum {
 /*
  * Fields read by lock-free hits before they hold a pin (hnext, page, model,
  * owner, state: the chain walk and the check after the pin) are written
- * only with atomic stores (ASTORE); under the lock they may be read plainly.
+ * only with atomic stores (ASTORE, internal.h); under the lock they may be
+ * read plainly.
  */
-#define ASTORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-#define ALOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 /*
  * Two cache lines: the first holds what a hit reads (written at a claim,
@@ -175,12 +175,6 @@ struct apbi_cache {
 static inline uint32_t pw_load(const apbi_page *e)
 {
 	return __atomic_load_n(&e->pins, __ATOMIC_ACQUIRE);
-}
-
-/** Pins held on e (a root). */
-static inline uint32_t pin_count(const apbi_page *e)
-{
-	return pw_load(e) & PW_COUNT;
 }
 
 /** Adds n pins to root e, which is not DEAD (lock held). */

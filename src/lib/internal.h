@@ -16,6 +16,13 @@
 
 #include "apbundle.h"
 
+/* ---- relaxed atomic access to a field shared with lock-free readers ---- */
+
+/** Stores v into lvalue x atomically (relaxed): x is read without a lock elsewhere. */
+#define ASTORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+/** Loads lvalue x atomically (relaxed): x is written without a lock elsewhere. */
+#define ALOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 /* ---- errors (errors.c) ---- */
 
 /**

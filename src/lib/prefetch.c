@@ -61,10 +61,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "prefetch.h"
-
-#define ASTORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-#define ALOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 #define QCAP 256u
 #define TOPK 4u
