@@ -586,12 +586,34 @@ int apb_paged_start_worker(apb_paged *pb);
  * backslash, tab, newline and carriage return are written "\\", "\t",
  * "\n" and "\r", and a leading '#' as "\#" (so that it is not a
  * comment); any other backslash sequence is an error.
+ *
+ * A recorded trace also holds "#@ WORD OBJECT PAGE" records of what the
+ * cache did between lookups, so that a replay can do the same (readers
+ * that do not know them take them for comments).  OBJECT is the cache's
+ * object number: the i-th "# model" line is object i (from 0); a model's
+ * block table and its index are metadata objects, declared by
+ * "#@ object K SIZE" after the models.  The words: "claim" (the page's
+ * bytes were reserved for a load, evicting what the policy chose; it
+ * enters the policy when its lookup or "fill" follows), "fill ... KIND"
+ * (a claimed page that nobody looked up entered the policy: KIND 1 a
+ * prefetch, 2 a readahead, 0 a demand), "meta" (a lookup of a metadata
+ * page: it takes budget and a policy place, and is not counted), "wait"
+ * (the lookup that follows waited for another reader's load of the page:
+ * counted as a miss), "drop" (a claimed page failed to load), "keep" (a
+ * claim met this page as the policy's victim and did not evict it),
+ * "park" and "unpark" (a victim pinned by a reader left the policy,
+ * keeping its bytes, and came back when unpinned).  A known word with
+ * malformed numbers, an undeclared object, a page beyond its object or a
+ * "# model" line after a record is an error; unknown words are comments.
  */
 
 /**
  * Starts recording every page lookup the cache counts (each hit and each
- * miss of apb_paging_stats, and nothing else) into a new file at path
- * (created or truncated, mode 0644 before umask), after the header lines.
+ * miss of apb_paging_stats, one line each) into a new file at path
+ * (created or truncated, mode 0644 before umask), after the header lines,
+ * with the "#@ " records a replay needs to account pages as the cache did.
+ * While a trace runs every hit takes the cache lock, so the file's order
+ * is the order the policy saw.
  * A background thread formats and writes; the readers only append to a
  * buffer of 1 MiB (outside max_memory) and wait only when the writer is a
  * whole buffer behind.  Errors: -EBUSY (a trace is already running),
@@ -640,10 +662,15 @@ typedef struct apb_sim_result {
  * Replays t through the real implementation of policy e with the live
  * cache's accounting: a budget of max_memory bytes (short last pages count
  * their length, as in memory_used), the cache's bound on entries, evict
- * before insert, a page larger than the budget never cached.  page_size 0
- * takes the trace's (or the default 64 KiB).  The live hit ratio of the
- * same lookups matches when nothing else fills the cache: see
- * docs/BENCHMARKS.md for prefetch and load units.  Errors: -EINVAL (a
+ * before insert, a page larger than the budget never cached, and the
+ * trace's "#@ " records (claims, metadata, prefetches, parked pages) done
+ * as the cache did them.  page_size 0 takes the trace's (or the default
+ * 64 KiB).  A trace recorded with policy e replayed at the budget it was
+ * recorded with gives exactly the live hits, with prefetch on or off and
+ * any number of readers; not replayed: whole-model views
+ * (apb_paged_get_model) and a change of budget or bundle while recording.
+ * A plain trace (lookups only) replays each miss as evict-then-insert.
+ * Errors: -EINVAL (a
  * page_size that is not a power of two >= 512 or differs from the trace's,
  * max_memory 0, unknown e), -ENOMEM.
  */

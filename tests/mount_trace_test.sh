@@ -2,9 +2,9 @@
 # mount_trace_test.sh - apbundle-mount -o trace=FILE: the apbundle(1)
 # example run as written (daemon, relative trace path), the trace holds
 # exactly the lookups .stats counted, and replaying it with the mount's
-# policy gives the mount's hit ratio (prefetch off, so only the recorded
-# lookups fill the cache); a trace path that cannot be created is refused
-# before mounting.
+# policy gives the mount's hit ratio exactly, for every policy, with
+# prefetch off and (default policy) on with three readers at once; a
+# trace path that cannot be created is refused before mounting.
 . "$(dirname "$0")/mount_lib.sh"
 
 APB=$top_builddir/apbundle
@@ -53,22 +53,40 @@ grep -q '^# page_size 65536$' lookups.trace && grep -q '^# model m5.bin 1150005$
 	|| fail "trace header"
 ok "the trace starts with page_size and the models' sizes"
 
-# Live hit ratio against the replay, LRU, direct_io so every read reaches
-# the cache: equal.
-start_fg "$WORK/m2" "$WORK/d2.log" -o max_memory=2M,eviction=lru,prefetch=0,direct_io,trace="$WORK/lru.trace" b.apbundle
-read_models "$WORK/m2" iflag=direct
-cp "$WORK/m2/.stats.json" lru-stats.json
-stop_fg "$WORK/m2"
-apbundle simulate --max-memory 2M --policies lru --json lru.trace > lru.json || fail "simulate lru"
-python3 - <<'PY' || fail "live and simulated LRU hit ratios differ"
-import json
-s = json.load(open("lru-stats.json")); o = json.load(open("lru.json"))
+# Live hit ratio against the replay: equal (the JSON has 6 decimals), for
+# every policy, direct_io so every read reaches the cache.  $1 names the
+# policy ("" the default: the replay's "default"), $2 more mount options,
+# $3 readers at once (each reads the models in its own order).
+live_vs_replay() {
+	local p=$1 opts=$2 readers=${3:-1} f=${1:-default} i pids=
+	local mnt=$WORK/m-$f
+	start_fg "$mnt" "$WORK/d-$f.log" -o "max_memory=2M,${p:+eviction=$p,}direct_io,trace=$WORK/$f.trace$opts" b.apbundle
+	for i in $(seq "$readers"); do
+		read_models "$mnt" iflag=direct &
+		pids="$pids $!"
+	done
+	for i in $pids; do wait "$i" || fail "$p: a reader failed"; done
+	cp "$mnt/.stats.json" "$f-stats.json"
+	stop_fg "$mnt"
+	apbundle simulate --max-memory 2M --json "$f.trace" > "$f.json" || fail "simulate $f"
+	python3 - "$f" "$p" <<'PY' || fail "live and simulated $f hit ratios differ"
+import json, sys
+f, p = sys.argv[1], sys.argv[2]
+s = json.load(open(f + "-stats.json")); o = json.load(open(f + ".json"))
+name = p or o["default"]
 live = s["hits"] / (s["hits"] + s["misses"])
+assert s["eviction"] == name, (s["eviction"], name)
 assert o["accesses"] == s["hits"] + s["misses"], (o, s)
-assert abs(live - o["policies"]["lru"]) < 1e-6, (live, o)   # JSON has 6 decimals
-print("# live %.4f simulated %.4f" % (live, o["policies"]["lru"]))
+assert abs(live - o["policies"][name]) < 1e-6, (name, live, o)
+print("# %s: live %.4f simulated %.4f" % (name, live, o["policies"][name]))
 PY
-ok "replaying the trace with lru gives the mount's hit ratio exactly"
+}
+for p in lru lfu sieve s3fifo 2q tinylfu; do
+	live_vs_replay $p ",prefetch=0"
+done
+ok "replaying the trace gives the mount's hit ratio exactly, every policy (prefetch=0)"
+live_vs_replay "" "" 3
+ok "and with the default policy, prefetch on and three readers at once"
 
 apbundle-mount -o trace=nodir/x.trace b.apbundle mnt 2> err; st=$?
 [ $st -ne 0 ] && grep -q 'trace=nodir/x.trace' err && ! is_mounted mnt \

@@ -246,18 +246,22 @@ bool apbi_cache_reserve(apbi_cache *c, uint64_t bytes, uint64_t ndesc, bool pf, 
 		e = (apbi_page *)((char *)v - offsetof(apbi_page, pol));
 		k = pin_kill(c, e);
 		if (k != KILL_DONE) {
-			if (k == KILL_PINNED && !pin_mark(e, PW_PARKED))
+			if (k == KILL_PINNED && !pin_mark(e, PW_PARKED)) {
+				trace_ev(c, APBI_TR_KEEP, e->model, e->page, 0);
 				continue;   /* its last pin went meanwhile: meet it again */
+			}
 			if (k == KILL_HELD)
 				pw_set(e, PW_PARKED);   /* for a pin taken before the sweep */
 			c->cfg.policy->remove(c->pol, v, false);
 			e->flags = (uint8_t)((e->flags & ~F_INPOL) | F_PARKED);
+			trace_ev(c, APBI_TR_PARK, e->model, e->page, 0);
 			if (k == KILL_HELD)
 				apbi_cache_wait(c, e);
 			continue;
 		}
 		if (pf && ((e->flags & F_UNUSED_PF) || e->stamp >= stamp)) {
 			pw_clear(e, PW_DEAD);
+			trace_ev(c, APBI_TR_KEEP, e->model, e->page, 0);   /* victim() was asked */
 			return false;
 		}
 		evict(c, e);
@@ -294,6 +298,7 @@ void apbi_cache_settle(apbi_cache *c, apbi_page *e)
 		pw_clear(e, PW_PARKED);
 		e->flags = (uint8_t)((e->flags & ~F_PARKED) | F_INPOL);
 		c->cfg.policy->insert(c->pol, &e->pol, APBI_POL_DEMAND);
+		trace_ev(c, APBI_TR_UNPARK, e->model, e->page, 0);
 	}
 }
 
@@ -352,6 +357,7 @@ uint32_t apbi_cache_claim_run(apbi_cache *c, uint32_t m, uint64_t page, uint32_t
 		ASTORE(e->state, ST_LOADING);
 		__atomic_store_n(&e->pins, 1, __ATOMIC_RELEASE);
 		hash_insert(c, e);
+		trace_ev(c, APBI_TR_CLAIM, m, p, 0);
 		pages[k++] = e;
 	}
 	return k;
@@ -363,6 +369,7 @@ void apbi_cache_publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi
                         uint64_t stamp)
 {
 	if (err) {
+		trace_ev(c, APBI_TR_DROP, e->model, e->page, 0);
 		if (e->flags & F_INHASH)
 			hash_remove(c, e);
 		buf_free(c, e);
@@ -380,8 +387,10 @@ void apbi_cache_publish(apbi_cache *c, apbi_page *e, int err, bool pf, enum apbi
 	e->stamp = pf ? stamp : c->clock;
 	e->pol.id = APBI_POL_ID(e->model, e->page);
 	c->cfg.policy->insert(c->pol, &e->pol, pf ? kind : APBI_POL_DEMAND);
-	if (pf)
+	if (pf) {
 		c->st.prefetches += counted(c, e->model);
+		trace_ev(c, APBI_TR_FILL, e->model, e->page, kind);
+	}
 }
 
 /*
@@ -490,6 +499,7 @@ static int wait_loaded(apbi_cache *c, apbi_page *e)
 	while (e->state == ST_LOADING)
 		pthread_cond_wait(&c->loaded, &c->lock);
 	if (e->state == ST_READY) {
+		trace_ev(c, APBI_TR_WAIT, e->model, e->page, 0);
 		apbi_cache_use(c, e, false);
 		apbi_cache_unpin_one(c, e);
 		return 0;
@@ -592,29 +602,6 @@ const uint8_t *apbi_page_data(const apbi_page *p)
 uint32_t apbi_page_len(const apbi_page *p)
 {
 	return p->len;
-}
-
-/** See cache.h. */
-ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8_t *buf)
-{
-	uint8_t *dst[1] = { buf };
-	int res[1] = { 0 };
-	void *ctx;
-	uint32_t local;
-	ssize_t got;
-	apbi_cache_binding(c, m, &ctx, &local);
-	got = c->cfg.load(ctx, local, page, 1, dst, res);
-	pthread_mutex_lock(&c->lock);
-	apbi_cache_binding_done(c, m);
-	count_lookup(c, m, page, false);
-	if (got > 0)
-		c->st.bytes_loaded += (uint64_t)got;
-	pthread_mutex_unlock(&c->lock);
-	if (got < 0)
-		return got;
-	if (res[0])
-		return res[0];
-	return apbi_cache_page_len(c, m, page);
 }
 
 /** See cache.h. */

@@ -292,11 +292,21 @@ static inline void hash_insert(apbi_cache *c, apbi_page *e)
 	e->flags |= F_INHASH;
 }
 
-/** Counts one lookup of page of model m (a hit or a miss) and traces it; metadata: nothing. */
+/** Records ev in the trace when one is running (lock held; trace.h). */
+static inline void trace_ev(apbi_cache *c, enum apbi_trace_ev ev, uint32_t m, uint64_t page,
+                            uint64_t arg)
+{
+	if (c->trace)
+		apbi_trace_event(c->trace, ev, m, page, arg);
+}
+
+/** Counts one lookup of page of model m (a hit or a miss) and traces it; metadata: traced only. */
 static inline void count_lookup(apbi_cache *c, uint32_t m, uint64_t page, bool hit)
 {
-	if (!counted(c, m))
-		return;   /* metadata (block tables): no counters, not traced */
+	if (!counted(c, m)) {
+		trace_ev(c, APBI_TR_META, m, page, 0);   /* block tables: no counters */
+		return;
+	}
 	if (hit) {
 		c->st.hits++;
 		OBJ(c, m)->st.hits++;

@@ -24,10 +24,14 @@ int apbi_cache_set_trace(apbi_cache *c, apbi_trace *t)
 	int r = 0;
 	pthread_mutex_lock(&c->lock);
 	apbi_cache_drain_all(c);   /* earlier hits are not traced */
-	if (c->trace)
+	if (c->trace) {
 		r = -EBUSY;
-	else
+	} else {
 		__atomic_store_n(&c->trace, t, __ATOMIC_RELEASE);
+		for (uint32_t m = 0; m < c->nobj; m++)   /* metadata sizes, for replays */
+			if (OBJ(c, m)->live && OBJ(c, m)->meta)
+				trace_ev(c, APBI_TR_OBJECT, m, 0, OBJ(c, m)->size);
+	}
 	pthread_mutex_unlock(&c->lock);
 	return r;
 }

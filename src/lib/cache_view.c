@@ -8,7 +8,9 @@
  * the view is published: its pages go into the hash pointing into the
  * buffer, the old pages leave (freed now, or by their last unpin), and the
  * view enters the policy as one entry, evicted as a whole and counted per
- * page.  Outstanding views are found again by their data pointer.
+ * page.  Outstanding views are found again by their data pointer.  Also
+ * here, the other read around the page slots: a page larger than the
+ * whole budget, loaded into the caller's buffer (apbi_cache_read_uncached).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -219,4 +221,27 @@ int apbi_cache_get_model(apbi_cache *c, uint32_t m, const uint8_t **data)
 	if (r)
 		apbi_view_unmap(buf, size);
 	return r;
+}
+
+/** See cache.h. */
+ssize_t apbi_cache_read_uncached(apbi_cache *c, uint32_t m, uint64_t page, uint8_t *buf)
+{
+	uint8_t *dst[1] = { buf };
+	int res[1] = { 0 };
+	void *ctx;
+	uint32_t local;
+	ssize_t got;
+	apbi_cache_binding(c, m, &ctx, &local);
+	got = c->cfg.load(ctx, local, page, 1, dst, res);
+	pthread_mutex_lock(&c->lock);
+	apbi_cache_binding_done(c, m);
+	count_lookup(c, m, page, false);
+	if (got > 0)
+		c->st.bytes_loaded += (uint64_t)got;
+	pthread_mutex_unlock(&c->lock);
+	if (got < 0)
+		return got;
+	if (res[0])
+		return res[0];
+	return apbi_cache_page_len(c, m, page);
 }

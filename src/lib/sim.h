@@ -15,10 +15,29 @@
 #define SIM_MAX_MODELS ((uint32_t)1 << 24)
 
 typedef struct sim_model {
-	char *name;            /* unescaped */
+	char *name;            /* unescaped; metadata: "#@ object K" (not looked up by name) */
 	uint64_t size;         /* SIM_SIZE_UNKNOWN when not declared */
-	bool used;
+	uint32_t obj;          /* the cache's object number (policy ids): see objs */
+	bool used, meta;       /* meta: declared by "#@ object", lookups not counted */
 } sim_model;
+
+/* What an event of the replay does (the "#@ " records of a recorded trace,
+ * apbundle.h; a plain line is SIM_EV_LOOKUP). */
+enum sim_ev {
+	SIM_EV_LOOKUP = 0,     /* a counted lookup */
+	SIM_EV_META,           /* a lookup of a metadata page, not counted */
+	SIM_EV_CLAIM,          /* budget taken for a page about to load, not in the policy */
+	SIM_EV_FILL_DEMAND,    /* a claimed page enters the policy unasked, as DEMAND */
+	SIM_EV_FILL_PREFETCH,  /* ... as PREFETCH */
+	SIM_EV_FILL_READAHEAD, /* ... as READAHEAD */
+	SIM_EV_DROP,           /* a claimed page failed to load and left (a lookup
+	                        * of it that follows at once is that load's miss) */
+	SIM_EV_WAIT,           /* the lookup that follows at once waited for a load: a miss */
+	SIM_EV_KEEP,           /* a claim asked the policy for a victim and did not evict it */
+	SIM_EV_PARK,           /* a pinned victim leaves the policy, keeping its bytes */
+	SIM_EV_UNPARK,         /* a parked page re-enters the policy as DEMAND */
+	SIM_EV_COUNT
+};
 
 struct apb_sim_trace {
 	uint32_t page_size;    /* 0: none given */
@@ -31,8 +50,17 @@ struct apb_sim_trace {
 	uint32_t n_ids, cap_ids;
 	uint32_t *key_tab;     /* open addressing: id + 1, 0 empty */
 	size_t key_mask;
-	uint32_t *acc;         /* the lookups, as ids */
+	uint32_t *acc;         /* the counted lookups, as ids (Belady replays these) */
 	uint64_t n_acc, cap_acc;
+	/* every event in order (policies replay these) */
+	struct sim_event { uint32_t id; uint8_t ev; } *evs;   /* ev: enum sim_ev */
+	uint64_t n_ev, cap_ev;
+	/* cache object numbers of the "#@ " records: the i-th "# model" is
+	 * object i, "#@ object K" declares metadata object K; model index or
+	 * UINT32_MAX */
+	uint32_t *objs;
+	uint32_t n_objs, cap_objs, n_declared;
+	bool records;          /* a "#@ " record was seen: no "# model" after it */
 };
 
 /** Model of id (key >> 40) and its page. */

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -77,12 +78,19 @@ static bool parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 	if (!len || len > 20)
 		return false;
 	for (size_t i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9' || v > (max - (uint64_t)(s[i] - '0')) / 10)
+		if (s[i] < '0' || s[i] > '9' || (uint64_t)(s[i] - '0') > max ||
+		    v > (max - (uint64_t)(s[i] - '0')) / 10)
 			return false;
 		v = v * 10 + (uint64_t)(s[i] - '0');
 	}
 	*out = v;
 	return true;
+}
+
+/* Pages of an object of size bytes (no overflow near UINT64_MAX). */
+static uint64_t pages_of(uint64_t size, uint32_t page_size)
+{
+	return size / page_size + (size % page_size != 0);
 }
 
 static uint64_t hash_bytes(const char *s)
@@ -160,7 +168,8 @@ static int model_index(apb_sim_trace *t, char *name, uint32_t *out)
 		return r;
 	}
 	t->cap_models = (uint32_t)cap;
-	t->models[t->n_models] = (sim_model){ .name = name, .size = SIM_SIZE_UNKNOWN };
+	t->models[t->n_models] = (sim_model){ .name = name, .size = SIM_SIZE_UNKNOWN,
+	                                      .obj = t->n_models };
 	*out = t->n_models++;
 	if (2 * (size_t)t->n_models + 2 > t->name_mask + 1)
 		return rehash(t, true);
@@ -188,6 +197,126 @@ static int page_id(apb_sim_trace *t, uint32_t m, uint64_t page, uint32_t *out)
 	if (2 * (size_t)t->n_ids + 2 > t->key_mask + 1)
 		return rehash(t, false);
 	t->key_tab[h] = *out + 1;
+	return 0;
+}
+
+/* Appends event ev of page id. */
+static int add_event(apb_sim_trace *t, uint32_t id, enum sim_ev ev)
+{
+	uint64_t cap = t->cap_ev;
+	int r = grow((void **)&t->evs, t->n_ev, &cap, sizeof *t->evs, (uint64_t)UINT32_MAX * 4);
+	if (r)
+		return r;
+	t->cap_ev = cap;
+	t->evs[t->n_ev++] = (struct sim_event){ .id = id, .ev = (uint8_t)ev };
+	return 0;
+}
+
+/* Maps cache object number k to model m (k must be unmapped). */
+static int map_object(apb_sim_trace *t, uint64_t k, uint32_t m)
+{
+	uint64_t cap = t->cap_objs;
+	if (k >= SIM_MAX_MODELS || (k < t->n_objs && t->objs[k] != UINT32_MAX))
+		return -EINVAL;
+	while (t->n_objs <= k) {
+		int r = grow((void **)&t->objs, t->n_objs, &cap, sizeof *t->objs, SIM_MAX_MODELS);
+		if (r)
+			return r;
+		t->cap_objs = (uint32_t)cap;
+		t->objs[t->n_objs++] = UINT32_MAX;
+	}
+	t->objs[k] = m;
+	t->models[m].obj = (uint32_t)k;
+	return 0;
+}
+
+/* The "#@ " records of a recorded trace (apbundle.h), by word. */
+static const struct { const char *word; enum sim_ev ev; } record_words[] = {
+	{ "meta", SIM_EV_META }, { "claim", SIM_EV_CLAIM }, { "fill", SIM_EV_FILL_DEMAND },
+	{ "drop", SIM_EV_DROP }, { "park", SIM_EV_PARK }, { "unpark", SIM_EV_UNPARK },
+	{ "wait", SIM_EV_WAIT }, { "keep", SIM_EV_KEEP },
+};
+
+/* Splits s[0..len) at single spaces into at most max words; the count, or -1. */
+static int split_words(const char *s, size_t len, const char *w[], size_t wl[], int max)
+{
+	int n = 0;
+	for (size_t i = 0; i <= len; n++) {
+		const char *sp = memchr(s + i, ' ', len - i);
+		size_t end = sp ? (size_t)(sp - s) : len;
+		if (n == max || end == i)
+			return -1;   /* too many words, or an empty one */
+		w[n] = s + i;
+		wl[n] = end - i;
+		i = end + 1;
+	}
+	return n;
+}
+
+/* "#@ object K SIZE": metadata object K (a block table or its index). */
+static int parse_object(apb_sim_trace *t, uint64_t k, uint64_t size, size_t line)
+{
+	uint64_t cap = t->cap_models;
+	char *name = malloc(32);
+	int r = name ? grow((void **)&t->models, t->n_models, &cap, sizeof *t->models,
+	                    SIM_MAX_MODELS) : -ENOMEM;
+	if (r) {
+		free(name);
+		return apbi_set_error(r, "trace line %zu: too many objects", line);
+	}
+	t->cap_models = (uint32_t)cap;
+	snprintf(name, 32, "#@ object %llu", (unsigned long long)k);
+	t->models[t->n_models] = (sim_model){ .name = name, .size = size, .meta = true };
+	if ((r = map_object(t, k, t->n_models)) < 0) {
+		free(name);
+		return apbi_set_error(r, "trace line %zu: object %llu declared again or out of range",
+		                      line, (unsigned long long)k);
+	}
+	t->n_models++;
+	t->records = true;
+	return 0;
+}
+
+/* "#@ WORD OBJ PAGE[ KIND]" (s after "#@ "); unknown words are comments. */
+static int parse_record(apb_sim_trace *t, const char *s, size_t len, size_t line)
+{
+	const char *w[4];
+	size_t wl[4], i;
+	uint64_t obj, page, kind = 0;
+	uint32_t m, id;
+	const char *sp = memchr(s, ' ', len);
+	size_t wl0 = sp ? (size_t)(sp - s) : len;
+	int n, r;
+	enum sim_ev ev;
+	for (i = 0; i < sizeof record_words / sizeof record_words[0]; i++)
+		if (strlen(record_words[i].word) == wl0 && !memcmp(s, record_words[i].word, wl0))
+			break;
+	if (i == sizeof record_words / sizeof record_words[0] && (wl0 != 6 || memcmp(s, "object", 6)))
+		return 0;   /* not a record this reader knows: a comment */
+	n = split_words(s, len, w, wl, 4);   /* -1 when malformed */
+	if (wl0 == 6 && !memcmp(s, "object", 6)) {
+		if (n != 3 || !parse_u64(w[1], wl[1], UINT32_MAX, &obj) ||
+		    !parse_u64(w[2], wl[2], UINT64_MAX - 1, &page))
+			return apbi_set_error(-EINVAL, "trace line %zu: expected \"#@ object K SIZE\"", line);
+		return parse_object(t, obj, page, line);
+	}
+	ev = record_words[i].ev;
+	if (n != (ev == SIM_EV_FILL_DEMAND ? 4 : 3) || !parse_u64(w[1], wl[1], UINT32_MAX, &obj) ||
+	    !parse_u64(w[2], wl[2], SIM_MAX_PAGE - 1, &page) ||
+	    (n == 4 && (!parse_u64(w[3], wl[3], 2, &kind))))
+		return apbi_set_error(-EINVAL, "trace line %zu: expected \"#@ %s OBJECT PAGE%s\"", line,
+		                      record_words[i].word, ev == SIM_EV_FILL_DEMAND ? " KIND" : "");
+	if (obj >= t->n_objs || (m = t->objs[obj]) == UINT32_MAX || (ev == SIM_EV_META && !t->models[m].meta))
+		return apbi_set_error(-EINVAL, "trace line %zu: object %llu is not declared%s", line,
+		                      (unsigned long long)obj, ev == SIM_EV_META ? " as metadata" : "");
+	if (t->page_size && page >= pages_of(t->models[m].size, t->page_size))
+		return apbi_set_error(-EINVAL, "trace line %zu: page %llu is beyond the end of object "
+		                      "%llu", line, (unsigned long long)page, (unsigned long long)obj);
+	t->models[m].used = true;
+	t->records = true;
+	if ((r = page_id(t, m, page, &id)) < 0 ||
+	    (r = add_event(t, id, (enum sim_ev)(ev + (uint32_t)kind))) < 0)
+		return apbi_set_error(r, "trace line %zu: too many pages or events", line);
 	return 0;
 }
 
@@ -223,6 +352,12 @@ static int parse_comment(apb_sim_trace *t, const char *s, size_t len, size_t lin
 	if (t->models[m].used || (t->models[m].size != SIM_SIZE_UNKNOWN && t->models[m].size != v))
 		return apbi_set_error(-EINVAL, "trace line %zu: model declared again or after its "
 		                      "first access", line);
+	if (t->records)
+		return apbi_set_error(-EINVAL, "trace line %zu: model declared after a \"#@ \" "
+		                      "record", line);
+	if (t->models[m].size == SIM_SIZE_UNKNOWN &&
+	    (r = map_object(t, t->n_declared++, m)) < 0)   /* the i-th declared is object i */
+		return apbi_set_error(r, "trace line %zu: too many models", line);
 	t->models[m].size = v;
 	return 0;
 }
@@ -243,7 +378,7 @@ static int parse_access(apb_sim_trace *t, const char *s, size_t len, size_t line
 		return apbi_set_error(r, "trace line %zu: too many models", line);
 	t->models[m].used = true;
 	if (t->models[m].size != SIM_SIZE_UNKNOWN && t->page_size &&
-	    page >= (t->models[m].size + t->page_size - 1) / t->page_size)
+	    page >= pages_of(t->models[m].size, t->page_size))
 		return apbi_set_error(-EINVAL, "trace line %zu: page %llu is beyond the end of its "
 		                      "model (%llu bytes)", line, (unsigned long long)page,
 		                      (unsigned long long)t->models[m].size);
@@ -252,6 +387,8 @@ static int parse_access(apb_sim_trace *t, const char *s, size_t len, size_t line
 		return apbi_set_error(r, "trace line %zu: too many pages or lookups", line);
 	t->cap_acc = cap;
 	t->acc[t->n_acc++] = id;
+	if ((r = add_event(t, id, SIM_EV_LOOKUP)) < 0)
+		return apbi_set_error(r, "trace line %zu: too many lookups", line);
 	return 0;
 }
 
@@ -271,7 +408,8 @@ int apb_simulate_parse(const char *text, size_t len, apb_sim_trace **out)
 		line++;
 		if (!n)
 			continue;
-		r = s[0] == '#' ? parse_comment(t, s, n, line) : parse_access(t, s, n, line);
+		r = n > 3 && !memcmp(s, "#@ ", 3) ? parse_record(t, s + 3, n - 3, line)
+		  : s[0] == '#' ? parse_comment(t, s, n, line) : parse_access(t, s, n, line);
 		if (r < 0)
 			goto fail;
 	}
@@ -329,6 +467,8 @@ void apb_simulate_free(apb_sim_trace *t)
 	free(t->keys);
 	free(t->key_tab);
 	free(t->acc);
+	free(t->evs);
+	free(t->objs);
 	free(t);
 }
 

@@ -6,12 +6,16 @@
  * Accounting is the live cache's (cache.c): a byte budget where a model's
  * short last page counts its length, at most apbi_cache_max_entries()
  * entries, eviction before the new page enters the policy, a page larger
- * than the whole budget read without caching (a miss).  What the live
- * cache does and a trace does not show: prefetched pages (the prefetch
- * worker, readahead, a load unit's other pages) take budget there and not
- * here; docs/BENCHMARKS.md says when the two agree.
+ * than the whole budget read without caching (a miss).  A recorded trace
+ * also says what the cache did between lookups (its "#@ " records): pages
+ * claimed for a load take budget before they enter the policy, metadata
+ * pages (block tables) take budget and policy places, prefetched pages
+ * enter unasked, pinned victims are parked; a policy replays those too,
+ * so its ratio is the live one.  A plain trace (lookups only) replays each
+ * miss as evict-then-insert.  Belady replays the counted lookups only
+ * (the bound of what any policy could do with the whole budget).
  *
- * Memory: 48 bytes per distinct page (policy node, length, flag), plus for
+ * Memory: 48 bytes per distinct page (policy node, length, state), plus for
  * Belady 4 bytes per lookup (next use) and a heap of up to one 16-byte
  * entry per lookup.  Nothing here is inside any cache budget: this is an
  * offline tool.
@@ -29,22 +33,26 @@ typedef struct sim {
 	uint64_t max_memory, used, entries, max_entries;
 	uint32_t page_size;
 	uint32_t *len;         /* by id: bytes the page counts */
-	bool *in;              /* by id: resident */
+	uint8_t *st;           /* by id: enum page_state */
+	uint64_t prev;         /* the event before this one: id << 8 | ev; none: UINT64_MAX */
 } sim;
+
+/* A page's state in a replay; CLAIMED and PARKED take budget outside the policy. */
+enum page_state { P_OUT = 0, P_IN, P_CLAIMED, P_PARKED };
 
 /* Checks the arguments and fills the page lengths (s->len). */
 static int sim_init(sim *s, const apb_sim_trace *t, uint64_t max_memory, uint32_t page_size)
 {
 	uint32_t ps = page_size ? page_size : t->page_size ? t->page_size : APB_DEFAULT_PAGE_SIZE;
-	*s = (sim){ .t = t, .max_memory = max_memory, .page_size = ps };
+	*s = (sim){ .t = t, .max_memory = max_memory, .page_size = ps, .prev = UINT64_MAX };
 	if (!max_memory || ps < 512 || (ps & (ps - 1)) || (t->page_size && ps != t->page_size))
 		return apbi_set_error(-EINVAL, "simulate: bad budget or page size %u (trace: %u; "
 		                      "replaying at another page size is not supported)",
 		                      ps, t->page_size);
 	s->max_entries = apbi_cache_max_entries(max_memory, ps);
 	s->len = malloc(((size_t)t->n_ids + 1) * sizeof *s->len);
-	s->in = calloc((size_t)t->n_ids + 1, sizeof *s->in);
-	if (!s->len || !s->in)
+	s->st = calloc((size_t)t->n_ids + 1, sizeof *s->st);
+	if (!s->len || !s->st)
 		return apbi_set_error(-ENOMEM, "simulate: out of memory");
 	for (uint32_t id = 0; id < t->n_ids; id++) {
 		uint64_t size = t->models[sim_model_of(t, id)].size, off = sim_page_of(t, id) * ps;
@@ -64,7 +72,7 @@ static int sim_init(sim *s, const apb_sim_trace *t, uint64_t max_memory, uint32_
 static void sim_fini(sim *s)
 {
 	free(s->len);
-	free(s->in);
+	free(s->st);
 }
 
 static void sim_result(const sim *s, uint64_t hits, apb_sim_result *out)
@@ -72,6 +80,15 @@ static void sim_result(const sim *s, uint64_t hits, apb_sim_result *out)
 	out->accesses = s->t->n_acc;
 	out->hits = hits;
 	out->capacity_pages = s->max_memory / s->page_size;
+}
+
+/* Evicts resident page vid (the policy's victim). */
+static void evict(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes, uint32_t vid)
+{
+	ops->remove(pol, &nodes[vid], true);
+	s->st[vid] = P_OUT;
+	s->used -= s->len[vid];
+	s->entries--;
 }
 
 /* Room for id under the budget and the entry bound, evicting victims. */
@@ -82,16 +99,120 @@ static bool policy_reserve(sim *s, const apbi_policy_ops *ops, void *pol, apbi_p
 		return false;
 	while (s->used + s->len[id] > s->max_memory || s->entries + 1 > s->max_entries) {
 		apbi_pol_node *v = ops->victim(pol);
-		uint32_t vid;
 		if (!v)
 			return false;
-		vid = (uint32_t)(v - nodes);
-		ops->remove(pol, v, true);
-		s->in[vid] = false;
-		s->used -= s->len[vid];
-		s->entries--;
+		evict(s, ops, pol, nodes, (uint32_t)(v - nodes));
 	}
 	return true;
+}
+
+/*
+ * A reserve that met page id as a victim and did not evict it (kept: a
+ * prefetch's claim stops there; parked: pinned): asks for victims and
+ * evicts them until id comes up, as the live loop did before it recorded
+ * id.  Returns false when id is not a resident policy entry.
+ */
+static bool victims_until(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes,
+                          uint32_t id)
+{
+	apbi_pol_node *v;
+	if (s->st[id] != P_IN)
+		return false;
+	while ((v = ops->victim(pol)) != NULL && v != &nodes[id])
+		evict(s, ops, pol, nodes, (uint32_t)(v - nodes));
+	return v != NULL;
+}
+
+/* Takes budget for id (evicting) without entering the policy. */
+static bool claim(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes, uint32_t id)
+{
+	if (!policy_reserve(s, ops, pol, nodes, id))
+		return false;
+	s->st[id] = P_CLAIMED;
+	s->used += s->len[id];
+	s->entries++;
+	return true;
+}
+
+/* A claimed page enters the policy as kind. */
+static void enter(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes,
+                  uint32_t id, enum apbi_pol_kind kind)
+{
+	s->st[id] = P_IN;
+	/* the id the live cache gives it (W-TinyLFU's sketch hashes it) */
+	nodes[id].id = APBI_POL_ID(s->t->models[sim_model_of(s->t, id)].obj, sim_page_of(s->t, id));
+	ops->insert(pol, &nodes[id], kind);
+}
+
+/* A lookup of id as the live cache counts it; returns 1 for a hit. */
+static int lookup(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes, uint32_t id)
+{
+	bool waited = s->prev == ((uint64_t)id << 8 | SIM_EV_WAIT);   /* for a load: a miss */
+	if (s->prev == ((uint64_t)id << 8 | SIM_EV_DROP))
+		return 0;   /* the failed load's own miss */
+	switch (s->st[id]) {
+	case P_IN:
+		ops->touch(pol, &nodes[id]);
+		return !waited;
+	case P_PARKED:
+		return !waited;   /* resident, out of the policy until unparked */
+	case P_CLAIMED:
+		enter(s, ops, pol, nodes, id, APBI_POL_DEMAND);   /* the load that claimed it */
+		return 0;
+	default:
+		if (claim(s, ops, pol, nodes, id))
+			enter(s, ops, pol, nodes, id, APBI_POL_DEMAND);
+		return 0;
+	}
+}
+
+/* Replays one event; returns 1 for a counted hit.  Records that do not
+ * fit the replay's state (it cannot diverge from a consistent recording)
+ * are skipped. */
+static int replay_event(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes,
+                        uint32_t id, uint8_t ev)
+{
+	switch (ev) {
+	case SIM_EV_LOOKUP:
+		return lookup(s, ops, pol, nodes, id);
+	case SIM_EV_META:
+		lookup(s, ops, pol, nodes, id);
+		return 0;
+	case SIM_EV_CLAIM:
+		if (s->st[id] == P_OUT)
+			claim(s, ops, pol, nodes, id);
+		return 0;
+	case SIM_EV_FILL_DEMAND:
+	case SIM_EV_FILL_PREFETCH:
+	case SIM_EV_FILL_READAHEAD:
+		if (s->st[id] == P_CLAIMED)
+			enter(s, ops, pol, nodes, id,
+			      (enum apbi_pol_kind)(ev - SIM_EV_FILL_DEMAND + APBI_POL_DEMAND));
+		return 0;
+	case SIM_EV_DROP:
+		if (s->st[id] == P_CLAIMED) {
+			s->st[id] = P_OUT;
+			s->used -= s->len[id];
+			s->entries--;
+		}
+		return 0;
+	case SIM_EV_WAIT:
+		return 0;   /* read by the lookup that follows */
+	case SIM_EV_KEEP:
+		victims_until(s, ops, pol, nodes, id);
+		return 0;
+	case SIM_EV_PARK:
+		if (victims_until(s, ops, pol, nodes, id)) {
+			ops->remove(pol, &nodes[id], false);
+			s->st[id] = P_PARKED;
+		}
+		return 0;
+	case SIM_EV_UNPARK:
+		if (s->st[id] == P_PARKED)
+			enter(s, ops, pol, nodes, id, APBI_POL_DEMAND);
+		return 0;
+	}
+	return 0;
 }
 
 /** See apbundle.h. */
@@ -114,18 +235,9 @@ int apb_simulate_policy(const apb_sim_trace *t, apb_eviction e, uint64_t max_mem
 		r = apbi_set_error(-ENOMEM, "simulate: out of memory");
 		goto out;
 	}
-	for (uint64_t i = 0; i < t->n_acc; i++) {
-		uint32_t id = t->acc[i];
-		if (s.in[id]) {
-			hits++;
-			ops->touch(pol, &nodes[id]);
-		} else if (policy_reserve(&s, ops, pol, nodes, id)) {
-			s.in[id] = true;
-			s.used += s.len[id];
-			s.entries++;
-			nodes[id].id = t->keys[id];
-			ops->insert(pol, &nodes[id], APBI_POL_DEMAND);
-		}
+	for (uint64_t i = 0; i < t->n_ev; i++) {
+		hits += (uint64_t)replay_event(&s, ops, pol, nodes, t->evs[i].id, t->evs[i].ev);
+		s.prev = (uint64_t)t->evs[i].id << 8 | t->evs[i].ev;
 	}
 	sim_result(&s, hits, out);
 out:
@@ -203,9 +315,9 @@ static void belady_fit(sim *s, heap *h, const uint64_t *cur)
 {
 	while (s->used > s->max_memory || s->entries > s->max_entries) {
 		hent x = heap_pop(h);
-		if (!s->in[x.id] || cur[x.id] != x.next)
+		if (s->st[x.id] != P_IN || cur[x.id] != x.next)
 			continue;   /* stale: the page was used again or left */
-		s->in[x.id] = false;
+		s->st[x.id] = P_OUT;
 		s->used -= s->len[x.id];
 		s->entries--;
 	}
@@ -231,10 +343,10 @@ int apb_simulate_belady(const apb_sim_trace *t, uint64_t max_memory, uint32_t pa
 	}
 	for (uint64_t i = 0; i < t->n_acc; i++) {
 		uint32_t id = t->acc[i];
-		if (s.in[id]) {
+		if (s.st[id] == P_IN) {
 			hits++;
 		} else if (s.len[id] <= s.max_memory) {
-			s.in[id] = true;
+			s.st[id] = P_IN;
 			s.used += s.len[id];
 			s.entries++;
 		} else {

@@ -8,7 +8,10 @@
  * buffer is handed to the writer thread, which formats and write()s it
  * holding no lock at all; a reader waits only if the other buffer is still
  * being written.  So the file lists the lookups in the order the cache
- * counted them, and nothing is dropped.
+ * counted them, and nothing is dropped.  Beside the lookups the cache
+ * records what a replay needs to account pages as it did (claims before
+ * the policy sees a page, metadata lookups, parked pages: trace.h), as
+ * "#@ " lines, which the format's readers take for comments.
  *
  * Memory (outside max_memory, fixed at open): 2 * TR_RECS * 16 bytes
  * (1 MiB) of records, OUT_CAP bytes of formatting buffer, the escaped
@@ -30,8 +33,10 @@
 #define OUT_CAP (64u * 1024u)
 
 typedef struct rec {
-	uint64_t page;
+	uint64_t page;         /* OBJECT: the size */
 	uint32_t model;
+	uint16_t ev;           /* enum apbi_trace_ev */
+	uint16_t arg;          /* FILL: the policy entry kind */
 } rec;
 
 struct apbi_trace {
@@ -79,15 +84,37 @@ static void out_put(apbi_trace *t, const char *s, size_t len)
 	}
 }
 
+/* "#@ " record words by event (LOOKUP is the plain NAME<TAB>PAGE line). */
+static const char *const ev_word[] = {
+	[APBI_TR_META] = "meta", [APBI_TR_CLAIM] = "claim", [APBI_TR_FILL] = "fill",
+	[APBI_TR_DROP] = "drop", [APBI_TR_PARK] = "park", [APBI_TR_UNPARK] = "unpark",
+	[APBI_TR_OBJECT] = "object", [APBI_TR_WAIT] = "wait",
+	[APBI_TR_KEEP] = "keep",
+};
+
+/* Formats one record: a lookup line, or "#@ WORD OBJ PAGE[ ARG]". */
+static void write_rec(apbi_trace *t, const rec *r)
+{
+	char line[96];
+	int k;
+	if (r->ev == APBI_TR_LOOKUP) {
+		const char *name = r->model < t->n_models ? t->names[r->model] : "?";
+		out_put(t, name, strlen(name));
+		k = snprintf(line, sizeof line, "\t%llu\n", (unsigned long long)r->page);
+	} else if (r->ev == APBI_TR_FILL) {
+		k = snprintf(line, sizeof line, "#@ %s %u %llu %u\n", ev_word[r->ev], r->model,
+		             (unsigned long long)r->page, (unsigned)r->arg);
+	} else {
+		k = snprintf(line, sizeof line, "#@ %s %u %llu\n", ev_word[r->ev], r->model,
+		             (unsigned long long)r->page);
+	}
+	out_put(t, line, (size_t)k);
+}
+
 static void write_recs(apbi_trace *t, const rec *r, uint32_t n)
 {
-	char num[32];
-	for (uint32_t i = 0; i < n; i++) {
-		const char *name = r[i].model < t->n_models ? t->names[r[i].model] : "?";
-		int k = snprintf(num, sizeof num, "\t%llu\n", (unsigned long long)r[i].page);
-		out_put(t, name, strlen(name));
-		out_put(t, num, (size_t)k);
-	}
+	for (uint32_t i = 0; i < n; i++)
+		write_rec(t, &r[i]);
 	out_flush(t);
 }
 
@@ -114,7 +141,8 @@ static void *writer(void *arg)
 }
 
 /** See trace.h. */
-void apbi_trace_add(apbi_trace *t, uint32_t model, uint64_t page)
+void apbi_trace_event(apbi_trace *t, enum apbi_trace_ev ev, uint32_t obj, uint64_t page,
+                      uint64_t arg)
 {
 	pthread_mutex_lock(&t->lock);
 	if (t->n[t->active] == TR_RECS) {
@@ -124,8 +152,16 @@ void apbi_trace_add(apbi_trace *t, uint32_t model, uint64_t page)
 		t->active ^= 1;
 		pthread_cond_broadcast(&t->cond);
 	}
-	t->buf[t->active][t->n[t->active]++] = (rec){ .page = page, .model = model };
+	t->buf[t->active][t->n[t->active]++] = (rec){
+		.page = ev == APBI_TR_OBJECT ? arg : page, .model = obj, .ev = (uint16_t)ev,
+		.arg = (uint16_t)(ev == APBI_TR_OBJECT ? 0 : arg) };
 	pthread_mutex_unlock(&t->lock);
+}
+
+/** See trace.h. */
+void apbi_trace_add(apbi_trace *t, uint32_t model, uint64_t page)
+{
+	apbi_trace_event(t, APBI_TR_LOOKUP, model, page, 0);
 }
 
 static void trace_free(apbi_trace *t)

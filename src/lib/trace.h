@@ -23,9 +23,32 @@ int apbi_trace_open(const char *path, uint32_t page_size, uint32_t n_models,
                     const char *const names[], const uint64_t sizes[], apbi_trace **out);
 
 /**
- * Records one lookup.  Called under the cache lock: never does I/O; waits
+ * What the cache did, beside the counted lookups, that a replay needs to
+ * do the same (written as "#@ " lines, see apb_paged_trace_start):
+ * arg is the policy entry kind for FILL, the size in bytes for OBJECT
+ * (page unused), 0 otherwise.
+ */
+enum apbi_trace_ev {
+	APBI_TR_LOOKUP = 0,   /* a counted lookup: "NAME<TAB>PAGE" */
+	APBI_TR_META,         /* a lookup of a metadata object (not counted) */
+	APBI_TR_CLAIM,        /* page claimed for loading: budget taken, not in the policy yet */
+	APBI_TR_FILL,         /* a claimed page not looked up entered the policy as kind arg */
+	APBI_TR_DROP,         /* a claimed page failed to load and left the cache */
+	APBI_TR_PARK,         /* a pinned victim left the policy, keeping its bytes */
+	APBI_TR_UNPARK,       /* a parked page re-entered the policy (DEMAND) */
+	APBI_TR_OBJECT,       /* metadata object obj has arg bytes */
+	APBI_TR_WAIT,         /* the next lookup waited for another's load: a miss */
+	APBI_TR_KEEP,         /* a claim asked for a victim, got this page, did not evict it */
+};
+
+/**
+ * Records one event.  Called under the cache lock: never does I/O; waits
  * only when the writer is a whole buffer behind.
  */
+void apbi_trace_event(apbi_trace *t, enum apbi_trace_ev ev, uint32_t obj, uint64_t page,
+                      uint64_t arg);
+
+/** Records one counted lookup (apbi_trace_event with APBI_TR_LOOKUP). */
 void apbi_trace_add(apbi_trace *t, uint32_t model, uint64_t page);
 
 /** Writes what is buffered, stops the writer, closes; the first write error or 0. */

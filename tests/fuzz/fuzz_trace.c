@@ -3,9 +3,10 @@
  * simulate` (apb_simulate_parse, sim_trace.c) and the replays on what it
  * accepts (simulate.c).
  *
- * On success checks the parsed trace's promises: every lookup names a
- * known page, pages are inside their model's declared size, model names
- * are unique and survive escaping (apbi_trace_escape) and parsing again;
+ * On success checks the parsed trace's promises: every lookup and "#@ "
+ * record names a known page (a metadata lookup a metadata object's),
+ * pages are inside their model's declared size, model names are unique
+ * and survive escaping (apbi_trace_escape) and parsing again;
  * then replays it through LRU, W-TinyLFU and Belady with a 4-page budget
  * and checks hits <= lookups.  Any violation aborts.
  */
@@ -23,6 +24,8 @@ static void check_names(const apb_sim_trace *t)
 {
 	for (uint32_t i = 0; i < t->n_models; i++) {
 		const char *name = t->models[i].name;
+		if (t->models[i].meta)
+			continue;   /* "#@ object K": found by number, not by name */
 		size_t need = apbi_trace_escape(name, NULL, 0) + 16;
 		char *line = malloc(need + 4);
 		apb_sim_trace *u = NULL;
@@ -34,7 +37,7 @@ static void check_names(const apb_sim_trace *t)
 		apb_simulate_free(u);
 		free(line);
 		for (uint32_t j = 0; j < i; j++)
-			CHECK(strcmp(t->models[j].name, name) != 0);
+			CHECK(t->models[j].meta || strcmp(t->models[j].name, name) != 0);
 	}
 }
 
@@ -49,7 +52,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	ps = t->page_size ? t->page_size : 512;
 	for (uint64_t i = 0; i < t->n_acc; i++)
-		CHECK(t->acc[i] < t->n_ids);
+		CHECK(t->acc[i] < t->n_ids && !t->models[sim_model_of(t, t->acc[i])].meta);
+	CHECK(t->n_ev >= t->n_acc);
+	for (uint64_t i = 0; i < t->n_ev; i++)
+		CHECK(t->evs[i].id < t->n_ids && t->evs[i].ev < SIM_EV_COUNT &&
+		      (t->evs[i].ev != SIM_EV_META || t->models[sim_model_of(t, t->evs[i].id)].meta));
 	for (uint32_t id = 0; id < t->n_ids; id++) {
 		uint64_t sz = t->models[sim_model_of(t, id)].size;
 		CHECK(sim_model_of(t, id) < t->n_models);
