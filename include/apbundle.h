@@ -613,7 +613,9 @@ int apb_paged_start_worker(apb_paged *pb);
  * (created or truncated, mode 0644 before umask), after the header lines,
  * with the "#@ " records a replay needs to account pages as the cache did.
  * While a trace runs every hit takes the cache lock, so the file's order
- * is the order the policy saw.
+ * is the order the policy saw.  The trace keeps to the cache objects live
+ * when it started: after a reload (apb_paged_open_shared) a model the new
+ * bundle shares with the old one is still recorded, a new one is not.
  * A background thread formats and writes; the readers only append to a
  * buffer of 1 MiB (outside max_memory) and wait only when the writer is a
  * whole buffer behind.  Errors: -EBUSY (a trace is already running),

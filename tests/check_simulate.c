@@ -79,6 +79,7 @@ START_TEST(malformed_records_are_refused)
 	BAD("#@ object 1 100\n#@ object 1 100\n", "line 4: object 1 declared again");
 	BAD("#@ object 16777216 100\n", "line 3: object 16777216 declared again or out of range");
 	BAD("#@ object 1 100\n# model b 10\n", "line 4: model declared after a \"#@ \" record");
+	parse_bad("# model a 1024\n#@ claim 0 5\n# page_size 512\n", "line 3: bad or late page_size");
 #undef BAD
 }
 END_TEST
@@ -268,7 +269,8 @@ static int serve_run(apbi_cache *c, const gen *g, int i)
 {
 	int run = 1;
 	uint32_t done = 0;
-	while (run < 8 && i + run < NACC && g->m[i + run] == g->m[i] && g->p[i + run] == g->p[i] + (uint64_t)run)
+	while (run < 8 && i + run < NACC && g->m[i + run] == g->m[i] &&
+	       g->p[i + run] == g->p[i] + (uint64_t)run)
 		run++;
 	while (done < (uint32_t)run) {
 		apbi_page *pg[8];

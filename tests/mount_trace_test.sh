@@ -3,7 +3,8 @@
 # example run as written (daemon, relative trace path), the trace holds
 # exactly the lookups .stats counted, and replaying it with the mount's
 # policy gives the mount's hit ratio exactly, for every policy, with
-# prefetch off and (default policy) on with three readers at once; a
+# prefetch off and (default policy) on with three readers at once; after
+# a reload the trace keeps to the objects it started with and replays; a
 # trace path that cannot be created is refused before mounting.
 . "$(dirname "$0")/mount_lib.sh"
 
@@ -87,6 +88,35 @@ done
 ok "replaying the trace gives the mount's hit ratio exactly, every policy (prefetch=0)"
 live_vs_replay "" "" 3
 ok "and with the default policy, prefetch on and three readers at once"
+
+# A reload while recording: the trace keeps to the cache objects it
+# started with (a model the new bundle shares with the old one stays one
+# object; a new model is not in the trace) and still replays.
+mkdir models2 && cp models/m0.bin models2/ && head -c 200000 /dev/urandom > models2/x.bin
+apbundle create b2.apbundle models2 > /dev/null || fail "create b2"
+cp b.apbundle r.apbundle
+start_fg "$WORK/mr" "$WORK/d-r.log" -o "max_memory=2M,direct_io,control,trace=$WORK/r.trace" r.apbundle
+dd if="$WORK/mr/m1.bin" of=/dev/null bs=1M iflag=direct 2>/dev/null || fail "read m1"
+cp "$WORK/mr/.stats.json" r-before.json
+cp b2.apbundle r.new && mv r.new r.apbundle
+echo reload > "$WORK/mr/.control" || fail "reload"
+for f in x.bin m0.bin; do
+	dd if="$WORK/mr/$f" of=/dev/null bs=1M iflag=direct 2>/dev/null || fail "read $f after the reload"
+done
+cp "$WORK/mr/.stats.json" r-after.json
+stop_fg "$WORK/mr"
+apbundle simulate --max-memory 2M --json r.trace > r.json || fail "simulate after a reload"
+python3 - <<'PY' || fail "the trace of a reloaded mount"
+import json
+b = json.load(open("r-before.json")); a = json.load(open("r-after.json"))
+o = json.load(open("r.json"))
+look = lambda s, n: sum(m["hits"] + m["misses"] for m in s["models"] if m["name"] == n)
+# m0.bin is the same model in both bundles (one cache object, in the
+# trace); x.bin is new (not in it)
+assert look(a, "x.bin") > 0 and look(a, "m0.bin") > 0, a
+assert o["accesses"] == b["hits"] + b["misses"] + look(a, "m0.bin"), (b, a, o)
+PY
+ok "a reload while recording: the trace keeps to the objects it started with and replays"
 
 apbundle-mount -o trace=nodir/x.trace b.apbundle mnt 2> err; st=$?
 [ $st -ne 0 ] && grep -q 'trace=nodir/x.trace' err && ! is_mounted mnt \

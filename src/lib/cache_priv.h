@@ -97,6 +97,7 @@ typedef struct apbi_cobj {
 	uint32_t next_free;    /* free list link while not live */
 	uint32_t loading;      /* loader calls in flight through ctx */
 	bool meta, live;       /* meta: lookups not counted (first_meta) */
+	bool traced;           /* live when the running trace started: declared in it */
 	apb_model_stats st;
 } apbi_cobj;
 
@@ -296,7 +297,7 @@ static inline void hash_insert(apbi_cache *c, apbi_page *e)
 static inline void trace_ev(apbi_cache *c, enum apbi_trace_ev ev, uint32_t m, uint64_t page,
                             uint64_t arg)
 {
-	if (c->trace)
+	if (c->trace && OBJ(c, m)->traced)   /* not: objects of a later reload */
 		apbi_trace_event(c->trace, ev, m, page, arg);
 }
 
@@ -314,8 +315,7 @@ static inline void count_lookup(apbi_cache *c, uint32_t m, uint64_t page, bool h
 		c->st.misses++;
 		OBJ(c, m)->st.misses++;
 	}
-	if (c->trace)
-		apbi_trace_add(c->trace, m, page);
+	trace_ev(c, APBI_TR_LOOKUP, m, page, 0);
 }
 
 /** A fresh zeroed descriptor from the pool (the caller reserved it). */

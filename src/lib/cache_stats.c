@@ -28,9 +28,11 @@ int apbi_cache_set_trace(apbi_cache *c, apbi_trace *t)
 		r = -EBUSY;
 	} else {
 		__atomic_store_n(&c->trace, t, __ATOMIC_RELEASE);
-		for (uint32_t m = 0; m < c->nobj; m++)   /* metadata sizes, for replays */
+		for (uint32_t m = 0; m < c->nobj; m++) {   /* metadata sizes, for replays */
+			OBJ(c, m)->traced = OBJ(c, m)->live;
 			if (OBJ(c, m)->live && OBJ(c, m)->meta)
 				trace_ev(c, APBI_TR_OBJECT, m, 0, OBJ(c, m)->size);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return r;

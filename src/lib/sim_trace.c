@@ -306,7 +306,8 @@ static int parse_record(apb_sim_trace *t, const char *s, size_t len, size_t line
 	    (n == 4 && (!parse_u64(w[3], wl[3], 2, &kind))))
 		return apbi_set_error(-EINVAL, "trace line %zu: expected \"#@ %s OBJECT PAGE%s\"", line,
 		                      record_words[i].word, ev == SIM_EV_FILL_DEMAND ? " KIND" : "");
-	if (obj >= t->n_objs || (m = t->objs[obj]) == UINT32_MAX || (ev == SIM_EV_META && !t->models[m].meta))
+	if (obj >= t->n_objs || (m = t->objs[obj]) == UINT32_MAX ||
+	    (ev == SIM_EV_META && !t->models[m].meta))
 		return apbi_set_error(-EINVAL, "trace line %zu: object %llu is not declared%s", line,
 		                      (unsigned long long)obj, ev == SIM_EV_META ? " as metadata" : "");
 	if (t->page_size && page >= pages_of(t->models[m].size, t->page_size))
@@ -330,9 +331,10 @@ static int parse_comment(apb_sim_trace *t, const char *s, size_t len, size_t lin
 	int r;
 	if (len > 12 && !memcmp(s, "# page_size ", 12)) {
 		if (!parse_u64(s + 12, len - 12, 1u << 30, &v) || v < 512 || (v & (v - 1)) ||
-		    (t->page_size && t->page_size != v) || t->n_acc)
+		    (t->page_size && t->page_size != v) || t->n_ev || t->records)
 			return apbi_set_error(-EINVAL, "trace line %zu: bad or late page_size (a power "
-			                      "of two from 512 to 1G, once, before any access)", line);
+			                      "of two from 512 to 1G, once, before any access or "
+			                      "record)", line);
 		t->page_size = (uint32_t)v;
 		return 0;
 	}

@@ -158,12 +158,6 @@ void apbi_trace_event(apbi_trace *t, enum apbi_trace_ev ev, uint32_t obj, uint64
 	pthread_mutex_unlock(&t->lock);
 }
 
-/** See trace.h. */
-void apbi_trace_add(apbi_trace *t, uint32_t model, uint64_t page)
-{
-	apbi_trace_event(t, APBI_TR_LOOKUP, model, page, 0);
-}
-
 static void trace_free(apbi_trace *t)
 {
 	if (t->fd >= 0)

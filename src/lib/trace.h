@@ -48,9 +48,6 @@ enum apbi_trace_ev {
 void apbi_trace_event(apbi_trace *t, enum apbi_trace_ev ev, uint32_t obj, uint64_t page,
                       uint64_t arg);
 
-/** Records one counted lookup (apbi_trace_event with APBI_TR_LOOKUP). */
-void apbi_trace_add(apbi_trace *t, uint32_t model, uint64_t page);
-
 /** Writes what is buffered, stops the writer, closes; the first write error or 0. */
 int apbi_trace_close(apbi_trace *t);
 
