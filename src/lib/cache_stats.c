@@ -31,7 +31,7 @@ int apbi_cache_set_trace(apbi_cache *c, apbi_trace *t)
 		for (uint32_t m = 0; m < c->nobj; m++) {   /* metadata sizes, for replays */
 			OBJ(c, m)->traced = OBJ(c, m)->live;
 			if (OBJ(c, m)->live && OBJ(c, m)->meta)
-				trace_ev(c, APBI_TR_OBJECT, m, 0, OBJ(c, m)->size);
+				trace_ev(c, APBI_TR_OBJECT, m, OBJ(c, m)->size, 0);
 		}
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -1,6 +1,7 @@
 /*
  * sim.h - the parsed trace shared by sim_trace.c (parser, name escaping)
- * simulate.c (replays) and trace.c (the recorder's name escaping).
+ * simulate.c (replays) and trace.c (the recorder's name escaping and
+ * record words).
  */
 #ifndef APB_SIM_H
 #define APB_SIM_H
@@ -9,6 +10,7 @@
 #include <stdint.h>
 
 #include "apbundle.h"
+#include "trace.h"
 
 #define SIM_SIZE_UNKNOWN UINT64_MAX
 #define SIM_MAX_PAGE ((uint64_t)1 << 40)
@@ -21,24 +23,6 @@ typedef struct sim_model {
 	bool used, meta;       /* meta: declared by "#@ object", lookups not counted */
 } sim_model;
 
-/* What an event of the replay does (the "#@ " records of a recorded trace,
- * apbundle.h; a plain line is SIM_EV_LOOKUP). */
-enum sim_ev {
-	SIM_EV_LOOKUP = 0,     /* a counted lookup */
-	SIM_EV_META,           /* a lookup of a metadata page, not counted */
-	SIM_EV_CLAIM,          /* budget taken for a page about to load, not in the policy */
-	SIM_EV_FILL_DEMAND,    /* a claimed page enters the policy unasked, as DEMAND */
-	SIM_EV_FILL_PREFETCH,  /* ... as PREFETCH */
-	SIM_EV_FILL_READAHEAD, /* ... as READAHEAD */
-	SIM_EV_DROP,           /* a claimed page failed to load and left (a lookup
-	                        * of it that follows at once is that load's miss) */
-	SIM_EV_WAIT,           /* the lookup that follows at once waited for a load: a miss */
-	SIM_EV_KEEP,           /* a claim asked the policy for a victim and did not evict it */
-	SIM_EV_PARK,           /* a pinned victim leaves the policy, keeping its bytes */
-	SIM_EV_UNPARK,         /* a parked page re-enters the policy as DEMAND */
-	SIM_EV_COUNT
-};
-
 struct apb_sim_trace {
 	uint32_t page_size;    /* 0: none given */
 	sim_model *models;
@@ -50,10 +34,10 @@ struct apb_sim_trace {
 	uint32_t n_ids, cap_ids;
 	uint32_t *key_tab;     /* open addressing: id + 1, 0 empty */
 	size_t key_mask;
-	uint32_t *acc;         /* the counted lookups, as ids (Belady replays these) */
-	uint64_t n_acc, cap_acc;
-	/* every event in order (policies replay these) */
-	struct sim_event { uint32_t id; uint8_t ev; } *evs;   /* ev: enum sim_ev */
+	uint64_t n_acc;        /* counted lookups (events LOOKUP) */
+	/* every line that does something, in order: a lookup or a "#@ " record
+	 * (ev: enum apbi_trace_ev, never OBJECT; kind: FILL's policy entry kind) */
+	struct sim_event { uint32_t id; uint8_t ev, kind; } *evs;
 	uint64_t n_ev, cap_ev;
 	/* cache object numbers of the "#@ " records: the i-th "# model" is
 	 * object i, "#@ object K" declares metadata object K; model index or
@@ -80,5 +64,9 @@ static inline uint64_t sim_page_of(const apb_sim_trace *t, uint32_t id)
  * needs without the NUL (out is complete when that is < cap).
  */
 size_t apbi_trace_escape(const char *name, char *out, size_t cap);
+
+/** The word of each "#@ " record, by event (LOOKUP: NULL, a plain line);
+ * the one table of the writer (trace.c) and the parser (sim_trace.c). */
+extern const char *const apbi_trace_words[APBI_TR_COUNT];
 
 #endif

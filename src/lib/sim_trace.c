@@ -42,6 +42,13 @@ size_t apbi_trace_escape(const char *name, char *out, size_t cap)
 	return n;
 }
 
+/** See sim.h. */
+const char *const apbi_trace_words[APBI_TR_COUNT] = {
+	[APBI_TR_META] = "meta", [APBI_TR_CLAIM] = "claim", [APBI_TR_FILL] = "fill",
+	[APBI_TR_DROP] = "drop", [APBI_TR_PARK] = "park", [APBI_TR_UNPARK] = "unpark",
+	[APBI_TR_OBJECT] = "object", [APBI_TR_WAIT] = "wait", [APBI_TR_KEEP] = "keep",
+};
+
 /* Unescapes s[0..len) into a new string; NULL on a bad sequence or no memory. */
 static char *unescape(const char *s, size_t len, int *err)
 {
@@ -200,15 +207,15 @@ static int page_id(apb_sim_trace *t, uint32_t m, uint64_t page, uint32_t *out)
 	return 0;
 }
 
-/* Appends event ev of page id. */
-static int add_event(apb_sim_trace *t, uint32_t id, enum sim_ev ev)
+/* Appends event ev (FILL: as kind) of page id. */
+static int add_event(apb_sim_trace *t, uint32_t id, enum apbi_trace_ev ev, uint8_t kind)
 {
 	uint64_t cap = t->cap_ev;
 	int r = grow((void **)&t->evs, t->n_ev, &cap, sizeof *t->evs, (uint64_t)UINT32_MAX * 4);
 	if (r)
 		return r;
 	t->cap_ev = cap;
-	t->evs[t->n_ev++] = (struct sim_event){ .id = id, .ev = (uint8_t)ev };
+	t->evs[t->n_ev++] = (struct sim_event){ .id = id, .ev = (uint8_t)ev, .kind = kind };
 	return 0;
 }
 
@@ -229,13 +236,6 @@ static int map_object(apb_sim_trace *t, uint64_t k, uint32_t m)
 	t->models[m].obj = (uint32_t)k;
 	return 0;
 }
-
-/* The "#@ " records of a recorded trace (apbundle.h), by word. */
-static const struct { const char *word; enum sim_ev ev; } record_words[] = {
-	{ "meta", SIM_EV_META }, { "claim", SIM_EV_CLAIM }, { "fill", SIM_EV_FILL_DEMAND },
-	{ "drop", SIM_EV_DROP }, { "park", SIM_EV_PARK }, { "unpark", SIM_EV_UNPARK },
-	{ "wait", SIM_EV_WAIT }, { "keep", SIM_EV_KEEP },
-};
 
 /* Splits s[0..len) at single spaces into at most max words; the count, or -1. */
 static int split_words(const char *s, size_t len, const char *w[], size_t wl[], int max)
@@ -277,46 +277,40 @@ static int parse_object(apb_sim_trace *t, uint64_t k, uint64_t size, size_t line
 	return 0;
 }
 
-/* "#@ WORD OBJ PAGE[ KIND]" (s after "#@ "); unknown words are comments. */
+/* "#@ WORD OBJ PAGE[ KIND]" or "#@ object K SIZE" (s after "#@ "); unknown
+ * words are comments. */
 static int parse_record(apb_sim_trace *t, const char *s, size_t len, size_t line)
 {
-	const char *w[4];
-	size_t wl[4], i;
+	const char *w[4], *sp = memchr(s, ' ', len);
+	size_t wl[4], wl0 = sp ? (size_t)(sp - s) : len;
 	uint64_t obj, page, kind = 0;
-	uint32_t m, id;
-	const char *sp = memchr(s, ' ', len);
-	size_t wl0 = sp ? (size_t)(sp - s) : len;
+	uint32_t m, id, ev;
 	int n, r;
-	enum sim_ev ev;
-	for (i = 0; i < sizeof record_words / sizeof record_words[0]; i++)
-		if (strlen(record_words[i].word) == wl0 && !memcmp(s, record_words[i].word, wl0))
+	for (ev = APBI_TR_LOOKUP + 1; ev < APBI_TR_COUNT; ev++)
+		if (strlen(apbi_trace_words[ev]) == wl0 && !memcmp(s, apbi_trace_words[ev], wl0))
 			break;
-	if (i == sizeof record_words / sizeof record_words[0] && (wl0 != 6 || memcmp(s, "object", 6)))
+	if (ev == APBI_TR_COUNT)
 		return 0;   /* not a record this reader knows: a comment */
 	n = split_words(s, len, w, wl, 4);   /* -1 when malformed */
-	if (wl0 == 6 && !memcmp(s, "object", 6)) {
-		if (n != 3 || !parse_u64(w[1], wl[1], UINT32_MAX, &obj) ||
-		    !parse_u64(w[2], wl[2], UINT64_MAX - 1, &page))
-			return apbi_set_error(-EINVAL, "trace line %zu: expected \"#@ object K SIZE\"", line);
+	if (n != (ev == APBI_TR_FILL ? 4 : 3) || !parse_u64(w[1], wl[1], UINT32_MAX, &obj) ||
+	    !parse_u64(w[2], wl[2], ev == APBI_TR_OBJECT ? UINT64_MAX - 1 : SIM_MAX_PAGE - 1, &page) ||
+	    (n == 4 && !parse_u64(w[3], wl[3], APBI_POL_READAHEAD, &kind)))
+		return apbi_set_error(-EINVAL, "trace line %zu: expected \"#@ %s %s\"", line,
+		                      apbi_trace_words[ev], ev == APBI_TR_OBJECT ? "K SIZE"
+		                      : ev == APBI_TR_FILL ? "OBJECT PAGE KIND" : "OBJECT PAGE");
+	if (ev == APBI_TR_OBJECT)
 		return parse_object(t, obj, page, line);
-	}
-	ev = record_words[i].ev;
-	if (n != (ev == SIM_EV_FILL_DEMAND ? 4 : 3) || !parse_u64(w[1], wl[1], UINT32_MAX, &obj) ||
-	    !parse_u64(w[2], wl[2], SIM_MAX_PAGE - 1, &page) ||
-	    (n == 4 && (!parse_u64(w[3], wl[3], 2, &kind))))
-		return apbi_set_error(-EINVAL, "trace line %zu: expected \"#@ %s OBJECT PAGE%s\"", line,
-		                      record_words[i].word, ev == SIM_EV_FILL_DEMAND ? " KIND" : "");
 	if (obj >= t->n_objs || (m = t->objs[obj]) == UINT32_MAX ||
-	    (ev == SIM_EV_META && !t->models[m].meta))
+	    (ev == APBI_TR_META && !t->models[m].meta))
 		return apbi_set_error(-EINVAL, "trace line %zu: object %llu is not declared%s", line,
-		                      (unsigned long long)obj, ev == SIM_EV_META ? " as metadata" : "");
+		                      (unsigned long long)obj, ev == APBI_TR_META ? " as metadata" : "");
 	if (t->page_size && page >= pages_of(t->models[m].size, t->page_size))
 		return apbi_set_error(-EINVAL, "trace line %zu: page %llu is beyond the end of object "
 		                      "%llu", line, (unsigned long long)page, (unsigned long long)obj);
 	t->models[m].used = true;
 	t->records = true;
 	if ((r = page_id(t, m, page, &id)) < 0 ||
-	    (r = add_event(t, id, (enum sim_ev)(ev + (uint32_t)kind))) < 0)
+	    (r = add_event(t, id, (enum apbi_trace_ev)ev, (uint8_t)kind)) < 0)
 		return apbi_set_error(r, "trace line %zu: too many pages or events", line);
 	return 0;
 }
@@ -368,7 +362,7 @@ static int parse_comment(apb_sim_trace *t, const char *s, size_t len, size_t lin
 static int parse_access(apb_sim_trace *t, const char *s, size_t len, size_t line)
 {
 	const char *tab = memrchr(s, '\t', len);
-	uint64_t page, cap = t->cap_acc;
+	uint64_t page;
 	uint32_t m, id;
 	char *name;
 	int r;
@@ -384,13 +378,11 @@ static int parse_access(apb_sim_trace *t, const char *s, size_t len, size_t line
 		return apbi_set_error(-EINVAL, "trace line %zu: page %llu is beyond the end of its "
 		                      "model (%llu bytes)", line, (unsigned long long)page,
 		                      (unsigned long long)t->models[m].size);
-	if ((r = page_id(t, m, page, &id)) < 0 ||
-	    (r = grow((void **)&t->acc, t->n_acc, &cap, sizeof *t->acc, UINT32_MAX - 1)) < 0)
+	if (t->n_acc == UINT32_MAX - 1)   /* Belady numbers lookups in 32 bits */
+		return apbi_set_error(-EINVAL, "trace line %zu: too many lookups", line);
+	if ((r = page_id(t, m, page, &id)) < 0 || (r = add_event(t, id, APBI_TR_LOOKUP, 0)) < 0)
 		return apbi_set_error(r, "trace line %zu: too many pages or lookups", line);
-	t->cap_acc = cap;
-	t->acc[t->n_acc++] = id;
-	if ((r = add_event(t, id, SIM_EV_LOOKUP)) < 0)
-		return apbi_set_error(r, "trace line %zu: too many lookups", line);
+	t->n_acc++;
 	return 0;
 }
 
@@ -468,7 +460,6 @@ void apb_simulate_free(apb_sim_trace *t)
 	free(t->name_tab);
 	free(t->keys);
 	free(t->key_tab);
-	free(t->acc);
 	free(t->evs);
 	free(t->objs);
 	free(t);

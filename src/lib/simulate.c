@@ -16,8 +16,8 @@
  * (the bound of what any policy could do with the whole budget).
  *
  * Memory: 48 bytes per distinct page (policy node, length, state), plus for
- * Belady 4 bytes per lookup (next use) and a heap of up to one 16-byte
- * entry per lookup.  Nothing here is inside any cache budget: this is an
+ * Belady 8 bytes per lookup (its page, its next use) and a heap of up to
+ * one 16-byte entry per lookup.  Nothing here is inside any cache budget: this is an
  * offline tool.
  */
 #include <errno.h>
@@ -147,8 +147,8 @@ static void enter(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *
 /* A lookup of id as the live cache counts it; returns 1 for a hit. */
 static int lookup(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes, uint32_t id)
 {
-	bool waited = s->prev == ((uint64_t)id << 8 | SIM_EV_WAIT);   /* for a load: a miss */
-	if (s->prev == ((uint64_t)id << 8 | SIM_EV_DROP))
+	bool waited = s->prev == ((uint64_t)id << 8 | APBI_TR_WAIT);   /* for a load: a miss */
+	if (s->prev == ((uint64_t)id << 8 | APBI_TR_DROP))
 		return 0;   /* the failed load's own miss */
 	switch (s->st[id]) {
 	case P_IN:
@@ -166,48 +166,46 @@ static int lookup(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *
 	}
 }
 
-/* Replays one event; returns 1 for a counted hit.  Records that do not
- * fit the replay's state (it cannot diverge from a consistent recording)
- * are skipped. */
+/* Replays event e; returns 1 for a counted hit.  Records that do not fit
+ * the replay's state (it cannot diverge from a consistent recording) are
+ * skipped. */
 static int replay_event(sim *s, const apbi_policy_ops *ops, void *pol, apbi_pol_node *nodes,
-                        uint32_t id, uint8_t ev)
+                        const struct sim_event *e)
 {
-	switch (ev) {
-	case SIM_EV_LOOKUP:
+	uint32_t id = e->id;
+	switch (e->ev) {
+	case APBI_TR_LOOKUP:
 		return lookup(s, ops, pol, nodes, id);
-	case SIM_EV_META:
+	case APBI_TR_META:
 		lookup(s, ops, pol, nodes, id);
 		return 0;
-	case SIM_EV_CLAIM:
+	case APBI_TR_CLAIM:
 		if (s->st[id] == P_OUT)
 			claim(s, ops, pol, nodes, id);
 		return 0;
-	case SIM_EV_FILL_DEMAND:
-	case SIM_EV_FILL_PREFETCH:
-	case SIM_EV_FILL_READAHEAD:
+	case APBI_TR_FILL:
 		if (s->st[id] == P_CLAIMED)
-			enter(s, ops, pol, nodes, id,
-			      (enum apbi_pol_kind)(ev - SIM_EV_FILL_DEMAND + APBI_POL_DEMAND));
+			enter(s, ops, pol, nodes, id, (enum apbi_pol_kind)e->kind);
 		return 0;
-	case SIM_EV_DROP:
+	case APBI_TR_DROP:
 		if (s->st[id] == P_CLAIMED) {
 			s->st[id] = P_OUT;
 			s->used -= s->len[id];
 			s->entries--;
 		}
 		return 0;
-	case SIM_EV_WAIT:
+	case APBI_TR_WAIT:
 		return 0;   /* read by the lookup that follows */
-	case SIM_EV_KEEP:
+	case APBI_TR_KEEP:
 		victims_until(s, ops, pol, nodes, id);
 		return 0;
-	case SIM_EV_PARK:
+	case APBI_TR_PARK:
 		if (victims_until(s, ops, pol, nodes, id)) {
 			ops->remove(pol, &nodes[id], false);
 			s->st[id] = P_PARKED;
 		}
 		return 0;
-	case SIM_EV_UNPARK:
+	case APBI_TR_UNPARK:
 		if (s->st[id] == P_PARKED)
 			enter(s, ops, pol, nodes, id, APBI_POL_DEMAND);
 		return 0;
@@ -236,7 +234,7 @@ int apb_simulate_policy(const apb_sim_trace *t, apb_eviction e, uint64_t max_mem
 		goto out;
 	}
 	for (uint64_t i = 0; i < t->n_ev; i++) {
-		hits += (uint64_t)replay_event(&s, ops, pol, nodes, t->evs[i].id, t->evs[i].ev);
+		hits += (uint64_t)replay_event(&s, ops, pol, nodes, &t->evs[i]);
 		s.prev = (uint64_t)t->evs[i].id << 8 | t->evs[i].ev;
 	}
 	sim_result(&s, hits, out);
@@ -290,8 +288,19 @@ static hent heap_pop(heap *h)
 	return top;
 }
 
+/* The counted lookups of t in order, as page ids (malloc'ed; NULL: no memory). */
+static uint32_t *lookups(const apb_sim_trace *t)
+{
+	uint32_t *acc = malloc(((size_t)t->n_acc + 1) * sizeof *acc);
+	uint64_t n = 0;
+	for (uint64_t i = 0; acc && i < t->n_ev; i++)
+		if (t->evs[i].ev == APBI_TR_LOOKUP)
+			acc[n++] = t->evs[i].id;
+	return acc;
+}
+
 /* next[i] = index of the next lookup of the same page after i (n: none). */
-static uint32_t *next_uses(const apb_sim_trace *t)
+static uint32_t *next_uses(const apb_sim_trace *t, const uint32_t *acc)
 {
 	uint32_t *next = malloc(((size_t)t->n_acc + 1) * sizeof *next);
 	uint32_t *last = malloc(((size_t)t->n_ids + 1) * sizeof *last);
@@ -299,8 +308,8 @@ static uint32_t *next_uses(const apb_sim_trace *t)
 		for (uint32_t id = 0; id < t->n_ids; id++)
 			last[id] = (uint32_t)t->n_acc;
 		for (uint64_t i = t->n_acc; i-- > 0;) {
-			next[i] = last[t->acc[i]];
-			last[t->acc[i]] = (uint32_t)i;
+			next[i] = last[acc[i]];
+			last[acc[i]] = (uint32_t)i;
 		}
 	} else {
 		free(next);
@@ -327,14 +336,15 @@ static void belady_fit(sim *s, heap *h, const uint64_t *cur)
 int apb_simulate_belady(const apb_sim_trace *t, uint64_t max_memory, uint32_t page_size,
                         apb_sim_result *out)
 {
-	uint32_t *next = NULL;
+	uint32_t *acc = NULL, *next = NULL;
 	uint64_t *cur = NULL, hits = 0;
 	heap h = { 0 };
 	sim s;
 	int r;
 	if ((r = sim_init(&s, t, max_memory, page_size)) < 0)
 		goto out;
-	next = next_uses(t);
+	acc = lookups(t);
+	next = acc ? next_uses(t, acc) : NULL;
 	cur = malloc(((size_t)t->n_ids + 1) * sizeof *cur);
 	h.v = malloc(((size_t)t->n_acc + 1) * sizeof *h.v);
 	if (!next || !cur || !h.v) {
@@ -342,7 +352,7 @@ int apb_simulate_belady(const apb_sim_trace *t, uint64_t max_memory, uint32_t pa
 		goto out;
 	}
 	for (uint64_t i = 0; i < t->n_acc; i++) {
-		uint32_t id = t->acc[i];
+		uint32_t id = acc[i];
 		if (s.st[id] == P_IN) {
 			hits++;
 		} else if (s.len[id] <= s.max_memory) {
@@ -358,6 +368,7 @@ int apb_simulate_belady(const apb_sim_trace *t, uint64_t max_memory, uint32_t pa
 	}
 	sim_result(&s, hits, out);
 out:
+	free(acc);
 	free(next);
 	free(cur);
 	free(h.v);

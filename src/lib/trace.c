@@ -33,7 +33,7 @@
 #define OUT_CAP (64u * 1024u)
 
 typedef struct rec {
-	uint64_t page;         /* OBJECT: the size */
+	uint64_t page;         /* OBJECT: the object's size */
 	uint32_t model;
 	uint16_t ev;           /* enum apbi_trace_ev */
 	uint16_t arg;          /* FILL: the policy entry kind */
@@ -84,14 +84,6 @@ static void out_put(apbi_trace *t, const char *s, size_t len)
 	}
 }
 
-/* "#@ " record words by event (LOOKUP is the plain NAME<TAB>PAGE line). */
-static const char *const ev_word[] = {
-	[APBI_TR_META] = "meta", [APBI_TR_CLAIM] = "claim", [APBI_TR_FILL] = "fill",
-	[APBI_TR_DROP] = "drop", [APBI_TR_PARK] = "park", [APBI_TR_UNPARK] = "unpark",
-	[APBI_TR_OBJECT] = "object", [APBI_TR_WAIT] = "wait",
-	[APBI_TR_KEEP] = "keep",
-};
-
 /* Formats one record: a lookup line, or "#@ WORD OBJ PAGE[ ARG]". */
 static void write_rec(apbi_trace *t, const rec *r)
 {
@@ -102,10 +94,10 @@ static void write_rec(apbi_trace *t, const rec *r)
 		out_put(t, name, strlen(name));
 		k = snprintf(line, sizeof line, "\t%llu\n", (unsigned long long)r->page);
 	} else if (r->ev == APBI_TR_FILL) {
-		k = snprintf(line, sizeof line, "#@ %s %u %llu %u\n", ev_word[r->ev], r->model,
+		k = snprintf(line, sizeof line, "#@ %s %u %llu %u\n", apbi_trace_words[r->ev], r->model,
 		             (unsigned long long)r->page, (unsigned)r->arg);
 	} else {
-		k = snprintf(line, sizeof line, "#@ %s %u %llu\n", ev_word[r->ev], r->model,
+		k = snprintf(line, sizeof line, "#@ %s %u %llu\n", apbi_trace_words[r->ev], r->model,
 		             (unsigned long long)r->page);
 	}
 	out_put(t, line, (size_t)k);
@@ -152,9 +144,8 @@ void apbi_trace_event(apbi_trace *t, enum apbi_trace_ev ev, uint32_t obj, uint64
 		t->active ^= 1;
 		pthread_cond_broadcast(&t->cond);
 	}
-	t->buf[t->active][t->n[t->active]++] = (rec){
-		.page = ev == APBI_TR_OBJECT ? arg : page, .model = obj, .ev = (uint16_t)ev,
-		.arg = (uint16_t)(ev == APBI_TR_OBJECT ? 0 : arg) };
+	t->buf[t->active][t->n[t->active]++] = (rec){ .page = page, .model = obj,
+	                                              .ev = (uint16_t)ev, .arg = (uint16_t)arg };
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -25,8 +25,8 @@ int apbi_trace_open(const char *path, uint32_t page_size, uint32_t n_models,
 /**
  * What the cache did, beside the counted lookups, that a replay needs to
  * do the same (written as "#@ " lines, see apb_paged_trace_start):
- * arg is the policy entry kind for FILL, the size in bytes for OBJECT
- * (page unused), 0 otherwise.
+ * arg is the policy entry kind for FILL, 0 otherwise; for OBJECT page is
+ * the object's size in bytes.
  */
 enum apbi_trace_ev {
 	APBI_TR_LOOKUP = 0,   /* a counted lookup: "NAME<TAB>PAGE" */
@@ -36,9 +36,10 @@ enum apbi_trace_ev {
 	APBI_TR_DROP,         /* a claimed page failed to load and left the cache */
 	APBI_TR_PARK,         /* a pinned victim left the policy, keeping its bytes */
 	APBI_TR_UNPARK,       /* a parked page re-entered the policy (DEMAND) */
-	APBI_TR_OBJECT,       /* metadata object obj has arg bytes */
+	APBI_TR_OBJECT,       /* metadata object obj has page bytes */
 	APBI_TR_WAIT,         /* the next lookup waited for another's load: a miss */
 	APBI_TR_KEEP,         /* a claim asked for a victim, got this page, did not evict it */
+	APBI_TR_COUNT
 };
 
 /**

@@ -10,10 +10,12 @@
  * then replays it through LRU, W-TinyLFU and Belady with a 4-page budget
  * and checks hits <= lookups.  Any violation aborts.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy.h"
 #include "sim.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -45,18 +47,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	apb_sim_trace *t = NULL;
 	apb_sim_result r;
+	uint64_t n_lookups;
 	uint32_t ps;
 	if (apb_simulate_parse((const char *)data, size, &t) != 0) {
 		CHECK(t == NULL);
 		return 0;
 	}
 	ps = t->page_size ? t->page_size : 512;
-	for (uint64_t i = 0; i < t->n_acc; i++)
-		CHECK(t->acc[i] < t->n_ids && !t->models[sim_model_of(t, t->acc[i])].meta);
-	CHECK(t->n_ev >= t->n_acc);
-	for (uint64_t i = 0; i < t->n_ev; i++)
-		CHECK(t->evs[i].id < t->n_ids && t->evs[i].ev < SIM_EV_COUNT &&
-		      (t->evs[i].ev != SIM_EV_META || t->models[sim_model_of(t, t->evs[i].id)].meta));
+	n_lookups = 0;
+	for (uint64_t i = 0; i < t->n_ev; i++) {
+		const struct sim_event *e = &t->evs[i];
+		bool meta = e->id < t->n_ids && t->models[sim_model_of(t, e->id)].meta;
+		CHECK(e->id < t->n_ids && e->ev < APBI_TR_COUNT && e->ev != APBI_TR_OBJECT);
+		CHECK(e->ev == APBI_TR_LOOKUP ? !meta : e->ev == APBI_TR_META ? meta : true);
+		CHECK(e->kind <= APBI_POL_READAHEAD && (e->ev == APBI_TR_FILL || !e->kind));
+		n_lookups += e->ev == APBI_TR_LOOKUP;
+	}
+	CHECK(n_lookups == t->n_acc);
 	for (uint32_t id = 0; id < t->n_ids; id++) {
 		uint64_t sz = t->models[sim_model_of(t, id)].size;
 		CHECK(sim_model_of(t, id) < t->n_models);
