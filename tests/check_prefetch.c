@@ -114,6 +114,61 @@ static void wait_quiet(apb_paged *pb)
 	}
 }
 
+/* Reads 4 KiB of model A at off through the model's shared window. */
+static void read_4k(apb_paged *pb, const tb *t, uint64_t off)
+{
+	uint8_t buf[4096];
+	ck_assert_int_eq(apb_paged_read(pb, "A", buf, sizeof buf, off), (int)sizeof buf);
+	ck_assert_mem_eq(buf, t->data[0] + off, sizeof buf);
+}
+
+static void *read_far(void *arg)
+{
+	void **a = arg;
+	read_4k(a[0], a[1], 3u << 20);
+	return NULL;
+}
+
+/*
+ * The model's shared window starts where the same thread's last read
+ * ended, whatever other threads read meanwhile (random readers on other
+ * threads keep their positions to themselves, so they write nothing the
+ * others read).
+ */
+START_TEST(shared_window_starts_where_the_thread_left_off)
+{
+	size_t sizes[1] = { 4u << 20 };
+	apb_paging_stats st;
+	pthread_t th;
+	tb t;
+	apb_paged *pb;
+	void *arg[2];
+	uint64_t before;
+	tb_build(&t, 1, sizes, 0);
+	pb = tb_open(&t, 8u << 20, 4096, APB_EVICT_LRU, true);
+	arg[0] = pb;
+	arg[1] = &t;
+	read_4k(pb, &t, 1u << 20);                  /* a seek: no window */
+	ck_assert_int_eq(pthread_create(&th, NULL, read_far, arg), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);   /* another thread reads elsewhere */
+	wait_quiet(pb);
+	apb_paged_stats(pb, &st);
+	before = st.prefetches;   /* the rest of each read's checksum block */
+	read_4k(pb, &t, (1u << 20) + 4096);         /* where this thread left off */
+	read_4k(pb, &t, (1u << 20) + 8192);
+	for (int i = 0; i < 500; i++) {   /* the worker starts now: wait for it (5 s at most) */
+		apb_paged_stats(pb, &st);
+		if (st.prefetches >= before + 128)
+			break;
+		usleep(10000);
+	}
+	ck_assert_uint_ge(st.prefetches, before + 128);   /* a window read ahead */
+	ck_assert_uint_ge(st.sequential_reads, 1);
+	apb_paged_close(pb);
+	tb_free(&t);
+}
+END_TEST
+
 START_TEST(predictor_prefetches_successor)
 {
 	size_t sizes[3] = { 3000, 5000, 4000 };
@@ -499,6 +554,7 @@ Suite *test_suite(void)
 	tcase_add_test(tc, open_starts_no_thread);
 	tcase_add_test(tc, sequential_reads_trigger_readahead);
 	tcase_add_test(tc, predictor_prefetches_successor);
+	tcase_add_test(tc, shared_window_starts_where_the_thread_left_off);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("threads");
 	tu_add_fixture(tc);

@@ -9,7 +9,12 @@
  * or it is but the SEEK_GLANCE pages after it are all resident: nothing
  * to read ahead) only moves the stream's `next` (seek_only), without the
  * lock and without a place in `recent`; its count in `notes` is added
- * NOTE_BATCH at a time per thread.  So a stream's next and window, last_model and notes
+ * NOTE_BATCH at a time per thread.  For a model's shared stream (readers
+ * without their own, from any thread) that `next` is the thread's own
+ * (seek_tl), so random readers on two cores write nothing they share: a
+ * stream of the shared kind starts at page 0, where the stream's last
+ * locked read left `next`, or where the same thread's last read of the
+ * model ended.  So a stream's next and window, last_model and notes
  * are read and written atomically (ALOAD, ASTORE) everywhere.
  *
  * Requests wait in a fixed ring of QCAP entries (no
@@ -444,10 +449,30 @@ static void count_note(apbi_prefetch *pf)
 	}
 }
 
+/*
+ * The calling thread's memory of where its last read of a model through
+ * the model's shared stream ended (one model at a time: the last one it
+ * read), so that seek_only need not store that into the shared stream.
+ */
+static __thread struct {
+	const apbi_prefetch *pf;
+	uint32_t m;
+	uint64_t next;
+} seek_tl;
+
+/* The page after the calling thread's last read of m through the shared
+ * stream s, or s's next when it has none. */
+static uint64_t shared_next(const apbi_prefetch *pf, const apbi_ra *s, uint32_t m)
+{
+	return seek_tl.pf == pf && seek_tl.m == m ? seek_tl.next : ALOAD(s->next);
+}
+
 /* A read of [page, page+n) of m through s that only moves s's next
  * (see the file comment), done here without the lock: true; false when
- * the read needs noted(). */
-static bool seek_only(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, uint64_t n)
+ * the read needs noted().  shared: s is m's shared stream, whose next the
+ * thread keeps to itself here (seek_tl). */
+static bool seek_only(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, uint64_t n,
+                      bool shared)
 {
 	uint64_t next, np, ahead;
 	if (ALOAD(pf->last_model) != (int64_t)m || ALOAD(s->window))
@@ -456,18 +481,26 @@ static bool seek_only(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, 
 		count_note(pf);   /* no readahead: noted() would only count the read */
 		return true;
 	}
-	next = ALOAD(s->next);
+	next = shared ? shared_next(pf, s, m) : ALOAD(s->next);
 	if (page == 0 || page == next) {
 		/* it would start a stream: worth it (and the lock) only if pages
 		 * ahead are absent; else the stream starts at the first read that
 		 * has absent pages within SEEK_GLANCE */
 		np = apbi_cache_npages(pf->c, gid(pf, m));
 		ahead = min64(page + n + min64(pf->init_window, SEEK_GLANCE), np);
-		if (apbi_cache_first_absent(pf->c, gid(pf, m), min64(page + n, np), ahead) < ahead)
+		if (apbi_cache_first_absent(pf->c, gid(pf, m), min64(page + n, np), ahead) < ahead) {
+			if (shared && page && ALOAD(s->next) != page)
+				ASTORE(s->next, page);   /* readahead() starts a stream there */
 			return false;
+		}
 	}
-	if (next != page + n)
+	if (shared) {
+		seek_tl.pf = pf;
+		seek_tl.m = m;
+		seek_tl.next = page + n;
+	} else if (next != page + n) {
 		ASTORE(s->next, page + n);
+	}
 	count_note(pf);
 	return true;
 }
@@ -475,17 +508,20 @@ static bool seek_only(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, 
 /** See prefetch.h. */
 void apbi_prefetch_note(apbi_prefetch *pf, uint32_t m, uint64_t page, uint64_t n)
 {
-	if (!pf || m >= pf->cfg.n_models || !n || seek_only(pf, &pf->ra[m], m, page, n))
+	if (!pf || m >= pf->cfg.n_models || !n || seek_only(pf, &pf->ra[m], m, page, n, true))
 		return;
 	pthread_mutex_lock(&pf->lock);
 	noted(pf, &pf->ra[m], m, page, n);
 	pthread_mutex_unlock(&pf->lock);
+	seek_tl.pf = pf;   /* the locked read moved next as it was: so does the thread's */
+	seek_tl.m = m;
+	seek_tl.next = page + n;
 }
 
 /** See prefetch.h. */
 void apbi_prefetch_note_ra(apbi_prefetch *pf, apbi_ra *s, uint64_t page, uint64_t n)
 {
-	if (!pf || !s || s->m >= pf->cfg.n_models || !n || seek_only(pf, s, s->m, page, n))
+	if (!pf || !s || s->m >= pf->cfg.n_models || !n || seek_only(pf, s, s->m, page, n, false))
 		return;
 	pthread_mutex_lock(&pf->lock);
 	noted(pf, s, s->m, page, n);
