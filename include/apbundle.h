@@ -380,6 +380,12 @@ typedef struct apb_paged apb_paged;
  * Eviction policies of the page cache.  Every policy is O(1) per cache
  * operation (SIEVE, S3-FIFO and 2Q amortized) and keeps its bookkeeping in
  * memory fixed at open: see apb_eviction_describe for when to pick which.
+ * The policy sees every hit of a single thread.  When threads hit at once
+ * and one finds the cache's lock busy, the policy sees one in 8 of that
+ * thread's hits for its next 16 batches of up to 64 (the hit counters
+ * still count every one), so that two threads serve hits nearly twice as
+ * fast as one (docs/BENCHMARKS.md); while a trace is recorded every hit
+ * reaches the policy, so the replay stays exact.
  */
 typedef enum {
 	APB_EVICT_LRU = 0,

@@ -302,22 +302,28 @@ void apbi_cache_settle(apbi_cache *c, apbi_page *e)
 	}
 }
 
-/** See cache_priv.h.  A use of page p: counters, policy, stamp (lock held). */
-void apbi_cache_touch(apbi_cache *c, apbi_page *p, bool hit)
+/** See cache_priv.h. */
+void apbi_cache_count_use(apbi_cache *c, apbi_page *p, bool hit)
 {
 	apbi_page *e = ROOT(p);
-	uint64_t now = c->clock + 1;
-	__atomic_store_n(&c->clock, now, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->clock, c->clock + 1, __ATOMIC_RELAXED);
 	count_lookup(c, p->model, p->page, hit);
 	if (e->flags & F_UNUSED_PF) {
 		c->st.prefetch_hits += counted(c, p->model);
 		e->flags &= (uint8_t)~F_UNUSED_PF;
 	}
+}
+
+/** See cache_priv.h. */
+void apbi_cache_touch(apbi_cache *c, apbi_page *p, bool hit)
+{
+	apbi_page *e = ROOT(p);
+	apbi_cache_count_use(c, p, hit);
 	/* the lookups of one call within one view are one use of it (LFU: one count) */
 	if ((e->flags & F_INPOL) && !(e == c->last_view && (e->flags & F_VIEW)))
 		c->cfg.policy->touch(c->pol, &e->pol);
 	c->last_view = e;
-	e->stamp = now;
+	e->stamp = c->clock;
 }
 
 /** A lookup that found page p usable: counters, policy, pin. */

@@ -68,6 +68,8 @@ typedef struct apbi_cache_counters {
 	uint64_t hits, misses, evictions, bytes_loaded, memory_used;
 	uint64_t prefetches, prefetch_hits, cached_pages;
 	uint64_t prefetch_wasted;        /* prefetched pages evicted before any use */
+	uint64_t hits_shed;              /* hits counted but not shown to the policy
+	                                  * (shed under contention, cache_hit.c) */
 } apbi_cache_counters;
 
 /**

@@ -41,6 +41,16 @@
  *    fills, and before counters are read.  While a trace is recorded
  *    every hit takes the lock, so a trace lists accesses in the order the
  *    policy saw them.
+ *  - Shedding: a thread that finds the lock held by another when it comes
+ *    to drain its slot sheds for its next SHED_DRAINS drains: of the hits
+ *    they apply, one in SHED_EVERY is a full use (policy touch, stamp)
+ *    and the others are counted only (apbi_cache_count_use).  A full touch
+ *    writes the page's policy line and its neighbours', which the other
+ *    core wrote last, so exact touches from two cores serialize on cache
+ *    misses under the lock (docs/BENCHMARKS.md, "Hits without the lock");
+ *    the counters stay exact, a single thread (whose trylock never fails
+ *    but for a prefetch worker's) keeps the exact policy, and so does a
+ *    traced cache (no slots).
  *  - Slots: HIT_SLOTS per cache (about 26 KiB, outside the budget); a
  *    thread owns slot i of every cache from its first hit to its exit
  *    (slots_taken, freed by a thread-specific destructor; records it left
@@ -55,6 +65,9 @@
 #include "cache_priv.h"
 
 #define MAX_WALK 64u
+#define SHED_DRAINS 16u   /* drains a slot sheds after it found the lock held */
+#define SHED_EVERY 8u     /* while shedding, 1 hit in SHED_EVERY reaches the policy */
+#define RETRY_EVERY 8u    /* records between two tries of a busy lock */
 
 static pthread_key_t slot_key;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
@@ -180,29 +193,50 @@ static apbi_page *pin_hit(apbi_cache *c, uint32_t m, uint64_t p)
 }
 
 /* Applies one recorded hit (lock held): counted always, used only if its
- * descriptor still holds the page it was recorded for. */
-static void apply(apbi_cache *c, const hit_rec *r)
+ * descriptor still holds the page it was recorded for, seen by the policy
+ * only if pol (else shed: see the top of the file). */
+static void apply(apbi_cache *c, const hit_rec *r, bool pol)
 {
 	apbi_page *e = r->e;
 	if (e->gen == r->gen && e->state == ST_READY && (e->flags & F_INHASH) && !e->owner &&
 	    e->model == r->model && e->page == r->page) {
-		apbi_cache_touch(c, e, true);
+		if (pol) {
+			apbi_cache_touch(c, e, true);
+		} else {
+			apbi_cache_count_use(c, e, true);
+			c->st.hits_shed++;
+		}
 		return;
 	}
 	__atomic_store_n(&c->clock, c->clock + 1, __ATOMIC_RELAXED);
 	count_lookup(c, r->model, r->page, true);
 }
 
-/* Applies and empties slot s (lock held). */
+/* Applies and empties slot s (lock held): every record, or while s sheds,
+ * every SHED_EVERY-th to the policy and the others to the counters only. */
 static void drain(apbi_cache *c, hit_slot *s)
 {
+	uint32_t shed;
 	for (unsigned spins = 0; __atomic_exchange_n(&s->busy, 1, __ATOMIC_ACQUIRE); spins++)
 		if (spins > 64)
 			sched_yield();   /* its recorder was preempted holding it */
+	shed = __atomic_load_n(&s->shed, __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < s->n; i++)
-		apply(c, &s->rec[i]);
+		apply(c, &s->rec[i], !shed || s->seq++ % SHED_EVERY == 0);
+	if (shed)
+		__atomic_store_n(&s->shed, shed - 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->n, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+}
+
+/* Takes the lock for slot s; finding it held by another thread makes s
+ * shed for its next SHED_DRAINS drains. */
+static void lock_for(apbi_cache *c, hit_slot *s)
+{
+	if (pthread_mutex_trylock(&c->lock) == 0)
+		return;
+	__atomic_store_n(&s->shed, SHED_DRAINS, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&c->lock);
 }
 
 /** See cache_priv.h. */
@@ -219,7 +253,7 @@ void apbi_cache_drain_all(apbi_cache *c)
 /* Applies the hit on pinned e under the lock, after slot s's records. */
 static void record_locked(apbi_cache *c, hit_slot *s, apbi_page *e)
 {
-	pthread_mutex_lock(&c->lock);
+	lock_for(c, s);
 	drain(c, s);
 	apbi_cache_touch(c, e, true);
 	pthread_mutex_unlock(&c->lock);
@@ -247,12 +281,19 @@ static void record(apbi_cache *c, hit_slot *s, apbi_page *e, uint32_t m, uint64_
 	__atomic_store_n(&s->n, s->n + 1, __ATOMIC_RELAXED);
 	n = s->n;
 	__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
-	/* from half full on, drain when the lock is free; wait for it only when full */
-	if (n >= HIT_BUF / 2 && (n == HIT_BUF ? pthread_mutex_lock(&c->lock) == 0
-	                                      : pthread_mutex_trylock(&c->lock) == 0)) {
-		drain(c, s);
-		pthread_mutex_unlock(&c->lock);
+	/* from half full on, drain when the lock is free (looked at every
+	 * RETRY_EVERY records, not to pull its line from the holder at each);
+	 * wait for it only when full */
+	if (n < HIT_BUF / 2 || (n % RETRY_EVERY && n != HIT_BUF))
+		return;
+	if (n == HIT_BUF)
+		lock_for(c, s);
+	else if (pthread_mutex_trylock(&c->lock) != 0) {
+		__atomic_store_n(&s->shed, SHED_DRAINS, __ATOMIC_RELAXED);
+		return;
 	}
+	drain(c, s);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /** See cache_priv.h. */

@@ -122,6 +122,8 @@ typedef struct hit_slot {
 	apbi_page *hp[HP_N];   /* pages held by brief hits (CAS; seq_cst) */
 	int busy;              /* a spin flag: the recording thread or a drainer */
 	uint32_t n;
+	uint32_t shed;         /* drains left that shed hits (atomic; cache_hit.c) */
+	uint32_t seq;          /* records shed mode applied (lock held) */
 	hit_rec rec[HIT_BUF];
 } __attribute__((aligned(64))) hit_slot;
 
@@ -348,8 +350,14 @@ int apbi_cache_load_run(apbi_cache *c, uint32_t m, uint64_t lo, uint32_t k, apbi
                         uint32_t skip, uint32_t want, uint64_t stamp, enum apbi_pol_kind kind);
 /** Drops one pin of p's root; the last pin frees or re-lists it. */
 void apbi_cache_unpin_one(apbi_cache *c, apbi_page *p);
-/** Records a use of p (counters, policy, stamp) without pinning it. */
+/** Records a use of p (counters, policy, stamp) without pinning it (lock held). */
 void apbi_cache_touch(apbi_cache *c, apbi_page *p, bool hit);
+/**
+ * The counting part of apbi_cache_touch alone (clock, hit/miss counters, a
+ * prefetched page's first use): a hit the policy does not see (a shed hit,
+ * cache_hit.c).  Lock held.
+ */
+void apbi_cache_count_use(apbi_cache *c, apbi_page *p, bool hit);
 /** Records a lookup that found p usable (hit or waited miss) and pins its root. */
 void apbi_cache_use(apbi_cache *c, apbi_page *p, bool hit);
 /**
