@@ -8,13 +8,14 @@
  * the read is neither at page 0 nor where the stream's last read ended,
  * or it is but the SEEK_GLANCE pages after it are all resident: nothing
  * to read ahead) only moves the stream's `next` (seek_only), without the
- * lock and without a place in `recent`; its count in `notes` is added
- * NOTE_BATCH at a time per thread.  For a model's shared stream (readers
- * without their own, from any thread) that `next` is the thread's own
- * (seek_tl), so random readers on two cores write nothing they share: a
- * stream of the shared kind starts at page 0, where the stream's last
- * locked read left `next`, or where the same thread's last read of the
- * model ended.  So a stream's next and window, last_model and notes
+ * lock and without a place in `recent`; it is counted in the thread's lane
+ * of `notes` (NOTE_LANES lines, summed when a prediction reads them).
+ * For a model's shared stream (readers without their own, from any
+ * thread) that `next` is the thread's own (seek_tl), so random readers on
+ * two cores write nothing they share: a stream of the shared kind starts
+ * at page 0, where the stream's last locked read left `next`, or where
+ * the same thread's last read of the model ended.  So a stream's next and
+ * window, last_model and notes
  * are read and written atomically (ALOAD, ASTORE) everywhere.
  *
  * Requests wait in a fixed ring of QCAP entries (no
@@ -75,7 +76,7 @@
 #define RA_MAX_BYTES (64u << 20)
 #define PREDICT_GAP 64u
 #define SEEK_GLANCE 64u     /* pages seek_only looks at ahead of a read */
-#define NOTE_BATCH 8u       /* reads a thread counts before adding them to notes */
+#define NOTE_LANES 8u       /* lines the count of reads is spread over (by thread) */
 #define RECENT 16u          /* reads remembered to count the streams sharing the cap */
 
 typedef struct request {
@@ -102,10 +103,14 @@ struct apbi_prefetch {
 	uint32_t recent_at;
 	uint64_t seen_wasted, grow_from;   /* cache counters at the last adaptation */
 	uint64_t seq_reads, seeks, shrinks;
-	uint64_t notes;       /* demand reads seen */
 	/* read by every read (seek_only), written on a switch of model only:
 	 * a line of its own, away from what every locked note writes */
 	int64_t last_model __attribute__((aligned(64)));
+	/* demand reads seen, each counted in its thread's lane (atomic), so
+	 * threads reading at random do not pass one line back and forth */
+	struct {
+		uint64_t n;
+	} __attribute__((aligned(64))) notes[NOTE_LANES];
 	request q[QCAP] __attribute__((aligned(64)));
 	uint32_t head, len;
 	bool stop;
@@ -400,6 +405,26 @@ static void predict(apbi_prefetch *pf, uint32_t m)
 	}
 }
 
+/* Counts a demand read in the calling thread's lane of pf->notes (with
+ * or without the lock). */
+static void count_note(apbi_prefetch *pf)
+{
+	static uint32_t arrivals;
+	static __thread uint32_t lane;   /* lane + 1; 0: not chosen yet */
+	if (!lane)
+		lane = __atomic_fetch_add(&arrivals, 1, __ATOMIC_RELAXED) % NOTE_LANES + 1;
+	__atomic_fetch_add(&pf->notes[lane - 1].n, 1, __ATOMIC_RELAXED);
+}
+
+/* Demand reads seen so far (every lane). */
+static uint64_t notes_seen(const apbi_prefetch *pf)
+{
+	uint64_t n = 0;
+	for (uint32_t i = 0; i < NOTE_LANES; i++)
+		n += __atomic_load_n(&pf->notes[i].n, __ATOMIC_RELAXED);
+	return n;
+}
+
 /* Model-switch statistics and prediction for a read of model m at page (lock held). */
 static void switched(apbi_prefetch *pf, uint32_t m, uint64_t page)
 {
@@ -411,7 +436,7 @@ static void switched(apbi_prefetch *pf, uint32_t m, uint64_t page)
 		count_transition(pf, (uint32_t)pf->last_model, m);
 	/* readers interleaving models switch on every read: predict when m is
 	 * read from its start, else at most once per PREDICT_GAP reads */
-	uint64_t notes = ALOAD(pf->notes);
+	uint64_t notes = notes_seen(pf);
 	if (page == 0 || !pf->predicted[m] || notes + 1 - pf->predicted[m] > PREDICT_GAP) {
 		pf->predicted[m] = notes + 1;
 		predict(pf, m);
@@ -427,26 +452,7 @@ static void noted(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, uint
 	if (pf->last_model != (int64_t)m && pf->cfg.prefetch_count)
 		switched(pf, m, page);
 	ASTORE(pf->last_model, (int64_t)m);
-	__atomic_fetch_add(&pf->notes, 1, __ATOMIC_RELAXED);
-}
-
-/* Counts a read in pf->notes without the lock, NOTE_BATCH at a time per
- * thread so readers do not meet on its line (a thread's last few reads of
- * one prefetcher are dropped when it moves to another). */
-static void count_note(apbi_prefetch *pf)
-{
-	static __thread struct {
-		apbi_prefetch *pf;
-		uint32_t n;
-	} tl;
-	if (tl.pf != pf) {
-		tl.pf = pf;
-		tl.n = 0;
-	}
-	if (++tl.n == NOTE_BATCH) {
-		__atomic_fetch_add(&pf->notes, NOTE_BATCH, __ATOMIC_RELAXED);
-		tl.n = 0;
-	}
+	count_note(pf);
 }
 
 /*
