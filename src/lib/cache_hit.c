@@ -229,14 +229,21 @@ static void drain(apbi_cache *c, hit_slot *s)
 	__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
 }
 
-/* Takes the lock for slot s; finding it held by another thread makes s
+/* Tries the lock for slot s; finding it held by another thread makes s
  * shed for its next SHED_DRAINS drains. */
-static void lock_for(apbi_cache *c, hit_slot *s)
+static bool trylock_for(apbi_cache *c, hit_slot *s)
 {
 	if (pthread_mutex_trylock(&c->lock) == 0)
-		return;
+		return true;
 	__atomic_store_n(&s->shed, SHED_DRAINS, __ATOMIC_RELAXED);
-	pthread_mutex_lock(&c->lock);
+	return false;
+}
+
+/* Takes the lock for slot s (see trylock_for). */
+static void lock_for(apbi_cache *c, hit_slot *s)
+{
+	if (!trylock_for(c, s))
+		pthread_mutex_lock(&c->lock);
 }
 
 /** See cache_priv.h. */
@@ -288,10 +295,8 @@ static void record(apbi_cache *c, hit_slot *s, apbi_page *e, uint32_t m, uint64_
 		return;
 	if (n == HIT_BUF)
 		lock_for(c, s);
-	else if (pthread_mutex_trylock(&c->lock) != 0) {
-		__atomic_store_n(&s->shed, SHED_DRAINS, __ATOMIC_RELAXED);
+	else if (!trylock_for(c, s))
 		return;
-	}
 	drain(c, s);
 	pthread_mutex_unlock(&c->lock);
 }

@@ -473,6 +473,14 @@ static uint64_t shared_next(const apbi_prefetch *pf, const apbi_ra *s, uint32_t 
 	return seek_tl.pf == pf && seek_tl.m == m ? seek_tl.next : ALOAD(s->next);
 }
 
+/* The calling thread's last read of m through the shared stream ended at next. */
+static void shared_moved(const apbi_prefetch *pf, uint32_t m, uint64_t next)
+{
+	seek_tl.pf = pf;
+	seek_tl.m = m;
+	seek_tl.next = next;
+}
+
 /* A read of [page, page+n) of m through s that only moves s's next
  * (see the file comment), done here without the lock: true; false when
  * the read needs noted().  shared: s is m's shared stream, whose next the
@@ -500,13 +508,10 @@ static bool seek_only(apbi_prefetch *pf, apbi_ra *s, uint32_t m, uint64_t page, 
 			return false;
 		}
 	}
-	if (shared) {
-		seek_tl.pf = pf;
-		seek_tl.m = m;
-		seek_tl.next = page + n;
-	} else if (next != page + n) {
+	if (shared)
+		shared_moved(pf, m, page + n);
+	else if (next != page + n)
 		ASTORE(s->next, page + n);
-	}
 	count_note(pf);
 	return true;
 }
@@ -519,9 +524,7 @@ void apbi_prefetch_note(apbi_prefetch *pf, uint32_t m, uint64_t page, uint64_t n
 	pthread_mutex_lock(&pf->lock);
 	noted(pf, &pf->ra[m], m, page, n);
 	pthread_mutex_unlock(&pf->lock);
-	seek_tl.pf = pf;   /* the locked read moved next as it was: so does the thread's */
-	seek_tl.m = m;
-	seek_tl.next = page + n;
+	shared_moved(pf, m, page + n);   /* as the locked read moved next */
 }
 
 /** See prefetch.h. */
